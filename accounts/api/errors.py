@@ -1,0 +1,64 @@
+"""The one error shape of the API: ``{"error": {"code", "message", "details"}}``.
+
+Every error leaves through here: DRF's own exceptions (bad JSON, authentication, permissions,
+validation), the domain's typed errors, and Django's 404/500 for paths under /api/.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from accounts.errors import DomainError
+
+# DRF's default codes, renamed where ours say more.
+_RENAMED_CODES = {
+    "parse_error": "malformed_json",
+    "throttled": "rate_limited",
+    "invalid": "validation_error",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not the caller's fault: Django's handler500 answers in our shape
+    if isinstance(exc, exceptions.ValidationError):
+        body = error_body("validation_error", "The request is not valid.", exc.detail)
+    else:
+        code = getattr(exc, "default_code", "error")
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else code
+        if isinstance(codes, str):
+            code = codes
+        details = None
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details = {"retry_after_seconds": int(exc.wait)}
+        body = error_body(_RENAMED_CODES.get(code, code), str(exc.detail), details)
+    response.data = body
+    return response
+
+
+def json_not_found(request, exception=None):
+    return JsonResponse(
+        error_body("not_found", "No such endpoint."), status=status.HTTP_404_NOT_FOUND
+    )
+
+
+def json_server_error(request):
+    return JsonResponse(
+        error_body("server_error", "An unexpected error occurred; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

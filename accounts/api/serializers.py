@@ -1,0 +1,54 @@
+from django.conf import settings
+from rest_framework import serializers
+
+from accounts.models import Member
+
+
+class MemberWriteSerializer(serializers.Serializer):
+    """Body of ``PUT /members/{external_id}``: every field optional, given ones are set."""
+
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    joined_at = serializers.DateTimeField(required=False)
+    birthday = serializers.DateField(required=False, allow_null=True)
+    attributes = serializers.DictField(required=False)
+    leaderboard_opt_out = serializers.BooleanField(required=False)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Member
+        fields = [
+            "external_id",
+            "display_name",
+            "email",
+            "joined_at",
+            "birthday",
+            "attributes",
+            "leaderboard_opt_out",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MemberSelfUpdateSerializer(serializers.Serializer):
+    """What members may change about themselves."""
+
+    display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    leaderboard_opt_out = serializers.BooleanField(required=False)
+
+
+class MemberTokenRequestSerializer(serializers.Serializer):
+    ttl_seconds = serializers.IntegerField(
+        required=False,
+        min_value=60,
+        max_value=24 * 60 * 60,
+        help_text=f"Lifetime in seconds (default {settings.LOYALTY_MEMBER_TOKEN_TTL}).",
+    )
+
+
+class MemberTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    external_id = serializers.CharField()

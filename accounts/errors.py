@@ -1,0 +1,49 @@
+"""Typed domain errors. Each carries a stable machine-readable code and an HTTP status; the API's
+one exception handler (accounts/api/errors.py) renders them as ``{"error": {...}}``."""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+    message: str = "The request could not be processed."
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, details: Any = None
+    ) -> None:
+        self.message = message or self.message
+        self.code = code or self.code
+        self.details = details
+        super().__init__(self.message)
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    message = "Not found."
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+
+class BusinessRuleViolation(DomainError):
+    """A well-formed request that a business rule refused (422)."""
+
+    status = 422
+    code = "refused"
+    message = "The request was refused by a business rule."
+
+
+class InvalidInput(DomainError):
+    status = 400
+    code = "validation_error"
+    message = "The request is not valid."
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    message = "No member with this external_id."

@@ -1,0 +1,75 @@
+"""Identity only: members as the host app knows them, and the host app's API credentials.
+
+The member's standing in the program (balances, tier, counters) lives in ``loyalty``.
+"""
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Member(models.Model):
+    external_id = models.CharField(
+        max_length=128, unique=True, help_text="The member's id in the host app."
+    )
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    joined_at = models.DateTimeField(default=timezone.now, db_index=True)
+    birthday = models.DateField(null=True, blank=True)
+    attributes = models.JSONField(
+        default=dict, blank=True, help_text="Free-form attributes from the host app."
+    )
+    leaderboard_opt_out = models.BooleanField(
+        default=False, help_text="Never show this member on a leaderboard."
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="member",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.display_name or self.external_id
+
+
+def hash_secret(secret: str) -> str:
+    # API secrets are 256-bit random strings, so a fast hash is as strong as a slow one here
+    # and keeps per-request authentication cheap.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiClient(models.Model):
+    """A host-app credential. The key is ``lk_<prefix>_<secret>``; only the secret's hash is
+    stored, the prefix is shown so operators can tell keys apart."""
+
+    name = models.CharField(max_length=100, unique=True)
+    key_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API client"
+
+    def __str__(self) -> str:
+        return f"{self.name} (lk_{self.key_prefix}…)"
+
+    def secret_matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.secret_hash, hash_secret(secret))
+
+    def has_scopes(self, required: list[str] | tuple[str, ...]) -> bool:
+        return set(required) <= set(self.scopes)

@@ -1,0 +1,145 @@
+"""Write operations on members, API clients and member tokens."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.errors import InvalidInput, MemberNotFound
+from accounts.models import ApiClient, Member, hash_secret
+from accounts.scopes import unknown_scopes
+
+API_KEY_PREFIX = "lk_"
+MEMBER_TOKEN_PREFIX = "mt_"
+_MEMBER_TOKEN_SALT = "accounts.member-token"
+# How stale ``ApiClient.last_used_at`` may get before a request refreshes it: saves a write
+# per request while still telling operators which keys are in use.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+MEMBER_FIELDS = ("display_name", "email", "joined_at", "birthday", "attributes")
+
+
+# --- API clients ------------------------------------------------------------------------------
+
+
+def _new_key() -> tuple[str, str, str]:
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    return prefix, secret, f"{API_KEY_PREFIX}{prefix}_{secret}"
+
+
+def api_client_create(*, name: str, scopes: list[str]) -> tuple[ApiClient, str]:
+    """Create a client and return it with its full key, which is never shown again."""
+    if bad := unknown_scopes(scopes):
+        raise InvalidInput(f"Unknown scopes: {', '.join(bad)}", details={"scopes": bad})
+    prefix, secret, key = _new_key()
+    client = ApiClient.objects.create(
+        name=name, scopes=sorted(set(scopes)), key_prefix=prefix, secret_hash=hash_secret(secret)
+    )
+    return client, key
+
+
+def api_client_rotate_key(*, client: ApiClient) -> str:
+    """Give the client a new key; the old one stops working at once."""
+    prefix, secret, key = _new_key()
+    client.key_prefix = prefix
+    client.secret_hash = hash_secret(secret)
+    client.is_active = True
+    client.revoked_at = None
+    client.save(update_fields=["key_prefix", "secret_hash", "is_active", "revoked_at"])
+    return key
+
+
+def api_client_revoke(*, client: ApiClient) -> None:
+    """Deactivate the client: its key and the member tokens it minted stop working."""
+    ApiClient.objects.filter(pk=client.pk).update(is_active=False, revoked_at=timezone.now())
+
+
+def api_client_authenticate(*, key: str) -> ApiClient | None:
+    """The active client that owns ``key``, or None."""
+    if not key.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, secret = key[len(API_KEY_PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    client = ApiClient.objects.filter(key_prefix=prefix, is_active=True).first()
+    if client is None or not client.secret_matches(secret):
+        return None
+    now = timezone.now()
+    if client.last_used_at is None or now - client.last_used_at > LAST_USED_RESOLUTION:
+        ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        client.last_used_at = now
+    return client
+
+
+# --- Members ----------------------------------------------------------------------------------
+
+
+def member_get(*, external_id: str) -> Member:
+    try:
+        return Member.objects.get(external_id=external_id)
+    except Member.DoesNotExist:
+        raise MemberNotFound(details={"external_id": external_id}) from None
+
+
+def member_upsert(*, external_id: str, data: dict[str, Any]) -> tuple[Member, bool]:
+    """Create the member or update the given fields; returns ``(member, created)``.
+
+    Safe under races: two concurrent creates of one ``external_id`` end with one row.
+    """
+    values = {
+        field: data[field] for field in (*MEMBER_FIELDS, "leaderboard_opt_out") if field in data
+    }
+    with transaction.atomic():
+        member, created = Member.objects.select_for_update().get_or_create(
+            external_id=external_id, defaults=values
+        )
+        if not created and values:
+            for field, value in values.items():
+                setattr(member, field, value)
+            member.save(update_fields=[*values, "updated_at"])
+    return member, created
+
+
+# --- Member tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberToken:
+    token: str
+    expires_at: datetime
+
+
+def member_token_issue(
+    *, member: Member, client: ApiClient, ttl_seconds: int | None = None
+) -> MemberToken:
+    """Mint a signed, short-lived token that lets the member's own client act as that member.
+
+    Tokens are stateless (signed with SECRET_KEY) and die with their expiry or with the client
+    that minted them.
+    """
+    ttl = ttl_seconds or settings.LOYALTY_MEMBER_TOKEN_TTL
+    expires_at = timezone.now() + timedelta(seconds=ttl)
+    payload = {"m": member.pk, "c": client.pk, "exp": int(expires_at.timestamp())}
+    signed = signing.dumps(payload, salt=_MEMBER_TOKEN_SALT)
+    return MemberToken(token=f"{MEMBER_TOKEN_PREFIX}{signed}", expires_at=expires_at)
+
+
+def member_token_authenticate(*, token: str) -> Member | None:
+    """The member a valid, unexpired token stands for, or None."""
+    if not token.startswith(MEMBER_TOKEN_PREFIX):
+        return None
+    try:
+        payload = signing.loads(token[len(MEMBER_TOKEN_PREFIX) :], salt=_MEMBER_TOKEN_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(payload, dict) or payload.get("exp", 0) < timezone.now().timestamp():
+        return None
+    if not ApiClient.objects.filter(pk=payload.get("c"), is_active=True).exists():
+        return None
+    return Member.objects.filter(pk=payload.get("m")).first()

@@ -1,0 +1,22 @@
+"""The OpenAPI schema is generated from the code and is a valid OpenAPI 3 document."""
+
+import yaml
+from django.core.management import call_command
+from openapi_spec_validator import validate
+
+
+def test_the_openapi_schema_validates(tmp_path, db):
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--file", str(target), "--validate", "--fail-on-warn")
+    schema = yaml.safe_load(target.read_text())
+    validate(schema)
+    assert "/api/v1/members/{external_id}" in schema["paths"]
+
+
+def test_the_schema_and_docs_pages_are_served(live_server):
+    import httpx
+
+    assert httpx.get(f"{live_server.url}/api/schema/").status_code == 200
+    docs = httpx.get(f"{live_server.url}/api/docs/")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
