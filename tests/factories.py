@@ -10,3 +10,46 @@ class MemberFactory(factory.django.DjangoModelFactory):
     external_id = factory.Sequence(lambda n: f"member-{n}")
     display_name = factory.Faker("name")
     email = factory.Faker("email")
+
+
+class ActionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "loyalty.Action"
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"action-{n}")
+    name = factory.LazyAttribute(lambda o: o.code.replace("_", " ").title())
+
+
+def make_rule(action: str = "purchase", *, conditions=(), caps=(), **fields):
+    """Create an earning rule (with its conditions and caps) and publish its first version."""
+    from loyalty.models import EarningRule, RuleCap, RuleCondition
+    from loyalty.services.program import earning_rule_publish
+
+    fields.setdefault("code", f"{action}-{EarningRule.objects.count() + 1}")
+    fields.setdefault("name", fields["code"])
+    rule = EarningRule.objects.create(action=ActionFactory(code=action), **fields)
+    for attribute, operator, value in conditions:
+        RuleCondition.objects.create(rule=rule, attribute=attribute, operator=operator, value=value)
+    for period, measure, limit in caps:
+        RuleCap.objects.create(rule=rule, period=period, measure=measure, limit=limit)
+    earning_rule_publish(rule=rule)
+    return rule
+
+
+def make_tiers(*specs, **common):
+    """Tiers from ``(code, growth_threshold)`` or ``(code, threshold, {privilege kind: params})``."""
+    from loyalty.models import Privilege, Tier
+    from loyalty.services.program import program_changed
+
+    tiers = []
+    for position, spec in enumerate(specs):
+        code, threshold, *rest = spec
+        tier = Tier.objects.create(
+            code=code, name=code.title(), position=position, growth_threshold=threshold, **common
+        )
+        for kind, params in (rest[0] if rest else {}).items():
+            Privilege.objects.create(tier=tier, code=kind, name=kind, kind=kind, params=params)
+        tiers.append(tier)
+    program_changed()
+    return tiers

@@ -1,0 +1,137 @@
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from accounts.errors import DomainError, InvalidInput
+from loyalty.models import LedgerEntry
+from loyalty.services.events import EventInput
+
+MAX_BATCH = 1000
+# Clocks differ: an occurrence time this far ahead of ours is still taken as "now-ish".
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class EventSerializer(serializers.Serializer):
+    external_id = serializers.CharField(
+        max_length=128, help_text="The member's id in the host app."
+    )
+    action = serializers.CharField(max_length=64, help_text="The action's code, e.g. purchase.")
+    idempotency_key = serializers.CharField(
+        max_length=128,
+        help_text="Unique per API client; a retry with it returns the first outcome.",
+    )
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    attributes = serializers.DictField(required=False, default=dict)
+
+    def validate_occurred_at(self, value):
+        if value > timezone.now() + FUTURE_TOLERANCE:
+            raise serializers.ValidationError("occurred_at lies in the future.")
+        return value
+
+    def to_input(self) -> EventInput:
+        data = self.validated_data
+        return EventInput(
+            external_id=data["external_id"],
+            action=data["action"],
+            idempotency_key=data["idempotency_key"],
+            occurred_at=data.get("occurred_at"),
+            attributes=data.get("attributes") or {},
+        )
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = serializers.ListField(
+        child=serializers.JSONField(),
+        min_length=1,
+        max_length=MAX_BATCH,
+        help_text=f"Up to {MAX_BATCH} events, each shaped as for POST /api/v1/events.",
+    )
+
+
+def parse_event_items(items: list[Any]) -> list[EventInput | DomainError]:
+    """Validate each batch item alone: a bad item becomes its error, the rest go on."""
+    parsed: list[EventInput | DomainError] = []
+    for item in items:
+        serializer = EventSerializer(data=item)
+        if serializer.is_valid():
+            parsed.append(serializer.to_input())
+        else:
+            parsed.append(InvalidInput(details=serializer.errors))
+    return parsed
+
+
+class CreditSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    rule_version = serializers.IntegerField()
+    growth = serializers.IntegerField()
+    points = serializers.IntegerField()
+    capped = serializers.BooleanField()
+
+
+class SkipSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    rule_version = serializers.IntegerField()
+    reason = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class EventOutcomeSerializer(serializers.Serializer):
+    """What an event earned, or why it earned nothing (``reason``)."""
+
+    event_id = serializers.IntegerField(allow_null=True)
+    replayed = serializers.BooleanField()
+    dry_run = serializers.BooleanField()
+    member = serializers.CharField()
+    action = serializers.CharField()
+    idempotency_key = serializers.CharField()
+    occurred_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["credited", "not_credited"])
+    reason = serializers.CharField(
+        allow_null=True,
+        help_text="unknown_action, rule_inactive, no_rule, condition_not_met, cap_reached, "
+        "cooldown, invalid_attribute, nothing_to_credit",
+    )
+    growth = serializers.IntegerField()
+    points = serializers.IntegerField()
+    credits = CreditSerializer(many=True)
+    skipped = SkipSerializer(many=True)
+    tier_change = serializers.DictField(allow_null=True)
+    tier = serializers.CharField(allow_null=True)
+    balances = serializers.DictField(child=serializers.IntegerField())
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    rule = serializers.CharField(source="rule_version.rule.code", allow_null=True, default=None)
+    rule_version = serializers.IntegerField(
+        source="rule_version.version", allow_null=True, default=None
+    )
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "currency",
+            "kind",
+            "amount",
+            "source_type",
+            "source_id",
+            "event_id",
+            "rule",
+            "rule_version",
+            "reason",
+            "effective_at",
+            "created_at",
+        ]
+
+
+class BatchJobSerializer(serializers.Serializer):
+    job_id = serializers.UUIDField(source="id")
+    status = serializers.CharField()
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    results = serializers.JSONField(allow_null=True)

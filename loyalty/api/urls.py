@@ -1,0 +1,18 @@
+from django.urls import path
+
+from loyalty.api import views
+
+app_name = "loyalty"
+
+urlpatterns = [
+    path("events", views.EventView.as_view(), name="events"),
+    path("events/batch", views.EventBatchView.as_view(), name="event-batch"),
+    path("events/batch/<uuid:job_id>", views.EventBatchJobView.as_view(), name="event-batch-job"),
+    path("events/<int:event_id>", views.EventDetailView.as_view(), name="event-detail"),
+    path("members/<str:external_id>", views.MemberSummaryView.as_view(), name="member-summary"),
+    path(
+        "members/<str:external_id>/ledger", views.MemberLedgerView.as_view(), name="member-ledger"
+    ),
+    path("me", views.MeSummaryView.as_view(), name="me"),
+    path("me/ledger", views.MeLedgerView.as_view(), name="me-ledger"),
+]

@@ -1,0 +1,166 @@
+"""Loyalty endpoints. Thin: parse, call one service or selector, render."""
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import scopes
+from accounts.api.views import MemberDetailView, MeView
+from accounts.models import Member
+from accounts.permissions import IsMember
+from accounts.services import member_get
+from loyalty.api.serializers import (
+    BatchJobSerializer,
+    EventBatchSerializer,
+    EventOutcomeSerializer,
+    EventSerializer,
+    LedgerEntrySerializer,
+    parse_event_items,
+)
+from loyalty.models import Event, EventBatchJob
+from loyalty.selectors import member_ledger, member_summary
+from loyalty.services.batches import batch_job_submit
+from loyalty.services.events import record_event, record_events
+
+DRY_RUN = OpenApiParameter(
+    "dry_run", OpenApiTypes.BOOL, description="Answer what the event would earn; store nothing."
+)
+ASYNC = OpenApiParameter(
+    "async", OpenApiTypes.BOOL, description="Accept the batch (202) and process it in a worker."
+)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+class EventView(APIView):
+    """Report one member event; the answer says what was credited, or why nothing was."""
+
+    required_scopes = (scopes.EVENTS_WRITE,)
+
+    @extend_schema(
+        request=EventSerializer,
+        parameters=[DRY_RUN],
+        responses={201: EventOutcomeSerializer, 200: EventOutcomeSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if (
+            isinstance(data, dict)
+            and "idempotency_key" not in data
+            and request.headers.get("Idempotency-Key")
+        ):
+            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        body = EventSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        dry_run = _flag(request, "dry_run")
+        result = record_event(client=request.auth, event=body.to_input(), dry_run=dry_run)
+        created = not (result.replayed or result.dry_run)
+        return Response(
+            result.as_dict(), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class EventBatchView(APIView):
+    """Report up to 1,000 events; each item gets its own result, in the order posted."""
+
+    required_scopes = (scopes.EVENTS_WRITE,)
+
+    @extend_schema(
+        request=EventBatchSerializer,
+        parameters=[DRY_RUN, ASYNC],
+        responses={
+            200: inline_serializer(
+                "EventBatchResult",
+                {
+                    "succeeded": serializers.IntegerField(),
+                    "failed": serializers.IntegerField(),
+                    "results": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            202: BatchJobSerializer,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        body = EventBatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["events"]
+        if _flag(request, "async"):
+            job = batch_job_submit(client=request.auth, items=items)
+            job.refresh_from_db()
+            return Response(BatchJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        results = [
+            r.as_dict()
+            for r in record_events(
+                client=request.auth,
+                events=parse_event_items(items),
+                dry_run=_flag(request, "dry_run"),
+            )
+        ]
+        succeeded = sum(1 for r in results if r["ok"])
+        return Response(
+            {"succeeded": succeeded, "failed": len(results) - succeeded, "results": results}
+        )
+
+
+class EventBatchJobView(APIView):
+    """An asynchronous batch's status and, once done, its results."""
+
+    required_scopes = (scopes.EVENTS_WRITE,)
+
+    @extend_schema(responses=BatchJobSerializer)
+    def get(self, request: Request, job_id: str) -> Response:
+        job = EventBatchJob.objects.filter(pk=job_id, client=request.auth).first()
+        if job is None:
+            raise Http404
+        return Response(BatchJobSerializer(job).data)
+
+
+class EventDetailView(APIView):
+    """One stored event with its outcome."""
+
+    required_scopes = (scopes.EVENTS_READ,)
+
+    @extend_schema(responses=EventOutcomeSerializer)
+    def get(self, request: Request, event_id: int) -> Response:
+        event = Event.objects.filter(pk=event_id).first()
+        if event is None:
+            raise Http404
+        return Response(
+            {"event_id": event.pk, "replayed": False, "dry_run": False, **event.outcome}
+        )
+
+
+class MemberSummaryView(MemberDetailView):
+    """The member with balances, tier and privileges, and the way to the next tier."""
+
+    def represent(self, member: Member) -> dict:
+        return {**super().represent(member), **member_summary(member)}
+
+
+class MeSummaryView(MeView):
+    def represent(self, member: Member) -> dict:
+        return {**super().represent(member), **member_summary(member)}
+
+
+class MemberLedgerView(generics.ListAPIView):
+    """The member's ledger entries, newest first (cursor-paginated)."""
+
+    required_scopes = (scopes.MEMBERS_READ,)
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        return member_ledger(member_get(external_id=self.kwargs["external_id"]))
+
+
+class MeLedgerView(generics.ListAPIView):
+    permission_classes = [IsMember]
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        return member_ledger(self.request.auth)

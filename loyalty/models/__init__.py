@@ -1,0 +1,37 @@
+from loyalty.models.actions import (
+    Action,
+    EarningRule,
+    EarningRuleVersion,
+    Period,
+    Rounding,
+    RuleCap,
+    RuleCondition,
+)
+from loyalty.models.counters import RuleCounter
+from loyalty.models.events import Event, EventBatchJob
+from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
+from loyalty.models.program import Program
+from loyalty.models.standing import MemberStanding
+from loyalty.models.tiers import Privilege, Tier, TierChange
+
+__all__ = [
+    "Action",
+    "Currency",
+    "EarningRule",
+    "EarningRuleVersion",
+    "EntryKind",
+    "Event",
+    "EventBatchJob",
+    "LedgerEntry",
+    "MemberStanding",
+    "Period",
+    "Privilege",
+    "Program",
+    "Rounding",
+    "RuleCap",
+    "RuleCondition",
+    "RuleCounter",
+    "SourceType",
+    "Tier",
+    "TierChange",
+]

@@ -1,0 +1,169 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+class Action(models.Model):
+    """Something members do that the program values: ``purchase``, ``review``, ``check_in``."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Rounding(models.TextChoices):
+    DOWN = "down", "Round down"
+    HALF_UP = "half_up", "Round half up"
+    UP = "up", "Round up"
+
+
+class EarningRule(models.Model):
+    """Operator-tuned weights for one action. What the engine runs is the rule's latest
+    *version* (``EarningRuleVersion``), a frozen snapshot made each time the rule is saved
+    through ``earning_rule_publish``."""
+
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="rules")
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True)
+    priority = models.IntegerField(
+        default=100, help_text="Rules run in ascending priority; ties by code."
+    )
+    stop_further_rules = models.BooleanField(
+        default=False, help_text="When this rule credits, rules after it do not run."
+    )
+    growth_per_occurrence = models.PositiveIntegerField(default=0)
+    points_per_occurrence = models.PositiveIntegerField(default=0)
+    unit_attribute = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Numeric event attribute for per-unit earning, e.g. amount.",
+    )
+    unit_size = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Earn the per-unit amounts for every this much of the attribute.",
+    )
+    growth_per_unit = models.DecimalField(
+        max_digits=12, decimal_places=4, default=Decimal(0), validators=[MinValueValidator(0)]
+    )
+    points_per_unit = models.DecimalField(
+        max_digits=12, decimal_places=4, default=Decimal(0), validators=[MinValueValidator(0)]
+    )
+    rounding = models.CharField(max_length=10, choices=Rounding.choices, default=Rounding.DOWN)
+    apply_tier_multipliers = models.BooleanField(
+        default=True,
+        help_text="Multiply by the member's tier privileges (points/growth multiplier).",
+    )
+    cooldown_seconds = models.PositiveIntegerField(
+        default=0, help_text="Minimum time between two credited occurrences."
+    )
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    new_members_within_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Only for members who joined at most this many days before.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["action__code", "priority", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(valid_until__isnull=True)
+                | models.Q(valid_from__isnull=True)
+                | models.Q(valid_until__gt=models.F("valid_from")),
+                name="rule_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class RuleCondition(models.Model):
+    """``attribute operator value`` on the event's attributes; all conditions must hold."""
+
+    class Operator(models.TextChoices):
+        EQ = "eq", "equals"
+        NE = "ne", "differs from"
+        GT = "gt", ">"
+        GTE = "gte", "≥"
+        LT = "lt", "<"
+        LTE = "lte", "≤"
+        IN = "in", "is one of"
+        CONTAINS = "contains", "contains"
+
+    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="conditions")
+    attribute = models.CharField(max_length=64)
+    operator = models.CharField(max_length=10, choices=Operator.choices)
+    value = models.JSONField(help_text='JSON: 100, "gold", ["a", "b"].')
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.attribute} {self.operator} {self.value!r}"
+
+
+class Period(models.TextChoices):
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+    MONTH = "month", "Month"
+    LIFETIME = "lifetime", "Lifetime"
+
+
+class RuleCap(models.Model):
+    """At most ``limit`` occurrences, points or growth from the rule per member and period."""
+
+    class Measure(models.TextChoices):
+        OCCURRENCES = "occurrences", "Credited occurrences"
+        POINTS = "points", "Points credited"
+        GROWTH = "growth", "Growth credited"
+
+    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="caps")
+    period = models.CharField(max_length=10, choices=Period.choices)
+    measure = models.CharField(max_length=12, choices=Measure.choices, default=Measure.OCCURRENCES)
+    limit = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "period", "measure"], name="one_cap_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.limit} {self.measure} per {self.period}"
+
+
+class EarningRuleVersion(models.Model):
+    """A frozen copy of a rule as it was when saved. Credits name the version behind them."""
+
+    rule = models.ForeignKey(EarningRule, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    definition = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["rule", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "version"], name="one_number_per_rule_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.code} v{self.version}"

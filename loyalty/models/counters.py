@@ -1,0 +1,30 @@
+from django.db import models
+
+from loyalty.models.actions import EarningRule, Period
+
+
+class RuleCounter(models.Model):
+    """What one rule credited one member in one period (for caps) and when (for cooldowns).
+
+    ``period_start`` is the first local day of the period in the program's time zone; lifetime
+    counters use 1970-01-01. Rows are bumped with ``F()`` under the member's lock.
+    """
+
+    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="+")
+    period = models.CharField(max_length=10, choices=Period.choices)
+    period_start = models.DateField()
+    occurrences = models.PositiveIntegerField(default=0)
+    points = models.BigIntegerField(default=0)
+    growth = models.BigIntegerField(default=0)
+    last_credited_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "rule", "period", "period_start"], name="one_counter_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}/{self.period}/{self.period_start}: {self.occurrences}"

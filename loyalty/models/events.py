@@ -1,0 +1,79 @@
+import uuid
+
+from django.db import models
+
+
+class Event(models.Model):
+    """One occurrence reported by the host app, stored once with its outcome.
+
+    The idempotency key is unique per API client; a retry finds this row and gets its outcome.
+    """
+
+    class Status(models.TextChoices):
+        CREDITED = "credited", "Credited"
+        NOT_CREDITED = "not_credited", "Nothing credited"
+
+    client = models.ForeignKey(
+        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=128)
+    request_hash = models.CharField(max_length=64)
+    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="events")
+    action = models.ForeignKey(
+        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    action_code = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reason = models.CharField(max_length=32, blank=True, help_text="Why nothing was credited.")
+    growth = models.BigIntegerField(default=0)
+    points = models.BigIntegerField(default=0)
+    outcome = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"], name="one_event_per_idempotency_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["member", "-id"], name="event_member_idx"),
+            models.Index(
+                fields=["member", "action", "occurred_at"], name="event_member_action_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_code} by {self.member_id} ({self.idempotency_key})"
+
+
+class EventBatchJob(models.Model):
+    """An asynchronous batch: accepted with 202, processed by a Celery task, read back by id."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey("accounts.ApiClient", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    items = models.JSONField(help_text="The events as posted.")
+    results = models.JSONField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "event batch job"
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.status})"

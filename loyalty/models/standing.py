@@ -1,0 +1,56 @@
+from django.db import models
+
+
+class MemberStanding(models.Model):
+    """A member's place in the program: cached balances, tier, counters. One row per member;
+    every write to it happens under its row lock (``loyalty.services.locks``).
+
+    *Invariant*: ``growth`` and the point buckets equal the sums of the member's ledger entries
+    (``manage.py verify_ledger`` proves it).
+    """
+
+    member = models.OneToOneField(
+        "accounts.Member", primary_key=True, on_delete=models.PROTECT, related_name="standing"
+    )
+    growth = models.BigIntegerField(default=0)
+    points = models.BigIntegerField(default=0, help_text="Spendable points.")
+    points_pending = models.BigIntegerField(
+        default=0, help_text="Points on hold, not yet spendable."
+    )
+    points_earned = models.BigIntegerField(default=0, help_text="Lifetime points earned.")
+    points_spent = models.BigIntegerField(default=0, help_text="Lifetime points spent.")
+    points_expired = models.BigIntegerField(default=0, help_text="Lifetime points expired.")
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tier_since = models.DateTimeField(null=True, blank=True)
+    locked_tier = models.ForeignKey(
+        "loyalty.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Operator lock: the review never lowers the member below this tier.",
+    )
+    grace_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Below the tier's threshold: the review lowers it after this.",
+    )
+    events_count = models.PositiveBigIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(points__gte=0), name="points_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(points_pending__gte=0), name="pending_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_earned__gte=0), name="earned_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"standing of {self.member_id}"

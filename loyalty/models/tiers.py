@@ -1,0 +1,98 @@
+from django.conf import settings
+from django.db import models
+
+
+class Tier(models.Model):
+    """A level members reach by growth. ``position`` orders tiers from lowest (0) up."""
+
+    class Window(models.TextChoices):
+        LIFETIME = "lifetime", "Lifetime growth"
+        ROLLING_DAYS = "rolling_days", "Growth in the last N days"
+        CALENDAR_YEAR = "calendar_year", "Growth this calendar year"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    position = models.PositiveSmallIntegerField(unique=True)
+    growth_threshold = models.PositiveIntegerField(
+        help_text="Qualifying growth needed to reach and keep this tier."
+    )
+    window = models.CharField(max_length=16, choices=Window.choices, default=Window.LIFETIME)
+    window_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="For the rolling window: how many days."
+    )
+    grace_days = models.PositiveIntegerField(
+        default=30,
+        help_text="Days a member below the threshold keeps the tier before the review lowers it.",
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(window="rolling_days") | models.Q(window_days__gt=0),
+                name="rolling_window_has_days",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Privilege(models.Model):
+    """A benefit of a tier, as data. Some kinds the engine applies itself; ``host`` privileges
+    (free shipping, priority support…) are returned to the host app to honour."""
+
+    class Kind(models.TextChoices):
+        POINTS_MULTIPLIER = "points_multiplier", "Points multiplier (params: multiplier)"
+        GROWTH_MULTIPLIER = "growth_multiplier", "Growth multiplier (params: multiplier)"
+        REWARD_DISCOUNT = "reward_discount", "Discount on rewards (params: percent)"
+        STREAK_FREEZES = "streak_freezes", "Streak freezes per month (params: count)"
+        HOST = "host", "Honoured by the host app (params: free-form)"
+
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="privileges")
+    code = models.SlugField(max_length=64)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.HOST)
+    params = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["tier__position", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "code"], name="one_privilege_code_per_tier")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier.code}: {self.name}"
+
+
+class TierChange(models.Model):
+    """Every change of a member's tier, with why."""
+
+    class Reason(models.TextChoices):
+        UPGRADE = "upgrade", "Upgrade by growth"
+        REVIEW = "review", "Downgrade at review"
+        OPERATOR = "operator", "Set by an operator"
+        LOCK = "lock", "Locked by an operator"
+        UNLOCK = "unlock", "Unlocked by an operator"
+
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="tier_changes"
+    )
+    from_tier = models.ForeignKey(Tier, null=True, on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey(Tier, null=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    qualifying_growth = models.BigIntegerField(default=0)
+    note = models.CharField(max_length=200, blank=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["member", "-id"], name="tier_change_member_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.from_tier_id} → {self.to_tier_id} ({self.reason})"

@@ -1,0 +1,55 @@
+"""The one helper for time periods. Days, weeks (Monday first) and months are counted in the
+program's time zone (``LOYALTY_TIME_ZONE``); every datetime in and out is aware."""
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+LIFETIME_START = date(1970, 1, 1)
+
+
+def program_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def local_date(at: datetime) -> date:
+    return at.astimezone(program_tz()).date()
+
+
+def period_start(period: str, at: datetime) -> date:
+    """The first local day of the ``day``/``week``/``month``/``lifetime`` period holding ``at``."""
+    day = local_date(at)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "lifetime":
+        return LIFETIME_START
+    raise ValueError(f"unknown period {period!r}")
+
+
+def next_period_start(period: str, start: date) -> date | None:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(days=7)
+    if period == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return None
+
+
+def start_of_day(day: date) -> datetime:
+    """The aware instant a local day begins."""
+    return datetime.combine(day, time.min, tzinfo=program_tz())
+
+
+def rolling_window_start(days: int, at: datetime) -> datetime:
+    """Start of "the last ``days`` days", today included, in local days."""
+    return start_of_day(local_date(at) - timedelta(days=days - 1))
+
+
+def calendar_year_start(at: datetime) -> datetime:
+    return start_of_day(local_date(at).replace(month=1, day=1))

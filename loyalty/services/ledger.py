@@ -1,0 +1,99 @@
+"""Posting to the ledger: the only way balances change.
+
+``ledger_post`` writes append-only entries and moves the cached buckets on the member's standing
+by the same amounts, in one statement each, so the cache always equals the ledger's sums.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import F
+from django.utils import timezone
+
+from loyalty.models import Currency, EntryKind, LedgerEntry, MemberStanding
+
+# How each kind of points entry moves the lifetime buckets (besides the spendable balance).
+EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE}
+SPENT_KINDS = {EntryKind.SPEND, EntryKind.REFUND}
+EXPIRED_KINDS = {EntryKind.EXPIRE}
+
+
+@dataclass(frozen=True)
+class Movement:
+    currency: str
+    kind: str
+    amount: int
+    source_type: str
+    source_id: str = ""
+    event_id: int | None = None
+    rule_version_id: int | None = None
+    operator_id: int | None = None
+    reason: str = ""
+    effective_at: datetime | None = None
+
+
+def bucket_deltas(entries: Iterable[tuple[str, str, int]]) -> dict[str, int]:
+    """What ``(currency, kind, amount)`` entries add to each cached bucket of a standing.
+
+    The single definition shared by posting and by ``verify_ledger``.
+    """
+    deltas = dict.fromkeys(
+        ("growth", "points", "points_earned", "points_spent", "points_expired"), 0
+    )
+    for currency, kind, amount in entries:
+        if currency == Currency.GROWTH:
+            deltas["growth"] += amount
+            continue
+        deltas["points"] += amount
+        if kind in EARNED_KINDS or (kind == EntryKind.ADJUST and amount > 0):
+            deltas["points_earned"] += amount
+        elif kind in SPENT_KINDS or kind == EntryKind.ADJUST:
+            deltas["points_spent"] -= amount
+        elif kind in EXPIRED_KINDS:
+            deltas["points_expired"] -= amount
+    return deltas
+
+
+def ledger_post(
+    *, standing: MemberStanding, movements: list[Movement], touch: dict[str, Any] | None = None
+) -> list[LedgerEntry]:
+    """Write the movements and move the standing's buckets alike.
+
+    ``touch`` adds other fields of the standing to the same UPDATE (e.g. activity counters).
+    Precondition: the caller holds ``standing``'s row lock (``lock_standing``). The in-memory
+    ``standing``'s buckets are updated too, so the caller can read the new balances.
+    """
+    movements = [m for m in movements if m.amount]
+    now = timezone.now()
+    entries = LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                member_id=standing.pk,
+                currency=m.currency,
+                kind=m.kind,
+                amount=m.amount,
+                source_type=m.source_type,
+                source_id=m.source_id,
+                event_id=m.event_id,
+                rule_version_id=m.rule_version_id,
+                operator_id=m.operator_id,
+                reason=m.reason,
+                effective_at=m.effective_at or now,
+            )
+            for m in movements
+        ]
+    )
+    deltas = {
+        name: delta
+        for name, delta in bucket_deltas((m.currency, m.kind, m.amount) for m in movements).items()
+        if delta
+    }
+    if deltas or touch:
+        MemberStanding.objects.filter(pk=standing.pk).update(
+            **{name: F(name) + delta for name, delta in deltas.items()}, **(touch or {})
+        )
+        for name, delta in deltas.items():
+            setattr(standing, name, getattr(standing, name) + delta)
+    return entries

@@ -1,0 +1,27 @@
+"""Row locks on member standings: the one place they are taken.
+
+Every write to a member's balances, counters or tier happens inside a transaction holding that
+member's standing row lock. Several members are always locked in primary-key order, so two
+transactions can never deadlock on each other.
+"""
+
+from collections.abc import Iterable
+
+from loyalty.models import MemberStanding
+
+
+def lock_standing(member_id: int) -> MemberStanding:
+    """Lock (creating if needed) the member's standing row. Call inside ``transaction.atomic``."""
+    standing = MemberStanding.objects.select_for_update().filter(pk=member_id).first()
+    if standing is None:
+        # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
+        MemberStanding.objects.bulk_create(
+            [MemberStanding(member_id=member_id)], ignore_conflicts=True
+        )
+        standing = MemberStanding.objects.select_for_update().get(pk=member_id)
+    return standing
+
+
+def lock_standings(member_ids: Iterable[int]) -> dict[int, MemberStanding]:
+    """Lock several members' standings, in primary-key order."""
+    return {member_id: lock_standing(member_id) for member_id in sorted(set(member_ids))}

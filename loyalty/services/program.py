@@ -1,0 +1,178 @@
+"""The program as the engine runs it: compiled once per process and per revision.
+
+Operator changes go through ``earning_rule_publish`` / ``program_changed``, which bump
+``Program.revision``; the next event in any process sees the new revision and recompiles.
+"""
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F, Max
+
+from loyalty.models import Action, EarningRule, EarningRuleVersion, Program, Tier
+from loyalty.rules import CompiledRule, Multipliers, as_decimal, rule_definition
+
+
+@dataclass(frozen=True)
+class CompiledTier:
+    id: int
+    code: str
+    name: str
+    position: int
+    growth_threshold: int
+    window: str
+    window_days: int | None
+    grace_days: int
+    privileges: tuple[dict, ...]
+    multipliers: Multipliers
+
+    def privilege_param(self, kind: str, param: str) -> Decimal | None:
+        """The largest numeric ``param`` among this tier's privileges of ``kind``."""
+        values = [as_decimal(p["params"].get(param)) for p in self.privileges if p["kind"] == kind]
+        values = [v for v in values if v is not None]
+        return max(values) if values else None
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    revision: int
+    unknown_members: str
+    actions: dict[str, Action]
+    rules_by_action: dict[str, tuple[CompiledRule, ...]]
+    tiers: tuple[CompiledTier, ...]
+    tiers_by_id: dict[int, CompiledTier] = field(default_factory=dict)
+
+    def tier(self, tier_id: int | None) -> CompiledTier | None:
+        return self.tiers_by_id.get(tier_id) if tier_id is not None else None
+
+    def tiers_above(self, tier_id: int | None) -> list[CompiledTier]:
+        current = self.tier(tier_id)
+        floor = current.position if current else -1
+        return [tier for tier in self.tiers if tier.position > floor]
+
+    def next_tier(self, tier_id: int | None) -> CompiledTier | None:
+        above = self.tiers_above(tier_id)
+        return above[0] if above else None
+
+
+_lock = threading.Lock()
+_compiled: CompiledProgram | None = None
+
+
+def program_settings() -> Program:
+    program, _ = Program.objects.get_or_create(pk=1)
+    return program
+
+
+def current_revision() -> int:
+    revision = Program.objects.filter(pk=1).values_list("revision", flat=True).first()
+    return revision if revision is not None else program_settings().revision
+
+
+def compiled_program() -> CompiledProgram:
+    """The program at its current revision (one indexed read when nothing changed)."""
+    global _compiled
+    revision = current_revision()
+    compiled = _compiled
+    if compiled is not None and compiled.revision == revision:
+        return compiled
+    with _lock:
+        compiled = _compile(revision)
+        _compiled = compiled
+    return compiled
+
+
+def _multiplier(privileges: list[dict], kind: str) -> Decimal:
+    values = [as_decimal(p["params"].get("multiplier")) for p in privileges if p["kind"] == kind]
+    values = [v for v in values if v is not None and v > 0]
+    return max(values) if values else Decimal(1)
+
+
+def _compile(revision: int) -> CompiledProgram:
+    program = program_settings()
+    actions = {action.code: action for action in Action.objects.all()}
+    latest = dict(
+        EarningRuleVersion.objects.values("rule_id")
+        .annotate(latest=Max("version"))
+        .values_list("rule_id", "latest")
+    )
+    versions = EarningRuleVersion.objects.filter(
+        rule_id__in=list(latest), version__in=set(latest.values())
+    )
+    rules: dict[str, list[CompiledRule]] = {}
+    for version in versions:
+        if latest.get(version.rule_id) != version.version:
+            continue
+        rule = CompiledRule.from_definition(
+            rule_id=version.rule_id,
+            version_id=version.pk,
+            version=version.version,
+            definition=version.definition,
+        )
+        rules.setdefault(rule.action, []).append(rule)
+    tiers = []
+    for tier in Tier.objects.prefetch_related("privileges").order_by("position"):
+        privileges = [
+            {
+                "code": p.code,
+                "name": p.name,
+                "kind": p.kind,
+                "params": p.params,
+                "description": p.description,
+            }
+            for p in tier.privileges.all()
+        ]
+        tiers.append(
+            CompiledTier(
+                id=tier.pk,
+                code=tier.code,
+                name=tier.name,
+                position=tier.position,
+                growth_threshold=tier.growth_threshold,
+                window=tier.window,
+                window_days=tier.window_days,
+                grace_days=tier.grace_days,
+                privileges=tuple(privileges),
+                multipliers=Multipliers(
+                    growth=_multiplier(privileges, "growth_multiplier"),
+                    points=_multiplier(privileges, "points_multiplier"),
+                ),
+            )
+        )
+    return CompiledProgram(
+        revision=revision,
+        unknown_members=program.unknown_members,
+        actions=actions,
+        rules_by_action={
+            code: tuple(sorted(items, key=lambda r: r.sort_key)) for code, items in rules.items()
+        },
+        tiers=tuple(tiers),
+        tiers_by_id={tier.id: tier for tier in tiers},
+    )
+
+
+def program_changed() -> None:
+    """Tell every process to recompile: call after any change to actions, tiers or privileges."""
+    program_settings()
+    Program.objects.filter(pk=1).update(revision=F("revision") + 1)
+
+
+@transaction.atomic
+def earning_rule_publish(*, rule: EarningRule, actor=None) -> EarningRuleVersion:
+    """Snapshot the rule (with its conditions and caps) as a new version, unless the latest
+    version already says the same. Safe to call repeatedly."""
+    rule = EarningRule.objects.select_for_update().select_related("action").get(pk=rule.pk)
+    definition = rule_definition(rule)
+    latest = rule.versions.order_by("-version").first()
+    if latest is not None and latest.definition == definition:
+        return latest
+    version = EarningRuleVersion.objects.create(
+        rule=rule,
+        version=(latest.version + 1) if latest else 1,
+        definition=definition,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+    program_changed()
+    return version

@@ -1,0 +1,237 @@
+"""Tiers: upgrade at once when growth crosses a threshold, downgrade only at the periodic review
+after the tier's grace period, never below an operator's lock. Every change is a TierChange."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import Member
+from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
+from loyalty.periods import calendar_year_start, rolling_window_start
+from loyalty.services.locks import lock_standing
+from loyalty.services.program import CompiledProgram, CompiledTier, compiled_program
+
+
+@dataclass(frozen=True)
+class TierMove:
+    from_tier: CompiledTier | None
+    to_tier: CompiledTier | None
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {
+            "from": self.from_tier.code if self.from_tier else None,
+            "to": self.to_tier.code if self.to_tier else None,
+            "reason": str(self.reason),
+        }
+
+
+class GrowthWindows:
+    """Qualifying growth of one member per window kind, each summed at most once."""
+
+    def __init__(
+        self,
+        standing: MemberStanding,
+        at: datetime,
+        pending_growth: Sequence[tuple[datetime, int]] = (),
+    ) -> None:
+        self.standing = standing
+        self.at = at
+        # Growth being credited in this transaction and not yet in the ledger.
+        self.pending_growth = pending_growth
+        self._sums: dict[tuple, int] = {}
+
+    def for_tier(self, tier: CompiledTier) -> int:
+        if tier.window == Tier.Window.LIFETIME:
+            return self.standing.growth + sum(amount for _, amount in self.pending_growth)
+        if tier.window == Tier.Window.ROLLING_DAYS:
+            start = rolling_window_start(tier.window_days or 1, self.at)
+        else:
+            start = calendar_year_start(self.at)
+        key = (tier.window, start)
+        if key not in self._sums:
+            total = LedgerEntry.objects.filter(
+                member_id=self.standing.pk, currency=Currency.GROWTH, effective_at__gte=start
+            ).aggregate(total=Sum("amount"))["total"]
+            self._sums[key] = total or 0
+        pending = sum(
+            amount for effective_at, amount in self.pending_growth if effective_at >= start
+        )
+        return self._sums[key] + pending
+
+
+def _move(
+    *,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    to_tier: CompiledTier | None,
+    reason: str,
+    qualifying: int,
+    at: datetime,
+    operator=None,
+    note: str = "",
+) -> TierMove:
+    from_tier = program.tier(standing.tier_id)
+    standing.tier_id = to_tier.id if to_tier else None
+    standing.tier_since = at
+    standing.grace_until = None
+    MemberStanding.objects.filter(pk=standing.pk).update(
+        tier_id=standing.tier_id, tier_since=at, grace_until=None
+    )
+    TierChange.objects.create(
+        member_id=standing.pk,
+        from_tier_id=from_tier.id if from_tier else None,
+        to_tier_id=standing.tier_id,
+        reason=reason,
+        qualifying_growth=qualifying,
+        operator=operator,
+        note=note,
+    )
+    return TierMove(from_tier=from_tier, to_tier=to_tier, reason=reason)
+
+
+def tier_upgrade_if_qualified(
+    *,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    at: datetime,
+    pending_growth: Sequence[tuple[datetime, int]] = (),
+) -> TierMove | None:
+    """Raise the member to the highest tier their growth qualifies for, at once; a member back
+    above their own tier's threshold leaves grace. ``pending_growth`` is growth this
+    transaction credits but has not posted yet. Precondition: caller holds the lock."""
+    windows = GrowthWindows(standing, at, pending_growth)
+    for tier in reversed(program.tiers_above(standing.tier_id)):
+        qualifying = windows.for_tier(tier)
+        if qualifying >= tier.growth_threshold:
+            return _move(
+                standing=standing,
+                program=program,
+                to_tier=tier,
+                reason=TierChange.Reason.UPGRADE,
+                qualifying=qualifying,
+                at=at,
+            )
+    current = program.tier(standing.tier_id)
+    if standing.grace_until and current and windows.for_tier(current) >= current.growth_threshold:
+        standing.grace_until = None
+        MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
+    return None
+
+
+def tier_review_member(
+    *, standing: MemberStanding, program: CompiledProgram, at: datetime
+) -> TierMove | None:
+    """Review one member: below the tier's threshold starts the grace period; still below
+    when it has passed lowers the tier to the highest one the member qualifies for, but not
+    below a locked tier. Precondition: caller holds the lock."""
+    current = program.tier(standing.tier_id)
+    if current is None:
+        return tier_upgrade_if_qualified(standing=standing, program=program, at=at)
+    windows = GrowthWindows(standing, at)
+    if windows.for_tier(current) >= current.growth_threshold:
+        if standing.grace_until:
+            standing.grace_until = None
+            MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
+        return tier_upgrade_if_qualified(standing=standing, program=program, at=at)
+    locked = program.tier(standing.locked_tier_id)
+    if locked and locked.position >= current.position:
+        return None
+    if standing.grace_until is None:
+        standing.grace_until = at + timedelta(days=current.grace_days)
+        MemberStanding.objects.filter(pk=standing.pk).update(grace_until=standing.grace_until)
+        if current.grace_days:
+            return None
+    if at < standing.grace_until:
+        return None
+    below = [tier for tier in program.tiers if tier.position < current.position]
+    target = next(
+        (tier for tier in reversed(below) if windows.for_tier(tier) >= tier.growth_threshold), None
+    )
+    if locked and (target is None or target.position < locked.position):
+        target = locked
+    return _move(
+        standing=standing,
+        program=program,
+        to_tier=target,
+        reason=TierChange.Reason.REVIEW,
+        qualifying=windows.for_tier(target) if target else 0,
+        at=at,
+    )
+
+
+@dataclass
+class ReviewReport:
+    reviewed: int = 0
+    downgraded: int = 0
+    upgraded: int = 0
+    grace_started: int = 0
+
+
+def review_tiers(*, at: datetime | None = None, chunk_size: int = 500) -> ReviewReport:
+    """The periodic tier review over every member holding a tier, one transaction per member,
+    streaming members in primary-key chunks. Safe to re-run: a second run the same day
+    changes nothing."""
+    at = at or timezone.now()
+    program = compiled_program()
+    report = ReviewReport()
+    last_pk = 0
+    while True:
+        ids = list(
+            MemberStanding.objects.filter(pk__gt=last_pk, tier__isnull=False)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:chunk_size]
+        )
+        if not ids:
+            return report
+        last_pk = ids[-1]
+        for member_id in ids:
+            with transaction.atomic():
+                standing = lock_standing(member_id)
+                had_grace = standing.grace_until is not None
+                move = tier_review_member(standing=standing, program=program, at=at)
+            report.reviewed += 1
+            if move and move.reason == TierChange.Reason.REVIEW:
+                report.downgraded += 1
+            elif move:
+                report.upgraded += 1
+            elif standing.grace_until and not had_grace:
+                report.grace_started += 1
+
+
+def tier_lock(
+    *, member: Member, tier: Tier | None, operator=None, note: str = ""
+) -> TierMove | None:
+    """Lock the member at ``tier`` (None unlocks): the review never lowers them below it. A
+    member below the locked tier is raised to it at once."""
+    program = compiled_program()
+    with transaction.atomic():
+        standing = lock_standing(member.pk)
+        standing.locked_tier_id = tier.pk if tier else None
+        MemberStanding.objects.filter(pk=standing.pk).update(locked_tier_id=standing.locked_tier_id)
+        locked = program.tier(standing.locked_tier_id)
+        current = program.tier(standing.tier_id)
+        if locked and (current is None or current.position < locked.position):
+            return _move(
+                standing=standing,
+                program=program,
+                to_tier=locked,
+                reason=TierChange.Reason.LOCK,
+                qualifying=GrowthWindows(standing, timezone.now()).for_tier(locked),
+                at=timezone.now(),
+                operator=operator,
+                note=note,
+            )
+        TierChange.objects.create(
+            member_id=member.pk,
+            from_tier_id=standing.tier_id,
+            to_tier_id=standing.tier_id,
+            reason=TierChange.Reason.LOCK if tier else TierChange.Reason.UNLOCK,
+            operator=operator,
+            note=note or (f"locked at {tier.code}" if tier else "unlocked"),
+        )
+        return None
