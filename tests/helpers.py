@@ -46,3 +46,22 @@ def assert_error(response, status: int, code: str) -> dict:
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body["error"]
+
+
+def assert_balances_match_ledger() -> None:
+    """Every member's cached buckets equal the sums of their ledger entries."""
+    from collections import defaultdict
+
+    from loyalty.models import LedgerEntry, MemberStanding
+    from loyalty.services.ledger import bucket_deltas
+
+    by_member = defaultdict(list)
+    for member_id, currency, kind, amount in LedgerEntry.objects.values_list(
+        "member_id", "currency", "kind", "amount"
+    ):
+        by_member[member_id].append((currency, kind, amount))
+    for standing in MemberStanding.objects.all():
+        expected = bucket_deltas(by_member.pop(standing.pk, []))
+        actual = {name: getattr(standing, name) for name in expected}
+        assert actual == expected, f"member {standing.pk}: {actual} != ledger {expected}"
+    assert not by_member, f"ledger entries without a standing: {list(by_member)}"

@@ -36,7 +36,9 @@ class Event(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["client", "idempotency_key"], name="one_event_per_idempotency_key"
+                fields=["client", "idempotency_key"],
+                name="one_event_per_idempotency_key",
+                nulls_distinct=False,  # events recorded without a client share one key space
             )
         ]
         indexes = [

@@ -1,11 +1,14 @@
+import uuid
+
 from django.db import models
 
 
 class Program(models.Model):
     """The program's own settings: one row (pk=1).
 
-    ``revision`` rises with every operator change to actions, rules, tiers or privileges; each
-    process compares it with the revision it compiled and recompiles when it moved.
+    ``revision`` is renewed with every operator change to actions, rules, tiers or privileges;
+    each process compares it with the revision it compiled and recompiles when it differs. A
+    fresh random value (not a counter) cannot repeat after a rolled-back change.
     """
 
     class UnknownMembers(models.TextChoices):
@@ -16,7 +19,7 @@ class Program(models.Model):
     unknown_members = models.CharField(
         max_length=10, choices=UnknownMembers.choices, default=UnknownMembers.CREATE
     )
-    revision = models.PositiveBigIntegerField(default=1, editable=False)
+    revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

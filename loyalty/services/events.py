@@ -257,7 +257,9 @@ def _record(
         "action": event.action,
         "idempotency_key": event.idempotency_key,
         "occurred_at": occurred_at.isoformat(),
-        "status": (Event.Status.CREDITED if (growth or points) else Event.Status.NOT_CREDITED).value,
+        "status": (
+            Event.Status.CREDITED if (growth or points) else Event.Status.NOT_CREDITED
+        ).value,
         "reason": reason or None,
         "growth": growth,
         "points": points,

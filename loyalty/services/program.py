@@ -1,15 +1,16 @@
 """The program as the engine runs it: compiled once per process and per revision.
 
-Operator changes go through ``earning_rule_publish`` / ``program_changed``, which bump
+Operator changes go through ``earning_rule_publish`` / ``program_changed``, which renew
 ``Program.revision``; the next event in any process sees the new revision and recompiles.
 """
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 
 from loyalty.models import Action, EarningRule, EarningRuleVersion, Program, Tier
 from loyalty.rules import CompiledRule, Multipliers, as_decimal, rule_definition
@@ -37,7 +38,7 @@ class CompiledTier:
 
 @dataclass(frozen=True)
 class CompiledProgram:
-    revision: int
+    revision: uuid.UUID
     unknown_members: str
     actions: dict[str, Action]
     rules_by_action: dict[str, tuple[CompiledRule, ...]]
@@ -66,7 +67,7 @@ def program_settings() -> Program:
     return program
 
 
-def current_revision() -> int:
+def current_revision() -> uuid.UUID:
     revision = Program.objects.filter(pk=1).values_list("revision", flat=True).first()
     return revision if revision is not None else program_settings().revision
 
@@ -90,7 +91,7 @@ def _multiplier(privileges: list[dict], kind: str) -> Decimal:
     return max(values) if values else Decimal(1)
 
 
-def _compile(revision: int) -> CompiledProgram:
+def _compile(revision: uuid.UUID) -> CompiledProgram:
     program = program_settings()
     actions = {action.code: action for action in Action.objects.all()}
     latest = dict(
@@ -156,7 +157,7 @@ def _compile(revision: int) -> CompiledProgram:
 def program_changed() -> None:
     """Tell every process to recompile: call after any change to actions, tiers or privileges."""
     program_settings()
-    Program.objects.filter(pk=1).update(revision=F("revision") + 1)
+    Program.objects.filter(pk=1).update(revision=uuid.uuid4())
 
 
 @transaction.atomic

@@ -12,7 +12,16 @@ _counter = iter(range(10**9))
 def earn(db):
     """Record an event through the service; a fresh idempotency key unless one is given."""
 
-    def record(external_id="m1", action="purchase", *, key=None, at=None, dry_run=False, client=None, **attributes):
+    def record(
+        external_id="m1",
+        action="purchase",
+        *,
+        key=None,
+        at=None,
+        dry_run=False,
+        client=None,
+        **attributes,
+    ):
         event = EventInput(
             external_id=external_id,
             action=action,
