@@ -42,6 +42,8 @@ class Event(models.Model):
             )
         ]
         indexes = [
+            # Serves retries where the unique constraint cannot (SQLite has no NULLS NOT DISTINCT).
+            models.Index(fields=["idempotency_key"], name="event_key_idx"),
             models.Index(fields=["member", "-id"], name="event_member_idx"),
             models.Index(
                 fields=["member", "action", "occurred_at"], name="event_member_action_idx"

@@ -1,0 +1,107 @@
+"""The demo: load the demo program and simulate members using the shop for a while, so the
+admin and the API show living data. Every event goes through ``record_event``."""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Member
+from loyalty.models import Event
+from loyalty.services.events import EventInput, record_event
+from loyalty.services.program_file import program_load
+from loyalty.services.tiers import review_tiers
+
+DEMO_PROGRAM = Path(__file__).parent / "fixtures" / "demo_program.yaml"
+DEMO_PREFIX = "demo-"
+
+
+def load_demo_program() -> str:
+    import yaml
+
+    return str(program_load(data=yaml.safe_load(DEMO_PROGRAM.read_text(encoding="utf-8"))))
+
+
+@dataclass
+class SimulationReport:
+    members: int = 0
+    events: int = 0
+    skipped: bool = False
+
+
+def _member_days(
+    rng: random.Random, joined: datetime, now: datetime, zeal: float
+) -> list[datetime]:
+    days = []
+    day = joined
+    while day < now:
+        if rng.random() < zeal:
+            days.append(day + timedelta(minutes=rng.randint(0, 600)))
+        day += timedelta(days=1)
+    return [d for d in days if d < now]
+
+
+def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> SimulationReport:
+    """Members with long-tailed activity (a few very active, most occasional) over ``days``.
+
+    Runs once: if demo events exist already it does nothing.
+    """
+    if Event.objects.filter(idempotency_key__startswith=DEMO_PREFIX).exists():
+        return SimulationReport(skipped=True)
+    rng = random.Random(seed)
+    now = timezone.now()
+    start = now - timedelta(days=days)
+    report = SimulationReport(members=members)
+    with transaction.atomic():  # one commit: the demo loads in seconds even on SQLite
+        for n in range(members):
+            joined = start + timedelta(days=rng.random() * days * 0.8)
+            member, _ = Member.objects.get_or_create(
+                external_id=f"{DEMO_PREFIX}{n + 1:04d}",
+                defaults={"display_name": f"Demo member {n + 1}", "joined_at": joined},
+            )
+            report.events += _simulate_member(rng, member.external_id, joined, now)
+    review_tiers(at=now)
+    return report
+
+
+def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now: datetime) -> int:
+    # Pareto-distributed zeal: the share of days a member shows up.
+    zeal = min(0.95, 0.04 * rng.paretovariate(1.3))
+    sequence = 0
+
+    def emit(action: str, at: datetime, **attributes) -> None:
+        nonlocal sequence
+        sequence += 1
+        record_event(
+            client=None,
+            event=EventInput(
+                external_id=external_id,
+                action=action,
+                idempotency_key=f"{DEMO_PREFIX}{external_id}-{sequence}",
+                occurred_at=at,
+                attributes=attributes,
+            ),
+        )
+
+    emit("register", joined)
+    if rng.random() < 0.6:
+        emit("upload_avatar", joined + timedelta(minutes=5))
+    for day in _member_days(rng, joined, now, zeal):
+        emit("check_in", day)
+        for i in range(rng.randint(0, 4)):
+            emit("browse_item", day + timedelta(minutes=i + 1), item=f"sku-{rng.randint(1, 400)}")
+        if rng.random() < 0.25:
+            amount = Decimal(str(round(rng.lognormvariate(4.3, 0.7), 2)))
+            emit("purchase", day + timedelta(minutes=30), amount=str(amount))
+            if rng.random() < 0.4:
+                rating, photo = rng.randint(3, 5), rng.random() < 0.3
+                emit("review", day + timedelta(minutes=40), rating=rating, has_photo=photo)
+        if rng.random() < 0.08:
+            emit("share", day + timedelta(minutes=50))
+        if rng.random() < 0.02:
+            emit("invite_friend", day + timedelta(minutes=55), friend_registered=True)
+    return sequence

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import yaml
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.errors import InvalidInput
+from loyalty.services.program_file import program_load
+
+
+class Command(BaseCommand):
+    help = "Load a program file (YAML or JSON) idempotently; nothing is changed if it is invalid."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file")
+
+    def handle(self, *args, file: str, **options) -> None:
+        try:
+            # YAML is a superset of JSON: one parser reads both.
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise CommandError(f"Cannot read {file}: {error}") from error
+        try:
+            report = program_load(data=data)
+        except InvalidInput as error:
+            lines = "\n".join(f"  - {line}" for line in error.details or [])
+            raise CommandError(f"{error.message}\n{lines}") from error
+        self.stdout.write(f"Loaded {file}: {report}")
