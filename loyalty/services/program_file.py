@@ -181,11 +181,14 @@ class ProgramFileSerializer(serializers.Serializer):
 def flatten_errors(errors: Any, path: str = "") -> list[str]:
     """DRF's nested errors as ``rules[2].caps[0].period: "x" is not a valid choice.`` lines."""
     if isinstance(errors, dict):
-        return [
-            line
-            for key, value in errors.items()
-            for line in flatten_errors(value, f"{path}.{key}" if path else str(key))
-        ]
+        lines = []
+        for key, value in errors.items():
+            if isinstance(key, int) or str(key).isdigit():
+                where = f"{path}[{key}]"
+            else:
+                where = f"{path}.{key}" if path else str(key)
+            lines.extend(flatten_errors(value, where))
+        return lines
     if isinstance(errors, list):
         if all(isinstance(item, str) for item in errors):
             return [f"{path or 'file'}: {item}" for item in errors]

@@ -1,0 +1,454 @@
+"""The operators' admin: tune actions, rules, tiers and privileges; watch events, the ledger
+and members' standing. Every change goes through the same services as the API."""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.serializers.json import DjangoJSONEncoder
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from accounts.errors import DomainError
+from loyalty.models import (
+    Action,
+    EarningRule,
+    EarningRuleVersion,
+    Event,
+    EventBatchJob,
+    LedgerEntry,
+    MemberStanding,
+    Privilege,
+    Program,
+    RuleCap,
+    RuleCondition,
+    Tier,
+    TierChange,
+)
+from loyalty.services.events import EventInput, record_event
+from loyalty.services.program import earning_rule_publish, program_changed
+from loyalty.services.tiers import tier_lock
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Append-only records: operators read and search them, never edit them here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- The program ------------------------------------------------------------------------------
+
+
+@admin.register(Program)
+class ProgramAdmin(admin.ModelAdmin):
+    list_display = ["name", "unknown_members", "updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return not Program.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        obj.pk = 1
+        super().save_model(request, obj, form, change)
+        program_changed()
+
+
+@admin.register(Action)
+class ActionAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "is_active", "rule_count"]
+    list_filter = ["is_active"]
+    search_fields = ["code", "name"]
+
+    @admin.display(description="rules")
+    def rule_count(self, action: Action) -> int:
+        return action.rules.count()
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        program_changed()
+
+
+class RuleConditionInline(admin.TabularInline):
+    model = RuleCondition
+    extra = 0
+
+
+class RuleCapInline(admin.TabularInline):
+    model = RuleCap
+    extra = 0
+
+
+class RuleVersionInline(ReadOnlyInline):
+    model = EarningRuleVersion
+    fields = ["version", "created_at", "created_by"]
+    readonly_fields = fields
+    ordering = ["-version"]
+    verbose_name_plural = "versions (each save makes one; credits name the version behind them)"
+
+
+class EventPreviewForm(forms.Form):
+    external_id = forms.CharField(max_length=128, help_text="An existing or a new member.")
+    action = forms.ModelChoiceField(queryset=Action.objects.all(), to_field_name="code")
+    attributes = forms.JSONField(
+        initial=dict, required=False, help_text='e.g. {"amount": "199.00"}'
+    )
+    occurred_at = forms.DateTimeField(required=False, help_text="Default: now.")
+
+    def clean_attributes(self):
+        value = self.cleaned_data["attributes"] or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Attributes must be a JSON object.")
+        return value
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(admin.ModelAdmin):
+    change_list_template = "admin/loyalty/earningrule/change_list.html"
+    list_display = [
+        "code",
+        "action",
+        "priority",
+        "is_active",
+        "stop_further_rules",
+        "growth_per_occurrence",
+        "points_per_occurrence",
+        "points_per_unit",
+        "valid_from",
+        "valid_until",
+        "latest_version",
+    ]
+    list_filter = ["is_active", "action"]
+    search_fields = ["code", "name", "action__code"]
+    list_select_related = ["action"]
+    inlines = [RuleConditionInline, RuleCapInline, RuleVersionInline]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["action", "code", "name", "is_active", "priority", "stop_further_rules"]},
+        ),
+        ("Per occurrence", {"fields": ["growth_per_occurrence", "points_per_occurrence"]}),
+        (
+            "Per unit of an attribute",
+            {
+                "fields": [
+                    "unit_attribute",
+                    "unit_size",
+                    "growth_per_unit",
+                    "points_per_unit",
+                    "rounding",
+                ]
+            },
+        ),
+        (
+            "Limits and campaigns",
+            {
+                "fields": [
+                    "apply_tier_multipliers",
+                    "cooldown_seconds",
+                    "valid_from",
+                    "valid_until",
+                    "new_members_within_days",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="version")
+    def latest_version(self, rule: EarningRule) -> int | None:
+        latest = rule.versions.order_by("-version").first()
+        return latest.version if latest else None
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        version = earning_rule_publish(rule=form.instance, actor=request.user)
+        self.message_user(request, f"{form.instance.code} is now at version {version.version}.")
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [path("preview/", preview, name="loyalty_earningrule_preview"), *super().get_urls()]
+
+    def preview_view(self, request):
+        """What would this event earn? A dry run through the real engine; nothing is stored."""
+        form = EventPreviewForm(request.POST or None)
+        outcome = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            event = EventInput(
+                external_id=data["external_id"],
+                action=data["action"].code,
+                idempotency_key="admin-preview",
+                occurred_at=data["occurred_at"],
+                attributes=data["attributes"],
+            )
+            try:
+                outcome = record_event(client=None, event=event, dry_run=True).as_dict()
+            except DomainError as error:
+                messages.error(request, f"{error.code}: {error.message}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "What would this event earn?",
+            "form": form,
+            "outcome": outcome,
+            "outcome_json": json.dumps(outcome, indent=2, cls=DjangoJSONEncoder) if outcome else "",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/loyalty/preview.html", context)
+
+
+class PrivilegeInline(admin.TabularInline):
+    model = Privilege
+    extra = 0
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = [
+        "position",
+        "code",
+        "name",
+        "growth_threshold",
+        "window",
+        "window_days",
+        "grace_days",
+        "member_count",
+    ]
+    list_display_links = ["code"]
+    ordering = ["position"]
+    inlines = [PrivilegeInline]
+
+    @admin.display(description="members")
+    def member_count(self, tier: Tier) -> int:
+        return MemberStanding.objects.filter(tier=tier).count()
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        program_changed()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        program_changed()
+
+
+# --- What happened ----------------------------------------------------------------------------
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "member",
+        "action_code",
+        "status",
+        "reason",
+        "growth",
+        "points",
+        "occurred_at",
+    ]
+    list_filter = ["status", "reason", "action_code"]
+    search_fields = ["member__external_id", "idempotency_key"]
+    list_select_related = ["member"]
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "member",
+        "currency",
+        "kind",
+        "amount",
+        "source_type",
+        "source_id",
+        "rule_version",
+        "effective_at",
+    ]
+    list_filter = ["currency", "kind", "source_type"]
+    search_fields = ["member__external_id", "source_id", "reason"]
+    list_select_related = ["member", "rule_version__rule"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+
+@admin.register(EventBatchJob)
+class EventBatchJobAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "client",
+        "status",
+        "total",
+        "succeeded",
+        "failed",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    exclude = ["items", "results"]
+
+
+class StandingForm(forms.ModelForm):
+    class Meta:
+        model = MemberStanding
+        fields = ["locked_tier"]
+
+
+@admin.register(MemberStanding)
+class MemberStandingAdmin(admin.ModelAdmin):
+    """The member page: balances, tier and its history, recent activity; lock the tier."""
+
+    form = StandingForm
+    list_display = [
+        "member",
+        "tier",
+        "growth",
+        "points",
+        "points_pending",
+        "events_count",
+        "last_event_at",
+    ]
+    list_filter = ["tier"]
+    search_fields = ["member__external_id", "member__display_name", "member__email"]
+    list_select_related = ["member", "tier"]
+    ordering = ["-growth"]
+    show_full_result_count = False
+    readonly_fields = [
+        "member_link",
+        "tier",
+        "tier_since",
+        "grace_until",
+        "growth",
+        "points",
+        "points_pending",
+        "points_earned",
+        "points_spent",
+        "points_expired",
+        "events_count",
+        "last_event_at",
+        "tier_history",
+        "recent_events",
+        "recent_ledger",
+    ]
+    fieldsets = [
+        (None, {"fields": ["member_link", "tier", "tier_since", "grace_until", "locked_tier"]}),
+        (
+            "Balances",
+            {
+                "fields": [
+                    "growth",
+                    "points",
+                    "points_pending",
+                    "points_earned",
+                    "points_spent",
+                    "points_expired",
+                ]
+            },
+        ),
+        (
+            "Activity",
+            {
+                "fields": [
+                    "events_count",
+                    "last_event_at",
+                    "recent_events",
+                    "recent_ledger",
+                    "tier_history",
+                ]
+            },
+        ),
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="member")
+    def member_link(self, standing: MemberStanding) -> str:
+        url = reverse("admin:accounts_member_change", args=[standing.pk])
+        return format_html('<a href="{}">{}</a>', url, standing.member)
+
+    @admin.display(description="tier history")
+    def tier_history(self, standing: MemberStanding) -> str:
+        changes = TierChange.objects.filter(member_id=standing.pk).select_related(
+            "from_tier", "to_tier"
+        )[:20]
+        return _table(
+            ["when", "from", "to", "why", "growth", "note"],
+            [
+                (
+                    c.created_at,
+                    c.from_tier or "—",
+                    c.to_tier or "—",
+                    c.get_reason_display(),
+                    c.qualifying_growth,
+                    c.note,
+                )
+                for c in changes
+            ],
+        )
+
+    @admin.display(description="recent events")
+    def recent_events(self, standing: MemberStanding) -> str:
+        events = Event.objects.filter(member_id=standing.pk)[:20]
+        return _table(
+            ["occurred", "action", "status", "reason", "growth", "points"],
+            [
+                (e.occurred_at, e.action_code, e.status, e.reason or "", e.growth, e.points)
+                for e in events
+            ],
+        )
+
+    @admin.display(description="recent ledger entries")
+    def recent_ledger(self, standing: MemberStanding) -> str:
+        entries = LedgerEntry.objects.filter(member_id=standing.pk)[:20]
+        return _table(
+            ["effective", "currency", "kind", "amount", "source"],
+            [
+                (e.effective_at, e.currency, e.kind, e.amount, f"{e.source_type} {e.source_id}")
+                for e in entries
+            ],
+        )
+
+    def save_model(self, request, obj: MemberStanding, form, change) -> None:
+        if "locked_tier" in form.changed_data:
+            tier_lock(
+                member=obj.member,
+                tier=obj.locked_tier,
+                operator=request.user,
+                note="set in the admin",
+            )
+
+
+def _table(headers: list[str], rows: list[tuple]) -> str:
+    if not rows:
+        return "—"
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)

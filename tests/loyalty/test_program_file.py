@@ -1,0 +1,140 @@
+"""The program as a file: export, load idempotently, refuse invalid files with clear errors."""
+
+import json
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from accounts.errors import InvalidInput
+from loyalty.demo import DEMO_PROGRAM, load_demo_program, simulate_members
+from loyalty.models import Action, EarningRule, EarningRuleVersion, Event, MemberStanding, Tier
+from loyalty.services.program_file import program_export, program_load
+
+pytestmark = pytest.mark.django_db
+
+
+def demo_file() -> dict:
+    return yaml.safe_load(DEMO_PROGRAM.read_text())
+
+
+def test_the_demo_program_loads_with_actions_rules_and_five_tiers(db):
+    report = program_load(data=demo_file())
+    assert report.created == {"actions": 8, "rules": 11, "tiers": 5}
+    assert list(Tier.objects.values_list("code", flat=True)) == [
+        "member",
+        "silver",
+        "gold",
+        "platinum",
+        "diamond",
+    ]
+    assert (
+        Tier.objects.get(code="gold").privileges.filter(kind="host", code="free-shipping").exists()
+    )
+
+
+def test_loading_the_same_file_twice_changes_nothing(db):
+    program_load(data=demo_file())
+    versions = EarningRuleVersion.objects.count()
+    report = program_load(data=demo_file())
+    assert report.created == report.updated == {"actions": 0, "rules": 0, "tiers": 0}
+    assert EarningRuleVersion.objects.count() == versions
+
+
+def test_an_exported_program_loads_back_unchanged(db, tmp_path):
+    program_load(data=demo_file())
+    target = tmp_path / "program.json"
+    call_command("export_program", "--format", "json", "--output", str(target))
+    exported = json.loads(target.read_text())
+    assert program_load(data=exported).rule_versions == 0
+    assert program_export()["rules"] == exported["rules"]
+
+
+def test_a_changed_rule_in_the_file_makes_a_new_version(db):
+    program_load(data=demo_file())
+    changed = demo_file()
+    changed["rules"][1]["points_per_occurrence"] = 8
+    report = program_load(data=changed)
+    assert report.updated["rules"] == 1
+    assert report.rule_versions == 1
+    assert EarningRule.objects.get(code="check-in-daily").versions.count() == 2
+
+
+def test_reordering_tiers_follows_the_file(db):
+    data = {
+        "tiers": [
+            {"code": "a", "name": "A", "growth_threshold": 0},
+            {"code": "b", "name": "B", "growth_threshold": 10},
+        ]
+    }
+    program_load(data=data)
+    data["tiers"][0]["growth_threshold"] = 5
+    program_load(data=data)
+    assert list(Tier.objects.order_by("position").values_list("code", "position")) == [
+        ("a", 0),
+        ("b", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["rules"][0].update(action="fly"), "Unknown actions: fly"),
+        (lambda d: d["rules"][0]["caps"][0].update(period="fortnight"), "rules[0].caps[0].period"),
+        (lambda d: d["rules"][0].update(rounding="sideways"), "rules[0].rounding"),
+        (
+            lambda d: d["rules"][6]["conditions"][0].update(operator="matches"),
+            "rules[6].conditions[0].operator",
+        ),
+        (lambda d: d["tiers"].reverse(), "lowest first"),
+        (lambda d: d["actions"].append(dict(d["actions"][0])), "Codes used twice: register"),
+        (lambda d: d["tiers"][0].update(window_days=None), "tiers[0].window_days"),
+    ],
+)
+def test_an_invalid_file_is_refused_whole_with_the_place_named(db, mutate, expected):
+    data = demo_file()
+    mutate(data)
+    with pytest.raises(InvalidInput) as error:
+        program_load(data=data)
+    assert any(expected in line for line in error.value.details), error.value.details
+    assert not Action.objects.exists()
+
+
+def test_the_load_command_reports_errors_and_exits_non_zero(db, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - code: x\n    action: nowhere\n    name: X\n")
+    with pytest.raises(CommandError, match="Unknown actions: nowhere"):
+        call_command("load_program", str(bad))
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("load_program", str(tmp_path / "missing.yaml"))
+
+
+def test_the_demo_simulation_runs_once_and_keeps_the_ledger_in_step(db):
+    from tests.helpers import assert_balances_match_ledger
+
+    load_demo_program()
+    report = simulate_members(members=6, days=20)
+    assert report.events > 6
+    assert MemberStanding.objects.count() == 6
+    assert MemberStanding.objects.filter(tier__isnull=False).count() == 6
+    assert simulate_members(members=6, days=20).skipped
+    assert Event.objects.count() == report.events
+    assert_balances_match_ledger()
+
+
+def test_quickstart_sets_everything_up_and_is_safe_to_rerun(db, capsys, monkeypatch):
+    monkeypatch.setattr(
+        "loyalty.management.commands.load_demo.simulate_members",
+        lambda **kw: simulate_members(members=3, days=5),
+    )
+    call_command("quickstart", "--no-serve")
+    first = capsys.readouterr().out
+    call_command("quickstart", "--no-serve")
+    second = capsys.readouterr().out
+    assert "Operator login: admin /" in first
+    assert "password unchanged" in second
+    assert "already simulated" in second
+    from accounts.services import api_client_authenticate
+
+    new_key = next(w for w in second.split() if w.startswith("lk_"))
+    assert api_client_authenticate(key=new_key).name == "demo"
