@@ -8,6 +8,7 @@ then ``manage.py check --deploy`` is clean. docs/operations.md lists every varia
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -145,8 +146,10 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Periodic jobs (expiry, tier review, activity states) add themselves here, see loyalty/beat.py.
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic jobs, run by `celery -A config beat`; times are in the program's time zone.
+CELERY_BEAT_SCHEDULE: dict = {
+    "review-tiers": {"task": "loyalty.review_tiers", "schedule": crontab(hour=3, minute=0)},
+}
 
 # --- The loyalty program ----------------------------------------------------------------------
 # How long a member token minted by the host app stays valid, in seconds (default 15 minutes).
