@@ -26,7 +26,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         self._operator()
-        self._api_client()
+        self._api_client(addrport)
         self._demo_program()
         if no_serve:
             return
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         self.stdout.write(f"Operator login: {username} / {password}  (admin at /admin/)")
 
-    def _api_client(self) -> None:
+    def _api_client(self, addrport: str) -> None:
         # The demo client's key is re-issued on every run: a key is only ever shown once.
         client = ApiClient.objects.filter(name=DEMO_CLIENT).first()
         if client is None:
