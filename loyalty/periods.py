@@ -53,3 +53,38 @@ def rolling_window_start(days: int, at: datetime) -> datetime:
 
 def calendar_year_start(at: datetime) -> datetime:
     return start_of_day(local_date(at).replace(month=1, day=1))
+
+
+def expiry_at(*, policy: str, n: int, yearly_date: str, earned_at: datetime) -> datetime | None:
+    """When points earned at ``earned_at`` expire, in the program's time zone:
+
+    - ``never``: never (None);
+    - ``days``: at the end of the N-th local day after the day of earning;
+    - ``end_of_month``: at the end of the month N months after the month of earning;
+    - ``yearly_date``: at the end of the date MM-DD in the year of earning plus N (a date
+      already past at earning moves one more year on).
+    """
+    if policy == "never":
+        return None
+    earned = local_date(earned_at)
+    if policy == "days":
+        return start_of_day(earned + timedelta(days=n + 1))
+    if policy == "end_of_month":
+        months = earned.year * 12 + earned.month - 1 + n + 1
+        return start_of_day(date(months // 12, months % 12 + 1, 1))
+    if policy == "yearly_date":
+        month, day = (int(part) for part in yearly_date.split("-"))
+        target = _valid_date(earned.year + n, month, day)
+        if target < earned:
+            target = _valid_date(earned.year + n + 1, month, day)
+        return start_of_day(target + timedelta(days=1))
+    raise ValueError(f"unknown expiry policy {policy!r}")
+
+
+def _valid_date(year: int, month: int, day: int) -> date:
+    # 29 February in a year without one is the 28th.
+    while True:
+        try:
+            return date(year, month, day)
+        except ValueError:
+            day -= 1

@@ -153,6 +153,10 @@ class CompiledRule:
     new_members_within_days: int | None
     conditions: tuple[Condition, ...]
     caps: tuple[Cap, ...]
+    hold_days: int = 0
+    points_expiry: str = "inherit"
+    points_expiry_n: int = 12
+    points_expiry_date: str = "12-31"
 
     @classmethod
     def from_definition(
@@ -182,6 +186,11 @@ class CompiledRule:
             new_members_within_days=d["new_members_within_days"],
             conditions=tuple(Condition(**c) for c in d["conditions"]),
             caps=tuple(Cap(**c) for c in d["caps"]),
+            # Versions published before these existed keep the defaults.
+            hold_days=d.get("hold_days", 0),
+            points_expiry=d.get("points_expiry", "inherit"),
+            points_expiry_n=d.get("points_expiry_n", 12),
+            points_expiry_date=d.get("points_expiry_date", "12-31"),
         )
 
     @property
@@ -265,6 +274,10 @@ def rule_definition(rule) -> dict:
         "valid_from": rule.valid_from.isoformat() if rule.valid_from else None,
         "valid_until": rule.valid_until.isoformat() if rule.valid_until else None,
         "new_members_within_days": rule.new_members_within_days,
+        "hold_days": rule.hold_days,
+        "points_expiry": rule.points_expiry,
+        "points_expiry_n": rule.points_expiry_n,
+        "points_expiry_date": rule.points_expiry_date,
         "conditions": [
             {"attribute": c.attribute, "operator": c.operator, "value": c.value}
             for c in rule.conditions.all()

@@ -56,10 +56,10 @@ def assert_balances_match_ledger() -> None:
     from loyalty.services.ledger import bucket_deltas
 
     by_member = defaultdict(list)
-    for member_id, currency, kind, amount in LedgerEntry.objects.values_list(
-        "member_id", "currency", "kind", "amount"
+    for member_id, currency, kind, pending, amount in LedgerEntry.objects.values_list(
+        "member_id", "currency", "kind", "pending", "amount"
     ):
-        by_member[member_id].append((currency, kind, amount))
+        by_member[member_id].append((currency, kind, pending, amount))
     for standing in MemberStanding.objects.all():
         expected = bucket_deltas(by_member.pop(standing.pk, []))
         actual = {name: getattr(standing, name) for name in expected}

@@ -10,6 +10,7 @@ from loyalty.models.actions import (
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
+from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
 from loyalty.models.program import Program
 from loyalty.models.standing import MemberStanding
 from loyalty.models.tiers import Privilege, Tier, TierChange
@@ -22,9 +23,12 @@ __all__ = [
     "EntryKind",
     "Event",
     "EventBatchJob",
+    "ExpiryPolicy",
     "LedgerEntry",
+    "LotMovement",
     "MemberStanding",
     "Period",
+    "PointLot",
     "Privilege",
     "Program",
     "Rounding",

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
+
 
 class Action(models.Model):
     """Something members do that the program values: ``purchase``, ``review``, ``check_in``."""
@@ -75,6 +77,16 @@ class EarningRule(models.Model):
         null=True,
         blank=True,
         help_text="Only for members who joined at most this many days before.",
+    )
+    hold_days = models.PositiveIntegerField(
+        default=0, help_text="Keep the points pending this many days (e.g. the return window)."
+    )
+    points_expiry = models.CharField(
+        max_length=16, choices=ExpiryPolicy.choices, default=ExpiryPolicy.INHERIT
+    )
+    points_expiry_n = models.PositiveIntegerField(default=12)
+    points_expiry_date = models.CharField(
+        max_length=5, default="12-31", validators=[MONTH_DAY], help_text="MM-DD"
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,6 +15,7 @@ class EntryKind(models.TextChoices):
     ADJUST = "adjust", "Operator adjustment"
     BONUS = "bonus", "Bonus"
     REFUND = "refund", "Refund"
+    ACTIVATE = "activate", "Pending points activated"
 
 
 class SourceType(models.TextChoices):
@@ -24,13 +25,16 @@ class SourceType(models.TextChoices):
     BADGE = "badge", "Badge"
     QUEST = "quest", "Quest"
     GIFT = "gift", "Gift"
+    EXPIRY = "expiry", "Expiry"
+    HOLD = "hold", "Hold period"
 
 
 class LedgerEntry(models.Model):
     """An append-only, signed, integer movement of one currency for one member.
 
     The database refuses UPDATE and DELETE on this table (trigger in migration 0002).
-    ``effective_at`` is when the movement counts (an event's occurrence time), which places
+    A ``pending`` entry moves points on hold; activation moves them out of the pending bucket
+    and into the spendable one with two entries. ``effective_at`` is when the movement counts (an event's occurrence time), which places
     growth in tier windows; ``created_at`` is when it was written.
     """
 
@@ -38,6 +42,9 @@ class LedgerEntry(models.Model):
     currency = models.CharField(max_length=6, choices=Currency.choices)
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount = models.BigIntegerField()
+    pending = models.BooleanField(
+        default=False, help_text="Moves points on hold (the pending bucket), not spendable ones."
+    )
     source_type = models.CharField(max_length=12, choices=SourceType.choices)
     source_id = models.CharField(max_length=64, blank=True)
     event = models.ForeignKey(

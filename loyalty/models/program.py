@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
+
 
 class Program(models.Model):
     """The program's own settings: one row (pk=1).
@@ -18,6 +20,32 @@ class Program(models.Model):
     name = models.CharField(max_length=100, default="Loyalty program")
     unknown_members = models.CharField(
         max_length=10, choices=UnknownMembers.choices, default=UnknownMembers.CREATE
+    )
+
+    class Shortfall(models.TextChoices):
+        NEGATIVE = "negative", "Allow a negative balance"
+        RECORD = "record", "Take what is left and record the shortfall"
+
+    points_expiry = models.CharField(
+        max_length=16,
+        choices=[c for c in ExpiryPolicy.choices if c[0] != ExpiryPolicy.INHERIT],
+        default=ExpiryPolicy.NEVER,
+        help_text="When earned points expire, unless a rule says otherwise.",
+    )
+    points_expiry_n = models.PositiveIntegerField(
+        default=12, help_text="The N of the expiry policy (days, months or years)."
+    )
+    points_expiry_date = models.CharField(
+        max_length=5,
+        default="12-31",
+        validators=[MONTH_DAY],
+        help_text="MM-DD, for the fixed yearly date policy.",
+    )
+    reversal_shortfall = models.CharField(
+        max_length=10,
+        choices=Shortfall.choices,
+        default=Shortfall.RECORD,
+        help_text="When a reversal takes back points the member already spent.",
     )
     revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -13,6 +13,8 @@ class MemberStanding(models.Model):
         "accounts.Member", primary_key=True, on_delete=models.PROTECT, related_name="standing"
     )
     growth = models.BigIntegerField(default=0)
+    # Spends never take it below zero (checked under the lock and by a conditional UPDATE);
+    # only a reversal of already-spent points can, when the program allows negative balances.
     points = models.BigIntegerField(default=0, help_text="Spendable points.")
     points_pending = models.BigIntegerField(
         default=0, help_text="Points on hold, not yet spendable."
@@ -43,7 +45,6 @@ class MemberStanding(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(points__gte=0), name="points_not_negative"),
             models.CheckConstraint(
                 condition=models.Q(points_pending__gte=0), name="pending_not_negative"
             ),

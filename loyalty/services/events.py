@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -32,6 +32,7 @@ from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standing
+from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, compiled_program
 from loyalty.services.tiers import tier_upgrade_if_qualified
 
@@ -243,6 +244,8 @@ def _record(
             currency=currency,
             kind=EntryKind.EARN,
             amount=amount,
+            # Points under a hold period wait in the pending bucket until they activate.
+            pending=currency == Currency.POINTS and credit.rule.hold_days > 0,
             source_type=SourceType.EVENT,
             rule_version_id=credit.rule.version_id,
             effective_at=occurred_at,
@@ -251,7 +254,8 @@ def _record(
         for currency, amount in ((Currency.GROWTH, credit.growth), (Currency.POINTS, credit.points))
         if amount
     ]
-    after = bucket_deltas((m.currency, m.kind, m.amount) for m in movements)
+    rules_by_version = {credit.rule.version_id: credit.rule for credit in credits}
+    after = bucket_deltas((m.currency, m.kind, m.pending, m.amount) for m in movements)
     outcome = {
         "member": member.external_id,
         "action": event.action,
@@ -279,7 +283,7 @@ def _record(
         "balances": {
             "growth": standing.growth + after["growth"],
             "points": standing.points + after["points"],
-            "points_pending": standing.points_pending,
+            "points_pending": standing.points_pending + after["points_pending"],
         },
     }
     stored_event = Event.objects.create(
@@ -297,7 +301,7 @@ def _record(
         points=points,
         outcome=outcome,
     )
-    ledger_post(
+    entries = ledger_post(
         standing=standing,
         movements=[
             replace(m, event_id=stored_event.pk, source_id=str(stored_event.pk)) for m in movements
@@ -308,6 +312,18 @@ def _record(
                 Coalesce(F("last_event_at"), Value(occurred_at)), Value(occurred_at)
             ),
         },
+    )
+    lots_open(
+        standing=standing,
+        credits=[
+            (
+                entry,
+                program.expiry_for(rules_by_version[entry.rule_version_id]).expires_at(occurred_at),
+                occurred_at + timedelta(days=rules_by_version[entry.rule_version_id].hold_days),
+            )
+            for entry in entries
+            if entry.currency == Currency.POINTS
+        ],
     )
     _save_counters(counters)
     return EventResult(

@@ -15,7 +15,7 @@ from django.utils import timezone
 from loyalty.models import Currency, EntryKind, LedgerEntry, MemberStanding
 
 # How each kind of points entry moves the lifetime buckets (besides the spendable balance).
-EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE}
+EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE, EntryKind.ACTIVATE}
 SPENT_KINDS = {EntryKind.SPEND, EntryKind.REFUND}
 EXPIRED_KINDS = {EntryKind.EXPIRE}
 
@@ -27,6 +27,7 @@ class Movement:
     amount: int
     source_type: str
     source_id: str = ""
+    pending: bool = False
     event_id: int | None = None
     rule_version_id: int | None = None
     operator_id: int | None = None
@@ -34,17 +35,22 @@ class Movement:
     effective_at: datetime | None = None
 
 
-def bucket_deltas(entries: Iterable[tuple[str, str, int]]) -> dict[str, int]:
-    """What ``(currency, kind, amount)`` entries add to each cached bucket of a standing.
+BUCKETS = ("growth", "points", "points_pending", "points_earned", "points_spent", "points_expired")
 
-    The single definition shared by posting and by ``verify_ledger``.
+
+def bucket_deltas(entries: Iterable[tuple[str, str, bool, int]]) -> dict[str, int]:
+    """What ``(currency, kind, pending, amount)`` entries add to each cached bucket of a
+    standing. The single definition shared by posting and by ``verify_ledger``.
+
+    Points on hold count only in ``points_pending``; they count as earned when activated.
     """
-    deltas = dict.fromkeys(
-        ("growth", "points", "points_earned", "points_spent", "points_expired"), 0
-    )
-    for currency, kind, amount in entries:
+    deltas = dict.fromkeys(BUCKETS, 0)
+    for currency, kind, pending, amount in entries:
         if currency == Currency.GROWTH:
             deltas["growth"] += amount
+            continue
+        if pending:
+            deltas["points_pending"] += amount
             continue
         deltas["points"] += amount
         if kind in EARNED_KINDS or (kind == EntryKind.ADJUST and amount > 0):
@@ -74,6 +80,7 @@ def ledger_post(
                 currency=m.currency,
                 kind=m.kind,
                 amount=m.amount,
+                pending=m.pending,
                 source_type=m.source_type,
                 source_id=m.source_id,
                 event_id=m.event_id,
@@ -87,7 +94,9 @@ def ledger_post(
     )
     deltas = {
         name: delta
-        for name, delta in bucket_deltas((m.currency, m.kind, m.amount) for m in movements).items()
+        for name, delta in bucket_deltas(
+            (m.currency, m.kind, m.pending, m.amount) for m in movements
+        ).items()
         if delta
     }
     if deltas or touch:

@@ -7,12 +7,14 @@ Operator changes go through ``earning_rule_publish`` / ``program_changed``, whic
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Max
 
 from loyalty.models import Action, EarningRule, EarningRuleVersion, Program, Tier
+from loyalty.periods import expiry_at
 from loyalty.rules import CompiledRule, Multipliers, as_decimal, rule_definition
 
 
@@ -37,13 +39,33 @@ class CompiledTier:
 
 
 @dataclass(frozen=True)
+class ExpiryRule:
+    policy: str
+    n: int
+    yearly_date: str
+
+    def expires_at(self, earned_at: datetime) -> datetime | None:
+        return expiry_at(
+            policy=self.policy, n=self.n, yearly_date=self.yearly_date, earned_at=earned_at
+        )
+
+
+@dataclass(frozen=True)
 class CompiledProgram:
     revision: uuid.UUID
     unknown_members: str
+    default_expiry: ExpiryRule
+    reversal_shortfall: str
     actions: dict[str, Action]
     rules_by_action: dict[str, tuple[CompiledRule, ...]]
     tiers: tuple[CompiledTier, ...]
     tiers_by_id: dict[int, CompiledTier] = field(default_factory=dict)
+
+    def expiry_for(self, rule: CompiledRule | None) -> ExpiryRule:
+        """The rule's own expiry policy, or the program's default."""
+        if rule is None or rule.points_expiry == "inherit":
+            return self.default_expiry
+        return ExpiryRule(rule.points_expiry, rule.points_expiry_n, rule.points_expiry_date)
 
     def tier(self, tier_id: int | None) -> CompiledTier | None:
         return self.tiers_by_id.get(tier_id) if tier_id is not None else None
@@ -145,6 +167,10 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
     return CompiledProgram(
         revision=revision,
         unknown_members=program.unknown_members,
+        default_expiry=ExpiryRule(
+            program.points_expiry, program.points_expiry_n, program.points_expiry_date
+        ),
+        reversal_shortfall=program.reversal_shortfall,
         actions=actions,
         rules_by_action={
             code: tuple(sorted(items, key=lambda r: r.sort_key)) for code, items in rules.items()

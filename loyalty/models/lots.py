@@ -1,0 +1,82 @@
+from django.core.validators import RegexValidator
+from django.db import models
+
+MONTH_DAY = RegexValidator(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", "Use MM-DD, e.g. 12-31.")
+
+
+class ExpiryPolicy(models.TextChoices):
+    INHERIT = "inherit", "The program's default"
+    NEVER = "never", "Never"
+    DAYS = "days", "N days after earning"
+    END_OF_MONTH = "end_of_month", "End of the month, N months after earning"
+    YEARLY_DATE = "yearly_date", "A fixed date, N years after the year of earning"
+
+
+class PointLot(models.Model):
+    """Points earned together, spent and expired as one: a credit's lot.
+
+    ``remaining`` is what is left to spend; spends take the lots closest to expiry first.
+    A pending lot (on hold) is not spendable until ``activates_at``. Lots change only under
+    the member's standing lock; the ledger stays the record of every movement.
+    """
+
+    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="lots")
+    entry = models.OneToOneField(
+        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="lot", help_text="The credit."
+    )
+    event = models.ForeignKey(
+        "loyalty.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="lots"
+    )
+    amount = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    pending = models.BooleanField(default=False)
+    activates_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="lot_amount_positive"),
+            models.CheckConstraint(
+                condition=models.Q(remaining__gte=0, remaining__lte=models.F("amount")),
+                name="lot_remaining_in_range",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["member", "expires_at"],
+                name="lot_open_idx",
+                condition=models.Q(remaining__gt=0),
+            ),
+            models.Index(
+                fields=["expires_at"],
+                name="lot_expiry_idx",
+                condition=models.Q(remaining__gt=0, pending=False),
+            ),
+            models.Index(
+                fields=["activates_at"], name="lot_activation_idx", condition=models.Q(pending=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lot {self.pk}: {self.remaining}/{self.amount}"
+
+
+class LotMovement(models.Model):
+    """How much of a lot a debit (spend, expiry, reversal, activation) took, so a refund can
+    restore points with their original expiry and ``verify_ledger`` can account for each lot."""
+
+    lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="movements")
+    entry = models.ForeignKey(
+        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="lot_movements"
+    )
+    amount = models.BigIntegerField(help_text="Points taken from the lot (positive).")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="lot_movement_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} from lot {self.lot_id}"

@@ -1,0 +1,214 @@
+"""Points over time: spending, operator adjustments, activation of pending points, expiry.
+
+The ``*_locked`` primitives need the caller to hold the member's standing lock and to be in
+its transaction; the other services open their own transaction and are safe to retry.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.errors import BusinessRuleViolation, InvalidInput
+from accounts.models import Member
+from loyalty.models import (
+    Currency,
+    EntryKind,
+    LedgerEntry,
+    MemberStanding,
+    PointLot,
+    SourceType,
+)
+from loyalty.services.ledger import Movement, ledger_post
+from loyalty.services.locks import lock_standing
+from loyalty.services.lots import lots_activated, lots_open, lots_take
+from loyalty.services.program import compiled_program
+
+
+class InsufficientPoints(BusinessRuleViolation):
+    code = "insufficient_points"
+    message = "The member does not have enough spendable points."
+
+
+# --- Primitives (caller holds the lock) -------------------------------------------------------
+
+
+def points_credit_locked(
+    *,
+    standing: MemberStanding,
+    amount: int,
+    kind: str,
+    source_type: str,
+    source_id: str = "",
+    reason: str = "",
+    operator_id: int | None = None,
+    expires_at: datetime | None = None,
+    use_default_expiry: bool = True,
+) -> LedgerEntry:
+    """Credit spendable points and open their lot (with the program's default expiry unless
+    ``expires_at`` is given or ``use_default_expiry`` is off)."""
+    now = timezone.now()
+    (entry,) = ledger_post(
+        standing=standing,
+        movements=[
+            Movement(
+                currency=Currency.POINTS,
+                kind=kind,
+                amount=amount,
+                source_type=source_type,
+                source_id=source_id,
+                reason=reason,
+                operator_id=operator_id,
+                effective_at=now,
+            )
+        ],
+    )
+    if expires_at is None and use_default_expiry:
+        expires_at = compiled_program().default_expiry.expires_at(now)
+    lots_open(standing=standing, credits=[(entry, expires_at, None)])
+    return entry
+
+
+def points_debit_locked(
+    *,
+    standing: MemberStanding,
+    amount: int,
+    kind: str,
+    source_type: str,
+    source_id: str = "",
+    reason: str = "",
+    operator_id: int | None = None,
+) -> LedgerEntry:
+    """Take spendable points, from the lots closest to expiry first; refuses to go below zero."""
+    if amount <= 0:
+        raise InvalidInput("The amount must be positive.", code="invalid_amount")
+    if standing.points < amount:
+        raise InsufficientPoints(details={"balance": standing.points, "required": amount})
+    # Belt and braces: a conditional UPDATE cannot take the balance below zero even if a
+    # caller forgot the lock.
+    if not MemberStanding.objects.filter(pk=standing.pk, points__gte=amount).exists():
+        raise InsufficientPoints(details={"balance": standing.points, "required": amount})
+    (entry,) = ledger_post(
+        standing=standing,
+        movements=[
+            Movement(
+                currency=Currency.POINTS,
+                kind=kind,
+                amount=-amount,
+                source_type=source_type,
+                source_id=source_id,
+                reason=reason,
+                operator_id=operator_id,
+            )
+        ],
+    )
+    lots_take(member_id=standing.pk, amount=amount, entry=entry)
+    return entry
+
+
+# --- Periodic jobs ----------------------------------------------------------------------------
+
+
+@dataclass
+class LotJobReport:
+    members: int = 0
+    lots: int = 0
+    points: int = 0
+
+
+def _members_with(lots, chunk_size: int):
+    """Member ids owning the given lots, in primary-key order, in chunks (streams)."""
+    last = 0
+    while True:
+        ids = list(
+            lots.filter(member_id__gt=last)
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
+            .distinct()[:chunk_size]
+        )
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def activate_pending_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJobReport:
+    """Make spendable every pending lot whose hold has ended. One transaction per member; a
+    rerun finds nothing left to do."""
+    at = at or timezone.now()
+    due = PointLot.objects.filter(pending=True, activates_at__lte=at, remaining__gt=0)
+    report = LotJobReport()
+    for ids in _members_with(due, chunk_size):
+        for member_id in ids:
+            with transaction.atomic():
+                standing = lock_standing(member_id)
+                lots = list(due.filter(member_id=member_id).order_by("id"))
+                if not lots:
+                    continue
+                movements = []
+                for lot in lots:
+                    common = dict(
+                        currency=Currency.POINTS,
+                        kind=EntryKind.ACTIVATE,
+                        source_type=SourceType.HOLD,
+                        source_id=str(lot.pk),
+                        event_id=lot.event_id,
+                        effective_at=at,
+                    )
+                    movements += [
+                        Movement(amount=-lot.remaining, pending=True, **common),
+                        Movement(amount=lot.remaining, **common),
+                    ]
+                ledger_post(standing=standing, movements=movements)
+                lots_activated(standing=standing, lots=lots)
+            report.members += 1
+            report.lots += len(lots)
+            report.points += sum(lot.remaining for lot in lots)
+    return report
+
+
+def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJobReport:
+    """Write an expiry entry for what is left of each lapsed lot. One transaction per member;
+    a rerun finds nothing left to do."""
+    at = at or timezone.now()
+    lapsed = PointLot.objects.filter(pending=False, remaining__gt=0, expires_at__lte=at)
+    report = LotJobReport()
+    for ids in _members_with(lapsed, chunk_size):
+        for member_id in ids:
+            with transaction.atomic():
+                standing = lock_standing(member_id)
+                lots = list(lapsed.filter(member_id=member_id).order_by("expires_at", "id"))
+                for lot in lots:
+                    (entry,) = ledger_post(
+                        standing=standing,
+                        movements=[
+                            Movement(
+                                currency=Currency.POINTS,
+                                kind=EntryKind.EXPIRE,
+                                amount=-lot.remaining,
+                                source_type=SourceType.EXPIRY,
+                                source_id=str(lot.pk),
+                                effective_at=lot.expires_at,
+                            )
+                        ],
+                    )
+                    lots_take(member_id=member_id, amount=lot.remaining, entry=entry, lot_id=lot.pk)
+            report.members += 1
+            report.lots += len(lots)
+            report.points += sum(lot.remaining for lot in lots)
+    return report
+
+
+def points_expiring(*, member: Member) -> list[dict]:
+    """What of the member's spendable points expires when: ``[{"expires_at", "points"}]``."""
+    rows = (
+        PointLot.objects.filter(
+            member=member, pending=False, remaining__gt=0, expires_at__isnull=False
+        )
+        .values("expires_at")
+        .annotate(points=Sum("remaining"))
+        .order_by("expires_at")
+    )
+    return [{"expires_at": row["expires_at"], "points": row["points"]} for row in rows]
