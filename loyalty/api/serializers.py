@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -135,3 +136,28 @@ class BatchJobSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     results = serializers.JSONField(allow_null=True)
+
+
+class ReversalRequestSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=128)
+    amount = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        required=False,
+        min_value=Decimal("0.01"),
+        help_text="For a partial refund: the amount refunded, in the event's per-unit attribute.",
+    )
+
+
+class ReversalSerializer(serializers.Serializer):
+    reversal_id = serializers.IntegerField()
+    replayed = serializers.BooleanField()
+    event_id = serializers.IntegerField()
+    member = serializers.CharField()
+    amount = serializers.CharField(allow_null=True)
+    fraction_reversed = serializers.CharField()
+    growth = serializers.IntegerField(help_text="Growth taken back.")
+    points = serializers.IntegerField(help_text="Points taken back (pending ones included).")
+    pending_voided = serializers.IntegerField()
+    shortfall = serializers.IntegerField(help_text="Spent points that could not be taken back.")
+    balances = serializers.DictField(child=serializers.IntegerField())

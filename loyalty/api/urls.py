@@ -9,6 +9,7 @@ urlpatterns = [
     path("events/batch", views.EventBatchView.as_view(), name="event-batch"),
     path("events/batch/<uuid:job_id>", views.EventBatchJobView.as_view(), name="event-batch-job"),
     path("events/<int:event_id>", views.EventDetailView.as_view(), name="event-detail"),
+    path("events/<int:event_id>/reverse", views.EventReverseView.as_view(), name="event-reverse"),
     path("members/<str:external_id>", views.MemberSummaryView.as_view(), name="member-summary"),
     path(
         "members/<str:external_id>/ledger", views.MemberLedgerView.as_view(), name="member-ledger"

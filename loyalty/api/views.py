@@ -19,12 +19,15 @@ from loyalty.api.serializers import (
     EventOutcomeSerializer,
     EventSerializer,
     LedgerEntrySerializer,
+    ReversalRequestSerializer,
+    ReversalSerializer,
     parse_event_items,
 )
 from loyalty.models import Event, EventBatchJob
 from loyalty.selectors import member_ledger, member_summary
 from loyalty.services.batches import batch_job_submit
 from loyalty.services.events import record_event, record_events
+from loyalty.services.reversals import event_reverse
 
 DRY_RUN = OpenApiParameter(
     "dry_run", OpenApiTypes.BOOL, description="Answer what the event would earn; store nothing."
@@ -128,11 +131,42 @@ class EventDetailView(APIView):
 
     @extend_schema(responses=EventOutcomeSerializer)
     def get(self, request: Request, event_id: int) -> Response:
-        event = Event.objects.filter(pk=event_id).first()
+        event = Event.objects.filter(pk=event_id, client=request.auth).first()
         if event is None:
             raise Http404
         return Response(
             {"event_id": event.pk, "replayed": False, "dry_run": False, **event.outcome}
+        )
+
+
+class EventReverseView(APIView):
+    """Reverse an event in full, or in part with ``amount`` (a partial refund)."""
+
+    required_scopes = (scopes.EVENTS_WRITE,)
+
+    @extend_schema(
+        request=ReversalRequestSerializer,
+        responses={201: ReversalSerializer, 200: ReversalSerializer},
+    )
+    def post(self, request: Request, event_id: int) -> Response:
+        data = request.data
+        if (
+            isinstance(data, dict)
+            and "idempotency_key" not in data
+            and request.headers.get("Idempotency-Key")
+        ):
+            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        body = ReversalRequestSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        result = event_reverse(
+            client=request.auth,
+            event_id=event_id,
+            idempotency_key=body.validated_data["idempotency_key"],
+            amount=body.validated_data.get("amount"),
+        )
+        return Response(
+            result.as_dict(),
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
         )
 
 

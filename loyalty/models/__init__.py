@@ -8,7 +8,7 @@ from loyalty.models.actions import (
     RuleCondition,
 )
 from loyalty.models.counters import RuleCounter
-from loyalty.models.events import Event, EventBatchJob
+from loyalty.models.events import Event, EventBatchJob, EventReversal
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
 from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
 from loyalty.models.program import Program
@@ -23,6 +23,7 @@ __all__ = [
     "EntryKind",
     "Event",
     "EventBatchJob",
+    "EventReversal",
     "ExpiryPolicy",
     "LedgerEntry",
     "LotMovement",

@@ -81,3 +81,46 @@ class EventBatchJob(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.status})"
+
+
+class EventReversal(models.Model):
+    """A full or partial reversal of an event (a refund, a cancelled order), stored once per
+    idempotency key with what it took back."""
+
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="reversals")
+    client = models.ForeignKey(
+        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=128)
+    request_hash = models.CharField(max_length=64)
+    amount = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Partial: the refunded amount.",
+    )
+    fraction = models.DecimalField(
+        max_digits=9,
+        decimal_places=8,
+        help_text="Share of the event reversed so far, this one included.",
+    )
+    targets = models.JSONField(
+        default=dict, help_text="Per rule version: the growth and points this reversal takes back."
+    )
+    outcome = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"],
+                name="one_reversal_per_idempotency_key",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["idempotency_key"], name="reversal_key_idx")]
+
+    def __str__(self) -> str:
+        return f"reversal {self.pk} of event {self.event_id}"

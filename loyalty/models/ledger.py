@@ -26,6 +26,7 @@ class SourceType(models.TextChoices):
     QUEST = "quest", "Quest"
     GIFT = "gift", "Gift"
     EXPIRY = "expiry", "Expiry"
+    REVERSAL = "reversal", "Event reversal"
     HOLD = "hold", "Hold period"
 
 

@@ -243,3 +243,49 @@ def test_a_stored_event_can_be_read_back(api, program):
     body = api.get(f"/api/v1/events/{event_id}").json()
     assert body["points"] == 120
     assert_error(api.get("/api/v1/events/999999"), 404, "not_found")
+
+
+def test_the_host_app_reverses_an_event_in_part_then_in_full(api, program):
+    event_id = api.post("/api/v1/events", json=purchase(amount="200.00")).json()["event_id"]
+    partial = api.post(
+        f"/api/v1/events/{event_id}/reverse",
+        json={"idempotency_key": "refund-1", "amount": "50.00"},
+    )
+    assert partial.status_code == 201, partial.text
+    assert partial.json()["points"] == 50
+    retried = api.post(
+        f"/api/v1/events/{event_id}/reverse",
+        json={"idempotency_key": "refund-1", "amount": "50.00"},
+    )
+    assert retried.status_code == 200
+    assert retried.json()["replayed"] is True
+    rest = api.post(
+        f"/api/v1/events/{event_id}/reverse", headers={"Idempotency-Key": "refund-2"}, json={}
+    )
+    assert rest.json()["points"] == 150
+    assert api.get("/api/v1/members/alice").json()["balances"]["points"]["spendable"] == 0
+    assert_balances_match_ledger()
+
+
+def test_reversal_errors_have_stable_codes(api, program):
+    event_id = api.post("/api/v1/events", json=purchase(amount="100.00")).json()["event_id"]
+    url = f"/api/v1/events/{event_id}/reverse"
+    assert_error(
+        api.post(url, json={"idempotency_key": "a", "amount": "500"}), 422, "amount_too_large"
+    )
+    assert_error(
+        api.post(url, json={"idempotency_key": "b", "amount": "-1"}), 400, "validation_error"
+    )
+    assert_error(api.post(url, json={"amount": "1"}), 400, "validation_error")
+    api.post(url, json={"idempotency_key": "c"})
+    assert_error(
+        api.post(url, json={"idempotency_key": "c", "amount": "1"}), 409, "idempotency_conflict"
+    )
+    assert_error(api.post(url, json={"idempotency_key": "d"}), 422, "already_reversed")
+    assert_error(
+        api.post("/api/v1/events/999999/reverse", json={"idempotency_key": "e"}),
+        404,
+        "event_not_found",
+    )
+    _, other = api_client_create(name="other", scopes=[scopes.EVENTS_WRITE])
+    assert_error(api.as_key(other).post(url, json={"idempotency_key": "f"}), 404, "event_not_found")

@@ -32,26 +32,42 @@ SH = "Asia/Shanghai"
 def test_days_after_earning_ends_with_the_local_day(settings):
     settings.TIME_ZONE = SH
     earned = local(2026, 1, 30, 23, 30, tz=SH)  # still 30 Jan locally, 15:30 UTC
-    assert expiry_at(policy="days", n=2, yearly_date="", earned_at=earned) == local(2026, 2, 2, tz=SH)
+    assert expiry_at(policy="days", n=2, yearly_date="", earned_at=earned) == local(
+        2026, 2, 2, tz=SH
+    )
 
 
 def test_end_of_month_counts_the_local_month(settings):
     settings.TIME_ZONE = SH
     # 31 Dec 20:00 UTC is already 1 January in Shanghai.
     new_year_locally = local(2026, 12, 31, 20, tz="UTC")
-    assert expiry_at(policy="end_of_month", n=0, yearly_date="", earned_at=new_year_locally) == local(2027, 2, 1, tz=SH)
-    assert expiry_at(policy="end_of_month", n=0, yearly_date="", earned_at=local(2026, 12, 15, tz=SH)) == local(2027, 1, 1, tz=SH)
-    assert expiry_at(policy="end_of_month", n=12, yearly_date="", earned_at=local(2026, 3, 31, tz=SH)) == local(2027, 4, 1, tz=SH)
+    assert expiry_at(
+        policy="end_of_month", n=0, yearly_date="", earned_at=new_year_locally
+    ) == local(2027, 2, 1, tz=SH)
+    assert expiry_at(
+        policy="end_of_month", n=0, yearly_date="", earned_at=local(2026, 12, 15, tz=SH)
+    ) == local(2027, 1, 1, tz=SH)
+    assert expiry_at(
+        policy="end_of_month", n=12, yearly_date="", earned_at=local(2026, 3, 31, tz=SH)
+    ) == local(2027, 4, 1, tz=SH)
 
 
 def test_a_yearly_date_n_years_after_the_year_of_earning(settings):
     settings.TIME_ZONE = SH
     earned = local(2026, 6, 1, tz=SH)
-    assert expiry_at(policy="yearly_date", n=1, yearly_date="12-31", earned_at=earned) == local(2028, 1, 1, tz=SH)
-    assert expiry_at(policy="yearly_date", n=0, yearly_date="12-31", earned_at=earned) == local(2027, 1, 1, tz=SH)
+    assert expiry_at(policy="yearly_date", n=1, yearly_date="12-31", earned_at=earned) == local(
+        2028, 1, 1, tz=SH
+    )
+    assert expiry_at(policy="yearly_date", n=0, yearly_date="12-31", earned_at=earned) == local(
+        2027, 1, 1, tz=SH
+    )
     # A date already past in the year of earning moves on a year.
-    assert expiry_at(policy="yearly_date", n=0, yearly_date="03-31", earned_at=earned) == local(2027, 4, 1, tz=SH)
-    assert expiry_at(policy="yearly_date", n=1, yearly_date="02-29", earned_at=earned) == local(2027, 3, 1, tz=SH)
+    assert expiry_at(policy="yearly_date", n=0, yearly_date="03-31", earned_at=earned) == local(
+        2027, 4, 1, tz=SH
+    )
+    assert expiry_at(policy="yearly_date", n=1, yearly_date="02-29", earned_at=earned) == local(
+        2027, 3, 1, tz=SH
+    )
 
 
 def test_never_is_never():
@@ -62,14 +78,18 @@ def test_never_is_never():
 
 
 def test_a_rule_overrides_the_program_default(earn):
-    Program.objects.update_or_create(pk=1, defaults={"points_expiry": "days", "points_expiry_n": 10})
+    Program.objects.update_or_create(
+        pk=1, defaults={"points_expiry": "days", "points_expiry_n": 10}
+    )
     program_changed()
     make_rule("review", points_per_occurrence=10)
     make_rule("purchase", points_per_occurrence=10, points_expiry="never")
     at = local(2026, 5, 1, 12)
     earn(action="review", at=at)
     earn(action="purchase", at=at)
-    expiries = dict(PointLot.objects.values_list("entry__rule_version__rule__action__code", "expires_at"))
+    expiries = dict(
+        PointLot.objects.values_list("entry__rule_version__rule__action__code", "expires_at")
+    )
     assert expiries == {"review": local(2026, 5, 12), "purchase": None}
 
 
@@ -97,13 +117,22 @@ def test_lots_not_yet_lapsed_stay(earn):
 def spend(amount: int, external_id: str = "m1"):
     with transaction.atomic():
         standing = lock_standing(MemberStanding.objects.get(member__external_id=external_id).pk)
-        return points_debit_locked(standing=standing, amount=amount, kind=EntryKind.SPEND, source_type=SourceType.REDEMPTION)
+        return points_debit_locked(
+            standing=standing,
+            amount=amount,
+            kind=EntryKind.SPEND,
+            source_type=SourceType.REDEMPTION,
+        )
 
 
 def test_spends_take_the_lots_closest_to_expiry_first(earn):
     make_rule("share", code="forever", points_per_occurrence=100, points_expiry="never")
-    make_rule("review", code="late", points_per_occurrence=100, points_expiry="days", points_expiry_n=60)
-    make_rule("check_in", code="soon", points_per_occurrence=100, points_expiry="days", points_expiry_n=10)
+    make_rule(
+        "review", code="late", points_per_occurrence=100, points_expiry="days", points_expiry_n=60
+    )
+    make_rule(
+        "check_in", code="soon", points_per_occurrence=100, points_expiry="days", points_expiry_n=10
+    )
     at = timezone.now()
     for action in ("share", "review", "check_in"):
         earn(action=action, at=at)
