@@ -1,7 +1,9 @@
 """The operators' admin: tune actions, rules, tiers and privileges; watch events, the ledger
 and members' standing. Every change goes through the same services as the API."""
 
+import hashlib
 import json
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,9 +12,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.errors import DomainError
+from accounts.errors import DomainError, InvalidInput
 from loyalty.models import (
     Action,
+    Adjustment,
+    Currency,
     EarningRule,
     EarningRuleVersion,
     Event,
@@ -26,6 +30,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from loyalty.services.adjustments import bulk_award, parse_award_rows
 from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import earning_rule_publish, program_changed
 from loyalty.services.tiers import tier_lock
@@ -308,6 +313,89 @@ class EventBatchJobAdmin(ReadOnlyAdmin):
     exclude = ["items", "results"]
 
 
+class AwardForm(forms.Form):
+    """Credit or debit many members at once; the batch key makes a resubmission a no-op."""
+
+    currency = forms.ChoiceField(choices=Currency.choices, initial=Currency.POINTS)
+    amount = forms.IntegerField(
+        required=False, help_text="For the selected members; a file gives its own."
+    )
+    reason = forms.CharField(max_length=200)
+    file = forms.FileField(required=False, help_text="CSV lines: external_id,amount")
+    batch_key = forms.CharField(widget=forms.HiddenInput)
+
+
+def _award_view(model_admin, request, *, member_ids: list[str] | None, selected: list[int] = ()):
+    """One form for both bulk awards: to selected members, or to the lines of a CSV file."""
+    initial = {"batch_key": uuid.uuid4().hex}
+    form = AwardForm(request.POST or None, request.FILES or None, initial=initial)
+    report = None
+    if request.method == "POST" and "apply" in request.POST and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["file"]:
+                content = data["file"].read().decode("utf-8-sig")
+                rows = parse_award_rows(content)
+                # The same file with the same reason is the same batch, however often uploaded.
+                batch = hashlib.sha256(
+                    f"{content}|{data['currency']}|{data['reason']}".encode()
+                ).hexdigest()[:32]
+            elif member_ids and data["amount"]:
+                rows = [(external_id, data["amount"]) for external_id in member_ids]
+                batch = data["batch_key"]
+            else:
+                raise InvalidInput("Give an amount for the selected members, or a file.")
+            report = bulk_award(
+                rows=rows,
+                currency=data["currency"],
+                reason=data["reason"],
+                batch_key=batch,
+                operator=request.user,
+            )
+            model_admin.message_user(request, f"Bulk award: {report}")
+        except InvalidInput as error:
+            model_admin.message_user(
+                request, f"{error.message} {error.details or ''}", level=messages.ERROR
+            )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Award growth or points",
+        "form": form,
+        "member_ids": member_ids or [],
+        "selected": selected,
+        "report": report,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/loyalty/award.html", context)
+
+
+@admin.register(Adjustment)
+class AdjustmentAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/loyalty/adjustment/change_list.html"
+    list_display = [
+        "id",
+        "member",
+        "currency",
+        "amount",
+        "reason",
+        "operator",
+        "client",
+        "created_at",
+    ]
+    list_filter = ["currency"]
+    search_fields = ["member__external_id", "reason", "idempotency_key"]
+    list_select_related = ["member", "operator", "client"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(
+            lambda request: _award_view(self, request, member_ids=None)
+        )
+        return [
+            path("bulk-award/", view, name="loyalty_adjustment_bulk_award"),
+            *super().get_urls(),
+        ]
+
+
 class StandingForm(forms.ModelForm):
     class Meta:
         model = MemberStanding
@@ -333,6 +421,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
     list_select_related = ["member", "tier"]
     ordering = ["-growth"]
     show_full_result_count = False
+    actions = ["award"]
     readonly_fields = [
         "member_link",
         "tier",
@@ -431,6 +520,12 @@ class MemberStandingAdmin(admin.ModelAdmin):
                 for e in entries
             ],
         )
+
+    @admin.action(description="Award growth or points to the selected members")
+    def award(self, request, queryset):
+        member_ids = list(queryset.values_list("member__external_id", flat=True))
+        selected = list(queryset.values_list("pk", flat=True))
+        return _award_view(self, request, member_ids=member_ids, selected=selected)
 
     def save_model(self, request, obj: MemberStanding, form, change) -> None:
         if "locked_tier" in form.changed_data:

@@ -161,3 +161,21 @@ class ReversalSerializer(serializers.Serializer):
     pending_voided = serializers.IntegerField()
     shortfall = serializers.IntegerField(help_text="Spent points that could not be taken back.")
     balances = serializers.DictField(child=serializers.IntegerField())
+
+
+class AdjustmentRequestSerializer(serializers.Serializer):
+    currency = serializers.ChoiceField(choices=["points", "growth"])
+    amount = serializers.IntegerField(help_text="Positive credits, negative debits.")
+    reason = serializers.CharField(max_length=200)
+    idempotency_key = serializers.CharField(max_length=128)
+
+
+class AdjustmentSerializer(serializers.Serializer):
+    adjustment_id = serializers.IntegerField()
+    replayed = serializers.BooleanField()
+    member = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.IntegerField()
+    reason = serializers.CharField()
+    entry_id = serializers.IntegerField()
+    created_at = serializers.DateTimeField()

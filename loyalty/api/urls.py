@@ -14,6 +14,11 @@ urlpatterns = [
     path(
         "members/<str:external_id>/ledger", views.MemberLedgerView.as_view(), name="member-ledger"
     ),
+    path(
+        "members/<str:external_id>/adjustments",
+        views.MemberAdjustmentView.as_view(),
+        name="member-adjustments",
+    ),
     path("me", views.MeSummaryView.as_view(), name="me"),
     path("me/ledger", views.MeLedgerView.as_view(), name="me-ledger"),
 ]

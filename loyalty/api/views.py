@@ -14,6 +14,8 @@ from accounts.models import Member
 from accounts.permissions import IsMember
 from accounts.services import member_get
 from loyalty.api.serializers import (
+    AdjustmentRequestSerializer,
+    AdjustmentSerializer,
     BatchJobSerializer,
     EventBatchSerializer,
     EventOutcomeSerializer,
@@ -25,6 +27,7 @@ from loyalty.api.serializers import (
 )
 from loyalty.models import Event, EventBatchJob
 from loyalty.selectors import member_ledger, member_summary
+from loyalty.services.adjustments import adjust
 from loyalty.services.batches import batch_job_submit
 from loyalty.services.events import record_event, record_events
 from loyalty.services.reversals import event_reverse
@@ -163,6 +166,34 @@ class EventReverseView(APIView):
             event_id=event_id,
             idempotency_key=body.validated_data["idempotency_key"],
             amount=body.validated_data.get("amount"),
+        )
+        return Response(
+            result.as_dict(),
+            status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
+        )
+
+
+class MemberAdjustmentView(APIView):
+    """Credit or debit a member's points or growth, with a reason (scope ``operator``)."""
+
+    required_scopes = (scopes.OPERATOR,)
+
+    @extend_schema(
+        request=AdjustmentRequestSerializer,
+        responses={201: AdjustmentSerializer, 200: AdjustmentSerializer},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        data = request.data
+        if (
+            isinstance(data, dict)
+            and "idempotency_key" not in data
+            and request.headers.get("Idempotency-Key")
+        ):
+            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        body = AdjustmentRequestSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        result = adjust(
+            member=member_get(external_id=external_id), client=request.auth, **body.validated_data
         )
         return Response(
             result.as_dict(),

@@ -7,6 +7,7 @@ from loyalty.models.actions import (
     RuleCap,
     RuleCondition,
 )
+from loyalty.models.adjustments import Adjustment
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
@@ -16,6 +17,7 @@ from loyalty.models.standing import MemberStanding
 from loyalty.models.tiers import Privilege, Tier, TierChange
 
 __all__ = [
+    "Adjustment",
     "Action",
     "Currency",
     "EarningRule",

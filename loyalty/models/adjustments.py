@@ -1,0 +1,41 @@
+from django.conf import settings
+from django.db import models
+
+from loyalty.models.ledger import Currency
+
+
+class Adjustment(models.Model):
+    """An operator's credit or debit of a member, always with a reason and who made it; stored
+    once per idempotency key (a retried request or a re-uploaded bulk file changes nothing)."""
+
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="adjustments"
+    )
+    currency = models.CharField(max_length=6, choices=Currency.choices)
+    amount = models.BigIntegerField()
+    reason = models.CharField(max_length=200)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    client = models.ForeignKey(
+        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    entry = models.OneToOneField("loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"],
+                name="one_adjustment_per_idempotency_key",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(condition=~models.Q(amount=0), name="adjustment_not_zero"),
+        ]
+        indexes = [models.Index(fields=["idempotency_key"], name="adjustment_key_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+d} {self.currency} for {self.member_id}: {self.reason}"

@@ -1,0 +1,210 @@
+"""Operator adjustments: credit or debit a member's growth or points, one at a time or in bulk,
+each with a reason and the operator (or API client) recorded, each idempotent."""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.errors import BusinessRuleViolation, DomainError, InvalidInput, MemberNotFound
+from accounts.models import ApiClient, Member
+from loyalty.models import Adjustment, Currency, EntryKind, SourceType
+from loyalty.services.events import IdempotencyConflict
+from loyalty.services.ledger import Movement, ledger_post
+from loyalty.services.locks import lock_standing
+from loyalty.services.points import points_credit_locked, points_debit_locked
+from loyalty.services.program import compiled_program
+from loyalty.services.tiers import tier_upgrade_if_qualified
+
+MAX_ADJUSTMENT = 10**9
+
+
+class InsufficientGrowth(BusinessRuleViolation):
+    code = "insufficient_growth"
+    message = "Growth cannot go below zero."
+
+
+@dataclass(frozen=True)
+class AdjustmentResult:
+    adjustment: Adjustment
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        a = self.adjustment
+        return {
+            "adjustment_id": a.pk,
+            "replayed": self.replayed,
+            "member": a.member.external_id,
+            "currency": a.currency,
+            "amount": a.amount,
+            "reason": a.reason,
+            "entry_id": a.entry_id,
+            "created_at": a.created_at,
+        }
+
+
+def _hash(member: Member, currency: str, amount: int, reason: str) -> str:
+    body = json.dumps([member.pk, currency, amount, reason])
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _stored(client: ApiClient | None, key: str, request_hash: str) -> AdjustmentResult | None:
+    stored = (
+        Adjustment.objects.select_related("member")
+        .filter(client=client, idempotency_key=key)
+        .first()
+    )
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise IdempotencyConflict(details={"idempotency_key": key})
+    return AdjustmentResult(adjustment=stored, replayed=True)
+
+
+def adjust(
+    *,
+    member: Member,
+    currency: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    operator=None,
+    client: ApiClient | None = None,
+) -> AdjustmentResult:
+    """Credit (amount > 0) or debit (amount < 0) the member. Credited points open a lot with
+    the program's default expiry; a debit takes the points closest to expiry first and is
+    refused beyond the balance. Growth credited can lift the tier at once; growth debited
+    lowers it only through the review. Safe to retry with the same key."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("An adjustment needs a reason.", code="reason_required")
+    if currency not in Currency.values:
+        raise InvalidInput(f"Unknown currency {currency!r}.", code="invalid_currency")
+    if not amount or abs(amount) > MAX_ADJUSTMENT:
+        raise InvalidInput(
+            f"The amount must be non-zero and at most {MAX_ADJUSTMENT:,}.", code="invalid_amount"
+        )
+    request_hash = _hash(member, currency, amount, reason)
+    if stored := _stored(client, idempotency_key, request_hash):
+        return stored
+    try:
+        with transaction.atomic():
+            standing = lock_standing(member.pk)
+            if stored := _stored(client, idempotency_key, request_hash):
+                return stored
+            operator_id = operator.pk if getattr(operator, "pk", None) else None
+            common = dict(source_type=SourceType.ADJUSTMENT, reason=reason, operator_id=operator_id)
+            if currency == Currency.POINTS and amount > 0:
+                entry = points_credit_locked(
+                    standing=standing, amount=amount, kind=EntryKind.ADJUST, **common
+                )
+            elif currency == Currency.POINTS:
+                entry = points_debit_locked(
+                    standing=standing, amount=-amount, kind=EntryKind.ADJUST, **common
+                )
+            else:
+                if standing.growth + amount < 0:
+                    raise InsufficientGrowth(details={"growth": standing.growth, "amount": amount})
+                (entry,) = ledger_post(
+                    standing=standing,
+                    movements=[
+                        Movement(
+                            currency=Currency.GROWTH, kind=EntryKind.ADJUST, amount=amount, **common
+                        )
+                    ],
+                )
+                if amount > 0:
+                    tier_upgrade_if_qualified(
+                        standing=standing, program=compiled_program(), at=timezone.now()
+                    )
+            adjustment = Adjustment.objects.create(
+                member=member,
+                currency=currency,
+                amount=amount,
+                reason=reason,
+                operator_id=operator_id,
+                client=client,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                entry=entry,
+            )
+    except IntegrityError:
+        if stored := _stored(client, idempotency_key, request_hash):
+            return stored
+        raise
+    return AdjustmentResult(adjustment=adjustment)
+
+
+@dataclass
+class BulkReport:
+    applied: int = 0
+    already_applied: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"{self.applied} applied, {self.already_applied} already applied, {len(self.failed)} failed"
+        details = "; ".join(f"{f['external_id']}: {f['error']}" for f in self.failed[:20])
+        return f"{text}{' (' + details + ')' if details else ''}"
+
+
+def bulk_award(
+    *,
+    rows: Iterable[tuple[str, int]],
+    currency: str,
+    reason: str,
+    batch_key: str,
+    operator=None,
+) -> BulkReport:
+    """Adjust a list of members ``(external_id, amount)``, each on its own (one failure does
+    not stop the rest), in member order. Each member's adjustment is keyed by the batch, so
+    running the same batch again applies nothing twice."""
+    report = BulkReport()
+    for external_id, amount in sorted(rows):
+        member = Member.objects.filter(external_id=external_id).first()
+        try:
+            if member is None:
+                raise MemberNotFound()
+            result = adjust(
+                member=member,
+                currency=currency,
+                amount=amount,
+                reason=reason,
+                idempotency_key=f"bulk:{batch_key}:{external_id}",
+                operator=operator,
+            )
+        except DomainError as error:
+            report.failed.append({"external_id": external_id, "error": error.code})
+            continue
+        if result.replayed:
+            report.already_applied += 1
+        else:
+            report.applied += 1
+    return report
+
+
+def parse_award_rows(text: str) -> list[tuple[str, int]]:
+    """``external_id,amount`` lines (a header line is allowed); raises InvalidInput naming
+    every bad line."""
+    import csv
+    import io
+
+    rows, errors = [], []
+    for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not line or not "".join(line).strip():
+            continue
+        if number == 1 and line[0].strip().lower() in ("external_id", "member"):
+            continue
+        try:
+            external_id, amount = line[0].strip(), int(line[1])
+            if not external_id:
+                raise ValueError
+            rows.append((external_id, amount))
+        except (IndexError, ValueError):
+            errors.append(f"line {number}: expected external_id,amount")
+    if errors:
+        raise InvalidInput("The file has bad lines.", code="invalid_file", details=errors)
+    return rows
