@@ -149,6 +149,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Periodic jobs, run by `celery -A config beat`; times are in the program's time zone.
 CELERY_BEAT_SCHEDULE: dict = {
     "review-tiers": {"task": "loyalty.review_tiers", "schedule": crontab(hour=3, minute=0)},
+    "expire-points": {"task": "loyalty.expire_points", "schedule": crontab(hour=0, minute=5)},
+    "activate-pending-points": {
+        "task": "loyalty.activate_pending_points",
+        "schedule": crontab(minute=10),
+    },
 }
 
 # --- The loyalty program ----------------------------------------------------------------------

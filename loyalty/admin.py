@@ -33,6 +33,7 @@ from loyalty.models import (
 from loyalty.services.adjustments import bulk_award, parse_award_rows
 from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import earning_rule_publish, program_changed
+from loyalty.services.reconciliation import liability_report
 from loyalty.services.tiers import tier_lock
 
 
@@ -65,7 +66,22 @@ class ReadOnlyInline(admin.TabularInline):
 
 @admin.register(Program)
 class ProgramAdmin(admin.ModelAdmin):
-    list_display = ["name", "unknown_members", "updated_at"]
+    change_list_template = "admin/loyalty/program/change_list.html"
+    list_display = ["name", "unknown_members", "points_expiry", "reversal_shortfall", "updated_at"]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.liability_view)
+        return [path("liability/", view, name="loyalty_program_liability"), *super().get_urls()]
+
+    def liability_view(self, request):
+        """Points outstanding, pending and expiring per month ahead."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Points liability",
+            "report": liability_report(months=12),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/loyalty/liability.html", context)
 
     def has_add_permission(self, request) -> bool:
         return not Program.objects.exists()

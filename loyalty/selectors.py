@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import Member
 from loyalty.models import LedgerEntry, MemberStanding
+from loyalty.services.points import points_expiring
 from loyalty.services.program import compiled_program
 from loyalty.services.tiers import GrowthWindows
 
@@ -34,6 +35,10 @@ def member_summary(member: Member) -> dict[str, Any]:
             },
             "growth": standing.growth,
         },
+        "expiring": [
+            {"expires_at": row["expires_at"], "points": row["points"]}
+            for row in points_expiring(member=member)[:12]
+        ],
         "tier": None,
         "next_tier": None,
     }

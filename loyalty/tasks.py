@@ -4,6 +4,7 @@ from celery import shared_task
 
 from loyalty.api.serializers import parse_event_items
 from loyalty.services.batches import batch_job_run
+from loyalty.services.points import activate_pending_points, expire_points
 from loyalty.services.tiers import review_tiers
 
 
@@ -17,3 +18,13 @@ def process_event_batch(job_id: str) -> dict:
 def review_tiers_task() -> dict:
     report = review_tiers()
     return vars(report)
+
+
+@shared_task(name="loyalty.expire_points", time_limit=60 * 60)
+def expire_points_task() -> dict:
+    return vars(expire_points())
+
+
+@shared_task(name="loyalty.activate_pending_points", time_limit=60 * 60)
+def activate_pending_points_task() -> dict:
+    return vars(activate_pending_points())

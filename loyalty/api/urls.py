@@ -19,6 +19,7 @@ urlpatterns = [
         views.MemberAdjustmentView.as_view(),
         name="member-adjustments",
     ),
+    path("reports/liability", views.LiabilityReportView.as_view(), name="liability-report"),
     path("me", views.MeSummaryView.as_view(), name="me"),
     path("me/ledger", views.MeLedgerView.as_view(), name="me-ledger"),
 ]

@@ -30,6 +30,7 @@ from loyalty.selectors import member_ledger, member_summary
 from loyalty.services.adjustments import adjust
 from loyalty.services.batches import batch_job_submit
 from loyalty.services.events import record_event, record_events
+from loyalty.services.reconciliation import liability_report
 from loyalty.services.reversals import event_reverse
 
 DRY_RUN = OpenApiParameter(
@@ -229,3 +230,36 @@ class MeLedgerView(generics.ListAPIView):
 
     def get_queryset(self):
         return member_ledger(self.request.auth)
+
+
+class LiabilityReportView(APIView):
+    """What the program owes its members: points outstanding, pending and expiring by month."""
+
+    required_scopes = (scopes.OPERATOR,)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "months", OpenApiTypes.INT, description="Months ahead (1-36, default 12)."
+            )
+        ],
+        responses=inline_serializer(
+            "LiabilityReport",
+            {
+                "as_of": serializers.DateTimeField(),
+                "members": serializers.IntegerField(),
+                "points_outstanding": serializers.IntegerField(),
+                "points_pending": serializers.IntegerField(),
+                "negative_balances": serializers.IntegerField(),
+                "expiring_by_month": serializers.ListField(child=serializers.DictField()),
+                "expiring_later": serializers.IntegerField(),
+                "overdue_for_expiry": serializers.IntegerField(),
+                "never_expiring": serializers.IntegerField(),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        months = serializers.IntegerField(min_value=1, max_value=36).run_validation(
+            request.query_params.get("months", 12)
+        )
+        return Response(liability_report(months=months))

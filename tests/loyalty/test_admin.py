@@ -146,3 +146,11 @@ def test_creating_an_api_client_in_the_admin_shows_the_key_once(admin_client):
         reverse("admin:accounts_apiclient_change", args=[ApiClient.objects.get().pk])
     )
     assert key not in page.content.decode()
+
+
+def test_the_liability_page_shows_outstanding_points(admin_client, demo):
+    page = admin_client.get(reverse("admin:loyalty_program_liability"))
+    assert page.status_code == 200
+    outstanding = sum(MemberStanding.objects.values_list("points", flat=True))
+    assert page.context["report"]["points_outstanding"] == outstanding
+    assert str(outstanding) in page.content.decode()

@@ -202,3 +202,19 @@ def test_growth_is_not_held(earn):
     make_rule("purchase", growth_per_occurrence=5, points_per_occurrence=100, hold_days=14)
     earn()
     assert MemberStanding.objects.get().growth == 5
+
+
+def test_the_member_summary_says_what_expires_when(api):
+    make_rule(
+        "purchase",
+        points_per_occurrence=300,
+        points_expiry="yearly_date",
+        points_expiry_n=0,
+        points_expiry_date="12-31",
+    )
+    api.post(
+        "/api/v1/events", json={"external_id": "m1", "action": "purchase", "idempotency_key": "k"}
+    )
+    expiring = api.get("/api/v1/members/m1").json()["expiring"]
+    assert len(expiring) == 1
+    assert expiring[0]["points"] == 300
