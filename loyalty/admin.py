@@ -11,6 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError, InvalidInput
 from loyalty.models import (
@@ -30,6 +31,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from loyalty.selectors import program_changes
 from loyalty.services.adjustments import bulk_award, parse_award_rows
 from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import earning_rule_publish, program_changed
@@ -65,13 +67,28 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(Program)
-class ProgramAdmin(admin.ModelAdmin):
+class ProgramAdmin(SimpleHistoryAdmin):
     change_list_template = "admin/loyalty/program/change_list.html"
     list_display = ["name", "unknown_members", "points_expiry", "reversal_shortfall", "updated_at"]
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.liability_view)
-        return [path("liability/", view, name="loyalty_program_liability"), *super().get_urls()]
+        liability = self.admin_site.admin_view(self.liability_view)
+        audit = self.admin_site.admin_view(self.audit_view)
+        return [
+            path("liability/", liability, name="loyalty_program_liability"),
+            path("audit/", audit, name="loyalty_program_audit"),
+            *super().get_urls(),
+        ]
+
+    def audit_view(self, request):
+        """Every operator change to the program, newest first: who, when, what changed."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Program changes",
+            "changes": program_changes(limit=300),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/loyalty/audit.html", context)
 
     def liability_view(self, request):
         """Points outstanding, pending and expiring per month ahead."""
@@ -96,7 +113,7 @@ class ProgramAdmin(admin.ModelAdmin):
 
 
 @admin.register(Action)
-class ActionAdmin(admin.ModelAdmin):
+class ActionAdmin(SimpleHistoryAdmin):
     list_display = ["code", "name", "is_active", "rule_count"]
     list_filter = ["is_active"]
     search_fields = ["code", "name"]
@@ -144,7 +161,7 @@ class EventPreviewForm(forms.Form):
 
 
 @admin.register(EarningRule)
-class EarningRuleAdmin(admin.ModelAdmin):
+class EarningRuleAdmin(SimpleHistoryAdmin):
     change_list_template = "admin/loyalty/earningrule/change_list.html"
     list_display = [
         "code",
@@ -243,7 +260,7 @@ class PrivilegeInline(admin.TabularInline):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(SimpleHistoryAdmin):
     list_display = [
         "position",
         "code",

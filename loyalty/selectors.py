@@ -70,3 +70,34 @@ def member_summary(member: Member) -> dict[str, Any]:
 
 def member_ledger(member: Member) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(member=member).select_related("rule_version__rule")
+
+
+AUDITED = ("Program", "Action", "EarningRule", "RuleCondition", "RuleCap", "Tier", "Privilege")
+
+
+def program_changes(*, limit: int = 300) -> list[dict[str, Any]]:
+    """The latest operator changes to the program across every audited model, newest first,
+    each with who made it and the fields it changed (old → new)."""
+    from loyalty import models
+
+    records = []
+    for name in AUDITED:
+        history = getattr(models, name).history
+        records.extend(history.select_related("history_user").order_by("-history_date")[:limit])
+    records.sort(key=lambda r: r.history_date, reverse=True)
+    changes = []
+    for record in records[:limit]:
+        fields = []
+        if record.history_type == "~" and record.prev_record is not None:
+            delta = record.diff_against(record.prev_record)
+            fields = [{"field": c.field, "old": c.old, "new": c.new} for c in delta.changes]
+        changes.append(
+            {
+                "when": record.history_date,
+                "who": record.history_user,
+                "what": f"{record.instance_type._meta.verbose_name} {record.instance}",
+                "kind": {"+": "created", "~": "changed", "-": "deleted"}[record.history_type],
+                "fields": fields,
+            }
+        )
+    return changes

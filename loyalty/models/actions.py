@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
 
@@ -14,6 +15,8 @@ class Action(models.Model):
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
@@ -90,6 +93,8 @@ class EarningRule(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["action__code", "priority", "code"]
         constraints = [
@@ -123,6 +128,8 @@ class RuleCondition(models.Model):
     operator = models.CharField(max_length=10, choices=Operator.choices)
     value = models.JSONField(help_text='JSON: 100, "gold", ["a", "b"].')
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["id"]
 
@@ -149,6 +156,8 @@ class RuleCap(models.Model):
     period = models.CharField(max_length=10, choices=Period.choices)
     measure = models.CharField(max_length=12, choices=Measure.choices, default=Measure.OCCURRENCES)
     limit = models.PositiveIntegerField()
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["id"]

@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
 
@@ -49,6 +50,8 @@ class Program(models.Model):
     )
     revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = "program settings"

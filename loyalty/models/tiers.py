@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class Tier(models.Model):
@@ -25,6 +26,8 @@ class Tier(models.Model):
         help_text="Days a member below the threshold keeps the tier before the review lowers it.",
     )
     description = models.TextField(blank=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["position"]
@@ -56,6 +59,8 @@ class Privilege(models.Model):
     kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.HOST)
     params = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["tier__position", "code"]

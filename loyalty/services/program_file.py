@@ -263,7 +263,12 @@ def program_load(*, data: Any, actor=None) -> LoadReport:
     valid = serializer.validated_data
     report = LoadReport()
     if "program" in valid:
-        Program.objects.filter(pk=program_settings().pk).update(**valid["program"])
+        settings_row = program_settings()
+        changed = {k: v for k, v in valid["program"].items() if getattr(settings_row, k) != v}
+        if changed:
+            for name, value in changed.items():
+                setattr(settings_row, name, value)
+            settings_row.save(update_fields=list(changed))  # a save, so the audit log keeps it
     for item in valid["actions"]:
         _upsert(Action, item.pop("code"), item, report, "actions")
     actions = {action.code: action for action in Action.objects.all()}
@@ -308,18 +313,31 @@ def _load_tiers(items: list[dict], report: LoadReport) -> None:
             details=[f"tiers: missing {', '.join(others.values_list('code', flat=True))}"],
         )
     original = dict(Tier.objects.values_list("code", "position"))
-    # Park positions out of the way so a reorder never collides with the unique constraint.
-    for offset, code in enumerate(sorted(original, key=original.get)):
+    target = {item["code"]: position for position, item in enumerate(items)}
+    moving = [code for code, position in original.items() if target[code] != position]
+    # Park the tiers that move out of the way, so a reorder never collides with the unique
+    # position constraint; each then gets its place with a save the audit log keeps.
+    for offset, code in enumerate(moving):
         Tier.objects.filter(code=code).update(position=10_000 + offset)
-    for position, item in enumerate(items):
+    for item in items:
         privileges = item.pop("privileges")
         code = item.pop("code")
-        updated = report.updated["tiers"]
-        tier = _upsert(Tier, code, item, report, "tiers", position=20_000 + position)
-        Tier.objects.filter(pk=tier.pk).update(position=position)
-        changed = _replace_children(
-            tier.privileges, Privilege, privileges, PRIVILEGE_FIELDS, tier=tier
-        )
-        moved = code in original and original[code] != position
-        if (changed or moved) and code in original and report.updated["tiers"] == updated:
-            report.updated["tiers"] += 1
+        tier = Tier.objects.filter(code=code).first()
+        if tier is None:
+            tier = Tier.objects.create(code=code, position=target[code], **item)
+            report.created["tiers"] += 1
+        else:
+            changed = {name: value for name, value in item.items() if getattr(tier, name) != value}
+            if code in moving:
+                changed["position"] = target[code]
+            for name, value in changed.items():
+                setattr(tier, name, value)
+            if changed:
+                tier.save(update_fields=list(changed))
+            children = _replace_children(
+                tier.privileges, Privilege, privileges, PRIVILEGE_FIELDS, tier=tier
+            )
+            if changed or children:
+                report.updated["tiers"] += 1
+            continue
+        _replace_children(tier.privileges, Privilege, privileges, PRIVILEGE_FIELDS, tier=tier)

@@ -154,3 +154,34 @@ def test_the_liability_page_shows_outstanding_points(admin_client, demo):
     outstanding = sum(MemberStanding.objects.values_list("points", flat=True))
     assert page.context["report"]["points_outstanding"] == outstanding
     assert str(outstanding) in page.content.decode()
+
+
+def test_operator_changes_are_kept_with_who_when_and_what(admin_client, admin_user, demo):
+    tier = Tier.objects.get(code="gold")
+    url = reverse("admin:loyalty_tier_change", args=[tier.pk])
+    form = {
+        "code": "gold",
+        "name": "Gold Plus",
+        "position": tier.position,
+        "growth_threshold": 2500,
+        "window": tier.window,
+        "window_days": tier.window_days,
+        "grace_days": tier.grace_days,
+        "description": "",
+        "privileges-TOTAL_FORMS": 0,
+        "privileges-INITIAL_FORMS": 0,
+    }
+    assert admin_client.post(url, form).status_code == 302
+    latest = tier.history.first()
+    assert latest.history_user == admin_user
+    delta = latest.diff_against(latest.prev_record)
+    assert {c.field: (c.old, c.new) for c in delta.changes} == {
+        "name": ("Gold", "Gold Plus"),
+        "growth_threshold": (2000, 2500),
+    }
+    page = admin_client.get(reverse("admin:loyalty_program_audit"))
+    assert page.status_code == 200
+    assert "growth_threshold: 2000 → 2500" in page.content.decode()
+    assert (
+        admin_client.get(reverse("admin:loyalty_tier_history", args=[tier.pk])).status_code == 200
+    )
