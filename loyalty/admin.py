@@ -8,6 +8,7 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -33,6 +34,7 @@ from loyalty.models import (
 )
 from loyalty.selectors import program_changes
 from loyalty.services.adjustments import bulk_award, parse_award_rows
+from loyalty.services.data_rights import member_erase, member_export
 from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import earning_rule_publish, program_changed
 from loyalty.services.reconciliation import liability_report
@@ -454,7 +456,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
     list_select_related = ["member", "tier"]
     ordering = ["-growth"]
     show_full_result_count = False
-    actions = ["award"]
+    actions = ["award", "export_data", "erase_personal_data"]
     readonly_fields = [
         "member_link",
         "tier",
@@ -559,6 +561,23 @@ class MemberStandingAdmin(admin.ModelAdmin):
         member_ids = list(queryset.values_list("member__external_id", flat=True))
         selected = list(queryset.values_list("pk", flat=True))
         return _award_view(self, request, member_ids=member_ids, selected=selected)
+
+    @admin.action(description="Export the selected members' data (JSON)")
+    def export_data(self, request, queryset):
+        data = [
+            member_export(member=standing.member) for standing in queryset.select_related("member")
+        ]
+        response = HttpResponse(
+            json.dumps(data, indent=2, cls=DjangoJSONEncoder), content_type="application/json"
+        )
+        response["Content-Disposition"] = 'attachment; filename="member-data.json"'
+        return response
+
+    @admin.action(description="Erase the selected members' personal data (keeps the ledger)")
+    def erase_personal_data(self, request, queryset):
+        for standing in queryset.select_related("member"):
+            member_erase(member=standing.member, operator=request.user)
+        self.message_user(request, f"Erased the personal data of {queryset.count()} member(s).")
 
     def save_model(self, request, obj: MemberStanding, form, change) -> None:
         if "locked_tier" in form.changed_data:

@@ -19,6 +19,10 @@ urlpatterns = [
         views.MemberAdjustmentView.as_view(),
         name="member-adjustments",
     ),
+    path(
+        "members/<str:external_id>/export", views.MemberExportView.as_view(), name="member-export"
+    ),
+    path("members/<str:external_id>/erase", views.MemberEraseView.as_view(), name="member-erase"),
     path("reports/liability", views.LiabilityReportView.as_view(), name="liability-report"),
     path("me", views.MeSummaryView.as_view(), name="me"),
     path("me/ledger", views.MeLedgerView.as_view(), name="me-ledger"),

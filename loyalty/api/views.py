@@ -29,6 +29,7 @@ from loyalty.models import Event, EventBatchJob
 from loyalty.selectors import member_ledger, member_summary
 from loyalty.services.adjustments import adjust
 from loyalty.services.batches import batch_job_submit
+from loyalty.services.data_rights import member_erase, member_export
 from loyalty.services.events import record_event, record_events
 from loyalty.services.reconciliation import liability_report
 from loyalty.services.reversals import event_reverse
@@ -263,3 +264,30 @@ class LiabilityReportView(APIView):
             request.query_params.get("months", 12)
         )
         return Response(liability_report(months=months))
+
+
+class MemberExportView(APIView):
+    """Everything held about the member, as JSON (scope ``operator``)."""
+
+    required_scopes = (scopes.OPERATOR,)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, external_id: str) -> Response:
+        return Response(member_export(member=member_get(external_id=external_id)))
+
+
+class MemberEraseView(APIView):
+    """Erase the member's personal data; the ledger and totals stay (scope ``operator``)."""
+
+    required_scopes = (scopes.OPERATOR,)
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer(
+            "Erasure",
+            {"external_id": serializers.CharField(), "erased": serializers.BooleanField()},
+        ),
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        member = member_erase(member=member_get(external_id=external_id))
+        return Response({"external_id": member.external_id, "erased": True})

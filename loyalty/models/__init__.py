@@ -7,7 +7,7 @@ from loyalty.models.actions import (
     RuleCap,
     RuleCondition,
 )
-from loyalty.models.adjustments import Adjustment
+from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
@@ -29,6 +29,7 @@ __all__ = [
     "ExpiryPolicy",
     "LedgerEntry",
     "LotMovement",
+    "MemberErasure",
     "MemberStanding",
     "Period",
     "PointLot",

@@ -39,3 +39,16 @@ class Adjustment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount:+d} {self.currency} for {self.member_id}: {self.reason}"
+
+
+class MemberErasure(models.Model):
+    """That a member's personal data was erased, when and by whom (the record itself holds none)."""
+
+    member = models.OneToOneField("accounts.Member", on_delete=models.PROTECT, related_name="+")
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"member {self.member_id} erased at {self.erased_at:%Y-%m-%d}"
