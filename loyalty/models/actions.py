@@ -5,6 +5,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from loyalty.models.audit import operator_of
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
 
 
@@ -16,7 +17,7 @@ class Action(models.Model):
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["code"]
@@ -93,7 +94,7 @@ class EarningRule(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["action__code", "priority", "code"]
@@ -128,7 +129,7 @@ class RuleCondition(models.Model):
     operator = models.CharField(max_length=10, choices=Operator.choices)
     value = models.JSONField(help_text='JSON: 100, "gold", ["a", "b"].')
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["id"]
@@ -157,7 +158,7 @@ class RuleCap(models.Model):
     measure = models.CharField(max_length=12, choices=Measure.choices, default=Measure.OCCURRENCES)
     limit = models.PositiveIntegerField()
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["id"]

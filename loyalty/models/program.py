@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from loyalty.models.audit import operator_of
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
 
 
@@ -51,7 +52,7 @@ class Program(models.Model):
     revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         verbose_name = "program settings"

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from loyalty.models.audit import operator_of
+
 
 class Tier(models.Model):
     """A level members reach by growth. ``position`` orders tiers from lowest (0) up."""
@@ -27,7 +29,7 @@ class Tier(models.Model):
     )
     description = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["position"]
@@ -60,7 +62,7 @@ class Privilege(models.Model):
     params = models.JSONField(default=dict, blank=True)
     description = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
         ordering = ["tier__position", "code"]
