@@ -8,6 +8,7 @@ from accounts.api.errors import json_not_found, json_server_error
 # Apps higher in the dependency chain come first: where two apps serve one path (the member
 # summary extends the member's identity), the first match is the richer view.
 api_v1 = [
+    path("", include("rewards.api.urls")),
     path("", include("loyalty.api.urls")),
     path("", include("accounts.api.urls")),
 ]

@@ -67,5 +67,7 @@ class Command(BaseCommand):
         if apps.is_installed("loyalty"):
             from django.core.management import get_commands
 
-            if "load_demo" in get_commands():
-                call_command("load_demo", stdout=self.stdout)
+            commands = get_commands()
+            for name in ("load_demo", "load_demo_catalog"):
+                if name in commands:
+                    call_command(name, stdout=self.stdout)

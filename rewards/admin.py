@@ -1,0 +1,172 @@
+"""Operators curate the catalog and pools and follow redemptions; actions call the services."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from accounts.errors import DomainError
+from rewards.models import CouponPool, Redemption, Reward
+from rewards.services.pools import parse_codes, pool_add_codes, pool_generate
+from rewards.services.redemptions import redemption_advance, redemption_cancel
+
+
+class PoolCodesForm(forms.Form):
+    file = forms.FileField(
+        required=False, help_text="One code per line, or a CSV whose first column is the code."
+    )
+    pattern = forms.CharField(
+        required=False, initial="SHOP-XXXX-XXXX", help_text="Each X becomes a random character."
+    )
+    count = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+
+
+@admin.register(CouponPool)
+class CouponPoolAdmin(SimpleHistoryAdmin):
+    list_display = ["code", "name", "total_codes", "free_codes", "stock_flag"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                total=Count("codes"), free=Count("codes", filter=Q(codes__redemption__isnull=True))
+            )
+        )
+
+    @admin.display(description="codes", ordering="total")
+    def total_codes(self, pool) -> int:
+        return pool.total
+
+    @admin.display(description="free", ordering="free")
+    def free_codes(self, pool) -> int:
+        return pool.free
+
+    @admin.display(description="stock")
+    def stock_flag(self, pool) -> str:
+        if pool.free == 0:
+            return format_html('<strong style="color:#ba2121">empty</strong>')
+        if pool.free < pool.low_stock_threshold:
+            return format_html('<strong style="color:#c77c00">low</strong>')
+        return "ok"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.codes_view)
+        return [
+            path("<int:pool_id>/codes/", view, name="rewards_couponpool_codes"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "codes_url": reverse("admin:rewards_couponpool_codes", args=[object_id]),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def codes_view(self, request, pool_id: int):
+        """Upload codes from a file or generate them by a pattern."""
+        pool = CouponPool.objects.get(pk=pool_id)
+        form = PoolCodesForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                if data["file"]:
+                    report = pool_add_codes(
+                        pool=pool, codes=parse_codes(data["file"].read().decode("utf-8-sig"))
+                    )
+                elif data["count"]:
+                    report = pool_generate(pool=pool, pattern=data["pattern"], count=data["count"])
+                else:
+                    raise DomainError("Upload a file, or give a pattern and a count.")
+                self.message_user(request, f"{pool.name}: {report}.")
+            except DomainError as error:
+                self.message_user(request, error.message, level=messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Codes of {pool.name}",
+            "form": form,
+            "pool": pool,
+            "free": pool.codes.filter(redemption__isnull=True).count(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/rewards/pool_codes.html", context)
+
+
+@admin.register(Reward)
+class RewardAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "cost_points",
+        "stock",
+        "redeemed_count",
+        "min_tier",
+        "is_active",
+        "available_until",
+    ]
+    list_filter = ["kind", "is_active", "min_tier"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["exclusive_tiers"]
+    readonly_fields = ["redeemed_count"]
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(admin.ModelAdmin):
+    list_display = ["id", "member", "reward", "status", "points_cost", "coupon_code", "created_at"]
+    list_filter = ["status", "reward"]
+    search_fields = ["member__external_id", "coupon_code", "idempotency_key"]
+    list_select_related = ["member", "reward"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Redemption._meta.fields]
+    actions = ["mark_shipped", "mark_delivered", "cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def _each(self, request, queryset, step, done: str) -> None:
+        ok = 0
+        for redemption in queryset:
+            try:
+                step(redemption)
+                ok += 1
+            except DomainError as error:
+                self.message_user(
+                    request, f"#{redemption.pk}: {error.message}", level=messages.WARNING
+                )
+        self.message_user(request, f"{ok} redemption(s) {done}.")
+
+    @admin.action(description="Mark as shipped")
+    def mark_shipped(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda r: redemption_advance(redemption_id=r.pk, to="shipped"),
+            "shipped",
+        )
+
+    @admin.action(description="Mark as delivered")
+    def mark_delivered(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda r: redemption_advance(redemption_id=r.pk, to="delivered"),
+            "delivered",
+        )
+
+    @admin.action(description="Cancel and refund the points")
+    def cancel(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda r: redemption_cancel(redemption_id=r.pk, any_client=True),
+            "cancelled",
+        )

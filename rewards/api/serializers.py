@@ -1,0 +1,70 @@
+from rest_framework import serializers
+
+from rewards.models import Redemption
+from rewards.services.catalog import Offer
+
+
+class OfferSerializer(serializers.Serializer):
+    code = serializers.CharField(source="reward.code")
+    name = serializers.CharField(source="reward.name")
+    description = serializers.CharField(source="reward.description")
+    image_url = serializers.CharField(source="reward.image_url")
+    kind = serializers.CharField(source="reward.kind")
+    cost_points = serializers.IntegerField(source="reward.cost_points")
+    price = serializers.IntegerField(help_text="What this member pays, after tier discounts.")
+    stock = serializers.IntegerField(
+        source="reward.stock", allow_null=True, help_text="Null: unlimited."
+    )
+    available_until = serializers.DateTimeField(source="reward.available_until", allow_null=True)
+    min_tier = serializers.CharField(source="reward.min_tier.code", allow_null=True, default=None)
+    exclusive_tiers = serializers.SerializerMethodField()
+    can_redeem = serializers.BooleanField()
+    reason = serializers.SerializerMethodField(
+        help_text="Why not: not_available, tier_required, limit_reached, out_of_stock, insufficient_points."
+    )
+
+    def get_exclusive_tiers(self, offer: Offer) -> list[str]:
+        return [tier.code for tier in offer.reward.exclusive_tiers.all()]
+
+    def get_reason(self, offer: Offer) -> dict | None:
+        if offer.refusal is None:
+            return None
+        return {"code": offer.refusal.code, "message": offer.refusal.message}
+
+
+class RedemptionRequestSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=128)
+    reward = serializers.SlugField(max_length=64)
+    idempotency_key = serializers.CharField(max_length=100)
+    details = serializers.DictField(
+        required=False, default=dict, help_text="E.g. a shipping address."
+    )
+
+
+class MeRedemptionRequestSerializer(serializers.Serializer):
+    reward = serializers.SlugField(max_length=64)
+    idempotency_key = serializers.CharField(max_length=100)
+    details = serializers.DictField(required=False, default=dict)
+
+
+class RedemptionSerializer(serializers.ModelSerializer):
+    member = serializers.CharField(source="member.external_id")
+    reward = serializers.CharField(source="reward.code")
+    reward_name = serializers.CharField(source="reward.name")
+    payload = serializers.JSONField(source="reward.payload")
+
+    class Meta:
+        model = Redemption
+        fields = [
+            "id",
+            "member",
+            "reward",
+            "reward_name",
+            "status",
+            "points_cost",
+            "coupon_code",
+            "payload",
+            "details",
+            "created_at",
+            "cancelled_at",
+        ]

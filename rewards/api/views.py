@@ -1,0 +1,136 @@
+"""Catalog and redemption endpoints. Thin: parse, call one service or selector, render."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import scopes
+from accounts.permissions import IsMember
+from accounts.services import member_get
+from rewards.api.serializers import (
+    MeRedemptionRequestSerializer,
+    OfferSerializer,
+    RedemptionRequestSerializer,
+    RedemptionSerializer,
+)
+from rewards.models import Redemption
+from rewards.services.catalog import catalog_for
+from rewards.services.redemptions import redeem, redemption_cancel
+
+
+def _redemption_response(result) -> Response:
+    body = {**RedemptionSerializer(result.redemption).data, "replayed": result.replayed}
+    return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
+
+
+def _with_header_key(request: Request) -> dict:
+    data = request.data
+    if (
+        isinstance(data, dict)
+        and "idempotency_key" not in data
+        and request.headers.get("Idempotency-Key")
+    ):
+        return {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+    return data
+
+
+class RewardListView(APIView):
+    """The catalog; with ``member``, the price that member pays and whether they can redeem."""
+
+    required_scopes = (scopes.REWARDS_READ,)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("member", OpenApiTypes.STR, description="A member's external_id.")
+        ],
+        responses=OfferSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        external_id = request.query_params.get("member")
+        member = member_get(external_id=external_id) if external_id else None
+        return Response(OfferSerializer(catalog_for(member=member), many=True).data)
+
+
+class MeRewardListView(APIView):
+    permission_classes = [IsMember]
+
+    @extend_schema(responses=OfferSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(OfferSerializer(catalog_for(member=request.auth), many=True).data)
+
+
+class RedemptionCreateView(APIView):
+    """Redeem a reward for a member; refusals are 422 with a stable code."""
+
+    required_scopes = (scopes.REDEMPTIONS_WRITE,)
+
+    @extend_schema(
+        request=RedemptionRequestSerializer,
+        responses={201: RedemptionSerializer, 200: RedemptionSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        body = RedemptionRequestSerializer(data=_with_header_key(request))
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        result = redeem(
+            member=member_get(external_id=data["external_id"]),
+            reward_code=data["reward"],
+            idempotency_key=data["idempotency_key"],
+            client=request.auth,
+            details=data["details"],
+        )
+        return _redemption_response(result)
+
+
+class RedemptionCancelView(APIView):
+    """Cancel a redemption: refund once, return stock, release an unused code."""
+
+    required_scopes = (scopes.REDEMPTIONS_WRITE,)
+
+    @extend_schema(request=None, responses=RedemptionSerializer)
+    def post(self, request: Request, redemption_id: int) -> Response:
+        redemption = redemption_cancel(redemption_id=redemption_id, client=request.auth)
+        return Response(RedemptionSerializer(redemption).data)
+
+
+class MemberRedemptionListView(generics.ListAPIView):
+    """A member's redemptions, newest first."""
+
+    required_scopes = (scopes.MEMBERS_READ,)
+    serializer_class = RedemptionSerializer
+
+    def get_queryset(self):
+        member = member_get(external_id=self.kwargs["external_id"])
+        return Redemption.objects.filter(member=member).select_related("member", "reward")
+
+
+class MeRedemptionView(generics.ListAPIView):
+    """The member's own redemptions (GET) and redeeming for themselves (POST)."""
+
+    permission_classes = [IsMember]
+    serializer_class = RedemptionSerializer
+
+    def get_queryset(self):
+        return Redemption.objects.filter(member=self.request.auth).select_related(
+            "member", "reward"
+        )
+
+    @extend_schema(
+        request=MeRedemptionRequestSerializer,
+        responses={201: RedemptionSerializer, 200: RedemptionSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        body = MeRedemptionRequestSerializer(data=_with_header_key(request))
+        body.is_valid(raise_exception=True)
+        member = request.auth
+        result = redeem(
+            member=member,
+            reward_code=body.validated_data["reward"],
+            # Members share no key space: their keys are their own.
+            idempotency_key=f"member:{member.pk}:{body.validated_data['idempotency_key']}",
+            details=body.validated_data["details"],
+        )
+        return _redemption_response(result)

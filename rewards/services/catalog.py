@@ -1,0 +1,129 @@
+"""Who may redeem what, at which price: the catalog's rules, evaluated for one member."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.errors import BusinessRuleViolation
+from accounts.models import Member
+from loyalty.models import MemberStanding
+from loyalty.periods import period_start, start_of_day
+from loyalty.services.program import CompiledProgram, compiled_program
+from rewards.models import CouponCode, Redemption, Reward
+
+
+class RedemptionRefused(BusinessRuleViolation):
+    """Stable codes: not_available, tier_required, limit_reached, out_of_stock,
+    insufficient_points."""
+
+    code = "redemption_refused"
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A reward as one member sees it."""
+
+    reward: Reward
+    price: int
+    refusal: RedemptionRefused | None
+
+    @property
+    def can_redeem(self) -> bool:
+        return self.refusal is None
+
+
+def price_for(reward: Reward, program: CompiledProgram, tier_id: int | None) -> int:
+    """The cost after the member's tier discount (``reward_discount`` privilege, percent),
+    rounded down in the member's favour, never below one point."""
+    tier = program.tier(tier_id)
+    percent = tier.privilege_param("reward_discount", "percent") if tier else None
+    if not percent:
+        return reward.cost_points
+    percent = min(max(percent, Decimal(0)), Decimal(100))
+    price = (reward.cost_points * (100 - percent) / 100).to_integral_value(rounding=ROUND_FLOOR)
+    return max(int(price), 1)
+
+
+def refusal_for(
+    *,
+    reward: Reward,
+    member: Member,
+    standing: MemberStanding,
+    price: int,
+    program: CompiledProgram,
+    at: datetime,
+) -> RedemptionRefused | None:
+    """Why the member cannot redeem the reward now, or None. Callers deciding on a redemption
+    must hold the member's lock and the reward's row lock, so the answer stays true."""
+    if (
+        not reward.is_active
+        or (reward.available_from and at < reward.available_from)
+        or (reward.available_until and at >= reward.available_until)
+    ):
+        return RedemptionRefused("The reward is not available now.", code="not_available")
+    tier = program.tier(standing.tier_id)
+    exclusive = {t.pk for t in reward.exclusive_tiers.all()}
+    if exclusive and (tier is None or tier.id not in exclusive):
+        return RedemptionRefused("The reward is for other tiers.", code="tier_required")
+    if reward.min_tier_id:
+        needed = program.tier(reward.min_tier_id)
+        if needed and (tier is None or tier.position < needed.position):
+            return RedemptionRefused(
+                f"The reward needs the {needed.name} tier or above.",
+                code="tier_required",
+                details={"tier": needed.code},
+            )
+    live = Redemption.objects.filter(member=member, reward=reward).exclude(
+        status=Redemption.Status.CANCELLED
+    )
+    if reward.limit_per_member is not None and live.count() >= reward.limit_per_member:
+        return RedemptionRefused(
+            "The member has redeemed this reward as often as allowed.", code="limit_reached"
+        )
+    if reward.limit_per_period is not None:
+        since = start_of_day(period_start(reward.limit_period, at))
+        if live.filter(created_at__gte=since).count() >= reward.limit_per_period:
+            return RedemptionRefused(
+                f"The member has redeemed this reward as often as allowed this {reward.limit_period}.",
+                code="limit_reached",
+            )
+    if reward.stock is not None and reward.stock < 1:
+        return RedemptionRefused("The reward is out of stock.", code="out_of_stock")
+    if (
+        reward.kind == Reward.Kind.COUPON
+        and not CouponCode.objects.filter(pool_id=reward.pool_id, redemption__isnull=True).exists()
+    ):
+        return RedemptionRefused("No coupon codes are left.", code="out_of_stock")
+    if standing.points < price:
+        return RedemptionRefused(
+            "The member does not have enough spendable points.",
+            code="insufficient_points",
+            details={"balance": standing.points, "required": price},
+        )
+    return None
+
+
+def catalog_for(*, member: Member | None) -> list[Offer]:
+    """Active rewards with, for a member, the price they pay and whether they can redeem now."""
+    program = compiled_program()
+    now = timezone.now()
+    rewards = (
+        Reward.objects.filter(is_active=True)
+        .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
+        .select_related("min_tier")
+        .prefetch_related("exclusive_tiers")
+    )
+    if member is None:
+        return [Offer(reward=r, price=r.cost_points, refusal=None) for r in rewards]
+    standing = MemberStanding.objects.filter(pk=member.pk).first() or MemberStanding(member=member)
+    offers = []
+    for reward in rewards:
+        price = price_for(reward, program, standing.tier_id)
+        refusal = refusal_for(
+            reward=reward, member=member, standing=standing, price=price, program=program, at=now
+        )
+        offers.append(Offer(reward=reward, price=price, refusal=refusal))
+    return offers

@@ -1,0 +1,223 @@
+"""Redeeming rewards and cancelling redemptions: correct under any load.
+
+Lock order, everywhere: the member's standing first, then the reward's row. Under both locks
+the eligibility checks cannot go stale, so stock never goes below zero, a member limit is
+never exceeded and a balance never goes below zero; a retried request finds its stored
+redemption and is never charged twice.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.errors import BusinessRuleViolation, NotFound
+from accounts.models import ApiClient, Member
+from loyalty.models import EntryKind, LotMovement, SourceType
+from loyalty.services.events import IdempotencyConflict
+from loyalty.services.locks import lock_standing
+from loyalty.services.points import points_credit_locked, points_debit_locked
+from loyalty.services.program import compiled_program
+from rewards.models import CouponCode, Redemption, Reward
+from rewards.services.catalog import price_for, refusal_for
+
+
+class RewardNotFound(NotFound):
+    code = "reward_not_found"
+    message = "No such reward."
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+    message = "No such redemption."
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    redemption: Redemption
+    replayed: bool = False
+
+
+def _hash(member: Member, reward_code: str, details: dict) -> str:
+    body = json.dumps([member.pk, reward_code, details], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _stored(client: ApiClient | None, key: str, request_hash: str) -> RedemptionResult | None:
+    stored = (
+        Redemption.objects.select_related("reward", "member")
+        .filter(client=client, idempotency_key=key)
+        .first()
+    )
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise IdempotencyConflict(details={"idempotency_key": key})
+    return RedemptionResult(redemption=stored, replayed=True)
+
+
+def redeem(
+    *,
+    member: Member,
+    reward_code: str,
+    idempotency_key: str,
+    client: ApiClient | None = None,
+    details: dict[str, Any] | None = None,
+) -> RedemptionResult:
+    """Spend the member's points on the reward in one transaction: check eligibility, spend
+    through the ledger (lots closest to expiry first), take stock, hand out a coupon code and
+    record the redemption. Refusals raise ``RedemptionRefused`` with a stable code."""
+    details = details or {}
+    request_hash = _hash(member, reward_code, details)
+    if stored := _stored(client, idempotency_key, request_hash):
+        return stored
+    try:
+        with transaction.atomic():
+            standing = lock_standing(member.pk)
+            if stored := _stored(client, idempotency_key, request_hash):
+                return stored
+            reward = Reward.objects.select_for_update().filter(code=reward_code).first()
+            if reward is None:
+                raise RewardNotFound(details={"reward": reward_code})
+            program = compiled_program()
+            price = price_for(reward, program, standing.tier_id)
+            now = timezone.now()
+            refusal = refusal_for(
+                reward=reward,
+                member=member,
+                standing=standing,
+                price=price,
+                program=program,
+                at=now,
+            )
+            if refusal is not None:
+                raise refusal
+            redemption = Redemption.objects.create(
+                member=member,
+                reward=reward,
+                client=client,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                points_cost=price,
+                details=details,
+                status=Redemption.Status.PENDING
+                if reward.kind == Reward.Kind.PHYSICAL
+                else Redemption.Status.COMPLETED,
+            )
+            redemption.spend_entry = points_debit_locked(
+                standing=standing,
+                amount=price,
+                kind=EntryKind.SPEND,
+                source_type=SourceType.REDEMPTION,
+                source_id=str(redemption.pk),
+                reason=f"Redeemed {reward.code}",
+            )
+            if reward.stock is not None:
+                Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
+            Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") + 1)
+            if reward.kind == Reward.Kind.COUPON:
+                redemption.coupon_code = _hand_out_code(reward, redemption, now)
+            redemption.save(update_fields=["spend_entry", "coupon_code"])
+    except IntegrityError:
+        if stored := _stored(client, idempotency_key, request_hash):
+            return stored
+        raise
+    return RedemptionResult(redemption=redemption)
+
+
+def _hand_out_code(reward: Reward, redemption: Redemption, now) -> str:
+    # SKIP LOCKED: concurrent redemptions of rewards sharing a pool take different codes.
+    code = (
+        CouponCode.objects.select_for_update(skip_locked=True)
+        .filter(pool_id=reward.pool_id, redemption__isnull=True)
+        .order_by("id")
+        .first()
+    )
+    if code is None:
+        from rewards.services.catalog import RedemptionRefused
+
+        raise RedemptionRefused("No coupon codes are left.", code="out_of_stock")
+    code.redemption = redemption
+    code.assigned_at = now
+    code.save(update_fields=["redemption", "assigned_at"])
+    return code.code
+
+
+class CannotCancel(BusinessRuleViolation):
+    code = "cannot_cancel"
+
+
+@transaction.atomic
+def redemption_cancel(
+    *, redemption_id: int, client: ApiClient | None = None, any_client: bool = False
+) -> Redemption:
+    """Cancel once: refund the points with their original expiry, return the stock, release an
+    unused coupon code. Cancelling again returns the cancelled redemption and refunds nothing.
+    A shipped or delivered gift cannot be cancelled."""
+    query = Redemption.objects.filter(pk=redemption_id)
+    if not any_client:
+        query = query.filter(client=client)
+    member_id = query.values_list("member_id", flat=True).first()
+    if member_id is None:
+        raise RedemptionNotFound(details={"redemption_id": redemption_id})
+    standing = lock_standing(member_id)
+    redemption = (
+        Redemption.objects.select_for_update().select_related("reward").get(pk=redemption_id)
+    )
+    if redemption.status == Redemption.Status.CANCELLED:
+        return redemption
+    if redemption.status in (Redemption.Status.SHIPPED, Redemption.Status.DELIVERED):
+        raise CannotCancel(f"A {redemption.status} gift cannot be cancelled.")
+    reward = Reward.objects.select_for_update().get(pk=redemption.reward_id)
+    # The refund keeps each spent lot's expiry: one refund per original expiry date.
+    by_expiry: dict = {}
+    for movement in LotMovement.objects.filter(entry_id=redemption.spend_entry_id).select_related(
+        "lot"
+    ):
+        by_expiry[movement.lot.expires_at] = (
+            by_expiry.get(movement.lot.expires_at, 0) + movement.amount
+        )
+    for expires_at, amount in sorted(
+        by_expiry.items(), key=lambda item: (item[0] is None, item[0])
+    ):
+        points_credit_locked(
+            standing=standing,
+            amount=amount,
+            kind=EntryKind.REFUND,
+            source_type=SourceType.REDEMPTION,
+            source_id=str(redemption.pk),
+            reason=f"Cancelled redemption of {reward.code}",
+            expires_at=expires_at,
+            use_default_expiry=False,
+        )
+    if reward.stock is not None:
+        Reward.objects.filter(pk=reward.pk).update(stock=F("stock") + 1)
+    Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") - 1)
+    CouponCode.objects.filter(redemption=redemption).update(redemption=None, assigned_at=None)
+    redemption.status = Redemption.Status.CANCELLED
+    redemption.cancelled_at = timezone.now()
+    redemption.save(update_fields=["status", "cancelled_at", "updated_at"])
+    return redemption
+
+
+FULFILMENT_STEPS = {
+    Redemption.Status.PENDING: Redemption.Status.SHIPPED,
+    Redemption.Status.SHIPPED: Redemption.Status.DELIVERED,
+}
+
+
+@transaction.atomic
+def redemption_advance(*, redemption_id: int, to: str) -> Redemption:
+    """Move a physical gift along: pending → shipped → delivered."""
+    redemption = Redemption.objects.select_for_update().get(pk=redemption_id)
+    if FULFILMENT_STEPS.get(redemption.status) != to:
+        raise CannotCancel(
+            f"A {redemption.status} redemption cannot become {to}.", code="invalid_transition"
+        )
+    redemption.status = to
+    redemption.save(update_fields=["status", "updated_at"])
+    return redemption
