@@ -49,9 +49,9 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
     @admin.display(description="stock")
     def stock_flag(self, pool) -> str:
         if pool.free == 0:
-            return format_html('<strong style="color:#ba2121">empty</strong>')
+            return format_html('<strong style="color:#ba2121">{}</strong>', "empty")
         if pool.free < pool.low_stock_threshold:
-            return format_html('<strong style="color:#c77c00">low</strong>')
+            return format_html('<strong style="color:#c77c00">{}</strong>', "low")
         return "ok"
 
     def get_urls(self):

@@ -4,3 +4,26 @@ from django.apps import AppConfig
 class RewardsConfig(AppConfig):
     name = "rewards"
     verbose_name = "Rewards catalog"
+
+    def ready(self) -> None:
+        from loyalty.services.data_rights import register_export_section
+        from rewards.models import Redemption
+
+        # A member's data export includes their redemptions.
+        register_export_section(
+            "redemptions",
+            lambda member: list(
+                Redemption.objects.filter(member=member)
+                .order_by("id")
+                .values(
+                    "id",
+                    "reward__code",
+                    "status",
+                    "points_cost",
+                    "coupon_code",
+                    "details",
+                    "created_at",
+                    "cancelled_at",
+                )
+            ),
+        )

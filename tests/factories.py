@@ -53,3 +53,35 @@ def make_tiers(*specs, **common):
         tiers.append(tier)
     program_changed()
     return tiers
+
+
+def make_reward(code: str = "gift", *, codes: int = 0, **fields):
+    """A reward; ``codes`` > 0 makes it a coupon reward with a pool of that many codes."""
+    from rewards.models import CouponCode, CouponPool, Reward
+
+    fields.setdefault("name", code.title())
+    fields.setdefault("cost_points", 100)
+    fields.setdefault("kind", Reward.Kind.DIGITAL)
+    if codes:
+        pool = CouponPool.objects.create(code=f"{code}-pool", name=f"{code} codes")
+        CouponCode.objects.bulk_create(
+            [CouponCode(pool=pool, code=f"{code.upper()}-{i:04d}") for i in range(codes)]
+        )
+        fields.update(kind=Reward.Kind.COUPON, pool=pool)
+    return Reward.objects.create(code=code, **fields)
+
+
+def give_points(external_id: str, points: int):
+    """A member with ``points`` spendable points (an operator credit)."""
+    from accounts.models import Member
+    from loyalty.services.adjustments import adjust
+
+    member, _ = Member.objects.get_or_create(external_id=external_id)
+    adjust(
+        member=member,
+        currency="points",
+        amount=points,
+        reason="test",
+        idempotency_key=f"give-{external_id}-{points}",
+    )
+    return member
