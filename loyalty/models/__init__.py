@@ -8,15 +8,28 @@ from loyalty.models.actions import (
     RuleCondition,
 )
 from loyalty.models.adjustments import Adjustment, MemberErasure
+from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
+from loyalty.models.leaderboards import Leaderboard, LeaderboardScore
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
 from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
 from loyalty.models.program import Program
+from loyalty.models.quests import Quest, QuestProgress, QuestStep
 from loyalty.models.standing import MemberStanding
 from loyalty.models.tiers import Privilege, Tier, TierChange
 
 __all__ = [
+    "ActionTally",
+    "Badge",
+    "BadgeAward",
+    "Leaderboard",
+    "LeaderboardScore",
+    "MemberStreak",
+    "Quest",
+    "QuestProgress",
+    "QuestStep",
+    "Streak",
     "Adjustment",
     "Action",
     "Currency",

@@ -30,11 +30,13 @@ from loyalty.models import (
 )
 from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.services.gamification import on_event
+from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, compiled_program
-from loyalty.services.tiers import tier_upgrade_if_qualified
+from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
 
 
 class IdempotencyConflict(Conflict):
@@ -239,6 +241,31 @@ def _record(
         tier_move = tier_upgrade_if_qualified(
             standing=standing, program=program, at=now, pending_growth=[(occurred_at, growth)]
         )
+    played: dict[str, Any] = {"badges_awarded": [], "quests_completed": [], "streaks": []}
+    if action is not None and action.is_active:
+        # Growth this event credits counts for badges: add it before evaluating them.
+        standing.growth += growth
+        played, bonus_move = on_event(
+            standing=standing,
+            action_id=action.pk,
+            occurred_at=occurred_at,
+            growth=growth,
+            tier_changed=tier_move is not None,
+            program=program,
+        )
+        standing.growth -= growth
+        leaderboards_record_action(
+            member_id=member.pk,
+            action_id=action.pk,
+            occurred_at=occurred_at,
+            delta=1,
+            boards=program.leaderboards,
+        )
+        if bonus_move is not None:
+            first = tier_move or bonus_move
+            tier_move = TierMove(
+                from_tier=first.from_tier, to_tier=bonus_move.to_tier, reason=bonus_move.reason
+            )
     movements = [
         Movement(
             currency=currency,
@@ -279,6 +306,7 @@ def _record(
         ],
         "skipped": skipped,
         "tier_change": tier_move.as_dict() if tier_move else None,
+        **played,
         "tier": program.tier(standing.tier_id).code if standing.tier_id else None,
         "balances": {
             "growth": standing.growth + after["growth"],

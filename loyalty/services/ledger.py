@@ -13,6 +13,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from loyalty.models import Currency, EntryKind, LedgerEntry, MemberStanding
+from loyalty.services.leaderboards import leaderboards_record_entries
+from loyalty.services.program import program_snapshot
 
 # How each kind of points entry moves the lifetime buckets (besides the spendable balance).
 EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE, EntryKind.ACTIVATE}
@@ -67,7 +69,7 @@ def ledger_post(
 ) -> list[LedgerEntry]:
     """Write the movements and move the standing's buckets alike.
 
-    ``touch`` adds other fields of the standing to the same UPDATE (e.g. activity counters).
+    Growth and points leaderboards count the entries too. ``touch`` adds other fields of the standing to the same UPDATE (e.g. activity counters).
     Precondition: the caller holds ``standing``'s row lock (``lock_standing``). The in-memory
     ``standing``'s buckets are updated too, so the caller can read the new balances.
     """
@@ -99,6 +101,9 @@ def ledger_post(
         ).items()
         if delta
     }
+    boards = program_snapshot().leaderboards
+    if boards and entries:
+        leaderboards_record_entries(member_id=standing.pk, entries=entries, boards=boards)
     if deltas or touch:
         MemberStanding.objects.filter(pk=standing.pk).update(
             **{name: F(name) + delta for name, delta in deltas.items()}, **(touch or {})

@@ -13,7 +13,17 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Max
 
-from loyalty.models import Action, EarningRule, EarningRuleVersion, Program, Tier
+from loyalty.models import (
+    Action,
+    Badge,
+    EarningRule,
+    EarningRuleVersion,
+    Leaderboard,
+    Program,
+    Quest,
+    Streak,
+    Tier,
+)
 from loyalty.periods import expiry_at
 from loyalty.rules import CompiledRule, Multipliers, as_decimal, rule_definition
 
@@ -60,6 +70,11 @@ class CompiledProgram:
     rules_by_action: dict[str, tuple[CompiledRule, ...]]
     tiers: tuple[CompiledTier, ...]
     tiers_by_id: dict[int, CompiledTier] = field(default_factory=dict)
+    # Gamification, as read-only model instances: active ones only.
+    badges: tuple[Badge, ...] = ()
+    streaks_by_action: dict[int, tuple[Streak, ...]] = field(default_factory=dict)
+    quests_by_action: dict[int, tuple[Quest, ...]] = field(default_factory=dict)
+    leaderboards: tuple[Leaderboard, ...] = ()
 
     def expiry_for(self, rule: CompiledRule | None) -> ExpiryRule:
         """The rule's own expiry policy, or the program's default."""
@@ -105,6 +120,12 @@ def compiled_program() -> CompiledProgram:
         compiled = _compile(revision)
         _compiled = compiled
     return compiled
+
+
+def program_snapshot() -> CompiledProgram:
+    """The program as last compiled in this process, without asking the database whether it
+    changed: for steps inside a flow that called ``compiled_program`` at its start."""
+    return _compiled or compiled_program()
 
 
 def _multiplier(privileges: list[dict], kind: str) -> Decimal:
@@ -164,6 +185,17 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
                 ),
             )
         )
+    streaks: dict[int, list[Streak]] = {}
+    for streak in Streak.objects.filter(is_active=True):
+        streaks.setdefault(streak.action_id, []).append(streak)
+    quests: dict[int, list[Quest]] = {}
+    for quest in (
+        Quest.objects.filter(is_active=True)
+        .prefetch_related("steps")
+        .select_related("reward_badge")
+    ):
+        for action_id in {step.action_id for step in quest.steps.all()}:
+            quests.setdefault(action_id, []).append(quest)
     return CompiledProgram(
         revision=revision,
         unknown_members=program.unknown_members,
@@ -177,6 +209,12 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
         },
         tiers=tuple(tiers),
         tiers_by_id={tier.id: tier for tier in tiers},
+        badges=tuple(Badge.objects.filter(is_active=True)),
+        streaks_by_action={k: tuple(v) for k, v in streaks.items()},
+        quests_by_action={k: tuple(v) for k, v in quests.items()},
+        leaderboards=tuple(
+            Leaderboard.objects.filter(is_active=True).prefetch_related("excluded_members")
+        ),
     )
 
 

@@ -1,0 +1,139 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from loyalty.models.audit import operator_of
+
+
+class ActionTally(models.Model):
+    """How often a member did an action, ever (badges count it; reversals take it back)."""
+
+    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
+    action = models.ForeignKey("loyalty.Action", on_delete=models.CASCADE, related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "action"], name="one_tally_per_action")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}/{self.action_id}: {self.count}"
+
+
+class Streak(models.Model):
+    """Consecutive local days on which a member did the action (e.g. daily check-in)."""
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    action = models.ForeignKey("loyalty.Action", on_delete=models.PROTECT, related_name="streaks")
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords(get_user=operator_of)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MemberStreak(models.Model):
+    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="streaks")
+    streak = models.ForeignKey(Streak, on_delete=models.CASCADE, related_name="+")
+    current = models.PositiveIntegerField(default=0)
+    longest = models.PositiveIntegerField(default=0)
+    last_day = models.DateField(null=True)
+    freezes_month = models.DateField(null=True, help_text="The month freezes_used counts in.")
+    freezes_used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "streak"], name="one_streak_state_per_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}/{self.streak_id}: {self.current} (best {self.longest})"
+
+
+class Badge(models.Model):
+    """A badge; its criterion is data: a kind and its parameters."""
+
+    class Criterion(models.TextChoices):
+        ACTION_COUNT = "action_count", "Did an action N times (action, threshold)"
+        STREAK_LENGTH = "streak_length", "Reached a streak of N days (streak, threshold)"
+        GROWTH_REACHED = "growth_reached", "Reached N growth (threshold)"
+        TIER_REACHED = "tier_reached", "Reached a tier (tier)"
+        QUESTS_COMPLETED = "quests_completed", "Completed N quests (threshold)"
+        MANUAL = "manual", "Granted by hand"
+
+    class Level(models.TextChoices):
+        NONE = "", "—"
+        BRONZE = "bronze", "Bronze"
+        SILVER = "silver", "Silver"
+        GOLD = "gold", "Gold"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    image_url = models.URLField(blank=True)
+    level = models.CharField(max_length=6, choices=Level.choices, blank=True, default="")
+    criterion = models.CharField(max_length=20, choices=Criterion.choices)
+    action = models.ForeignKey(
+        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    streak = models.ForeignKey(
+        Streak, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tier = models.ForeignKey(
+        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    threshold = models.PositiveIntegerField(default=1)
+    repeatable = models.BooleanField(
+        default=False,
+        help_text="Awarded again at every multiple of the threshold (action and quest counts).",
+    )
+    secret = models.BooleanField(default=False, help_text="Hidden from members until earned.")
+    bonus_growth = models.PositiveIntegerField(default=0)
+    bonus_points = models.PositiveIntegerField(default=0)
+    revoke_on_reversal = models.BooleanField(
+        default=False, help_text="Revoke when a reversal takes the member back below the threshold."
+    )
+    is_active = models.BooleanField(default=True)
+    position = models.IntegerField(default=100)
+    history = HistoricalRecords(get_user=operator_of)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.level})" if self.level else self.name
+
+
+class BadgeAward(models.Model):
+    """One award of a badge to a member; ``sequence`` counts the awards of a repeatable badge."""
+
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="badge_awards"
+    )
+    badge = models.ForeignKey(Badge, on_delete=models.PROTECT, related_name="awards")
+    sequence = models.PositiveIntegerField(default=1)
+    awarded_at = models.DateTimeField(auto_now_add=True)
+    backfilled = models.BooleanField(
+        default=False, help_text="Awarded by a back-fill, without notification."
+    )
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "badge", "sequence"], name="one_award_per_member_badge_sequence"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.badge} #{self.sequence} for {self.member_id}"

@@ -1,0 +1,67 @@
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from loyalty.models.audit import operator_of
+
+
+class Leaderboard(models.Model):
+    class Metric(models.TextChoices):
+        GROWTH = "growth", "Growth earned"
+        POINTS = "points", "Points earned"
+        ACTION_COUNT = "action_count", "Count of an action"
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        WEEK = "week", "Week"
+        MONTH = "month", "Month"
+        ALL_TIME = "all_time", "All time"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    metric = models.CharField(max_length=12, choices=Metric.choices)
+    action = models.ForeignKey(
+        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    period = models.CharField(max_length=8, choices=Period.choices)
+    size = models.PositiveIntegerField(default=10, help_text="How many the top list shows.")
+    is_active = models.BooleanField(default=True)
+    excluded_members = models.ManyToManyField(
+        "accounts.Member",
+        blank=True,
+        related_name="+",
+        help_text="Never shown (staff, test accounts…).",
+    )
+    history = HistoricalRecords(get_user=operator_of, m2m_fields=[])
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LeaderboardScore(models.Model):
+    """A member's score on a board in one period, kept as events arrive (and rebuildable from
+    the ledger and events)."""
+
+    leaderboard = models.ForeignKey(Leaderboard, on_delete=models.CASCADE, related_name="scores")
+    period_start = models.DateField()
+    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
+    score = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["leaderboard", "period_start", "member"],
+                name="one_score_per_board_period_member",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["leaderboard", "period_start", "-score", "member"],
+                name="leaderboard_rank_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.leaderboard_id}/{self.period_start}/{self.member_id}: {self.score}"

@@ -1,0 +1,67 @@
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from loyalty.models.audit import operator_of
+
+
+class Quest(models.Model):
+    """A goal in a time scope, made of steps "do action X N times", rewarded on completion."""
+
+    class Scope(models.TextChoices):
+        ONBOARDING = "onboarding", "Onboarding (once)"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    reward_points = models.PositiveIntegerField(default=0)
+    reward_growth = models.PositiveIntegerField(default=0)
+    reward_badge = models.ForeignKey(
+        "loyalty.Badge", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)
+    position = models.IntegerField(default=100)
+    history = HistoricalRecords(get_user=operator_of)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QuestStep(models.Model):
+    quest = models.ForeignKey(Quest, on_delete=models.CASCADE, related_name="steps")
+    action = models.ForeignKey("loyalty.Action", on_delete=models.PROTECT, related_name="+")
+    count = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} ×{self.count}"
+
+
+class QuestProgress(models.Model):
+    """A member's progress on a quest in one period (onboarding quests have one period)."""
+
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="quest_progress"
+    )
+    quest = models.ForeignKey(Quest, on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    step_counts = models.JSONField(default=dict, help_text="Step id → count done.")
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "quest", "period_start"], name="one_progress_per_quest_period"
+            )
+        ]
+        indexes = [models.Index(fields=["member", "completed_at"], name="quest_completed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.quest_id} for {self.member_id} from {self.period_start}"

@@ -1,0 +1,348 @@
+"""Streaks, badges and quests, evaluated in the event flow for what the event touches.
+
+Every function here needs the caller to hold the member's standing lock.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import F, Max, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from loyalty.models import (
+    ActionTally,
+    Badge,
+    BadgeAward,
+    Currency,
+    EntryKind,
+    MemberStanding,
+    MemberStreak,
+    Quest,
+    QuestProgress,
+    SourceType,
+    Streak,
+)
+from loyalty.periods import LIFETIME_START, local_date, period_start
+from loyalty.services.ledger import Movement, ledger_post
+from loyalty.services.points import points_credit_locked
+from loyalty.services.program import CompiledProgram
+from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
+
+QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
+
+
+@dataclass
+class Touched:
+    """What an event changed, so only the badges it could affect are evaluated."""
+
+    actions: set[int] = field(default_factory=set)
+    streaks: set[int] = field(default_factory=set)
+    growth: bool = False
+    tier: bool = False
+    quests: bool = False
+
+
+# --- Tallies and streaks ----------------------------------------------------------------------
+
+
+def tally_add(*, member_id: int, action_id: int, delta: int) -> None:
+    rows = ActionTally.objects.filter(member_id=member_id, action_id=action_id)
+    if not rows.update(count=Greatest(F("count") + delta, Value(0))) and delta > 0:
+        ActionTally.objects.create(member_id=member_id, action_id=action_id, count=delta)
+
+
+def streak_touch(
+    *, member_id: int, streak: Streak, day: date, freezes_per_month: int
+) -> MemberStreak:
+    """Count the local ``day`` for the streak: the next day extends it; a gap is bridged by the
+    member's streak freezes for that month (a tier privilege) if enough are left, else the
+    streak starts again at 1. A day already counted, or an earlier one, changes nothing."""
+    state, _ = MemberStreak.objects.get_or_create(member_id=member_id, streak=streak)
+    if state.last_day is not None and day <= state.last_day:
+        return state
+    month = day.replace(day=1)
+    if state.freezes_month != month:
+        state.freezes_month, state.freezes_used = month, 0
+    if state.last_day is None:
+        state.current = 1
+    else:
+        missed = (day - state.last_day).days - 1
+        if missed == 0:
+            state.current += 1
+        elif missed <= freezes_per_month - state.freezes_used:
+            state.freezes_used += missed
+            state.current += 1
+        else:
+            state.current = 1
+    state.last_day = day
+    state.longest = max(state.longest, state.current)
+    state.save()
+    return state
+
+
+# --- Badges -----------------------------------------------------------------------------------
+
+
+def badge_progress(
+    badge: Badge, *, member_id: int, standing: MemberStanding, program: CompiledProgram
+) -> int:
+    """The member's progress towards the badge, in the units of its threshold."""
+    kind = badge.criterion
+    if kind == Badge.Criterion.ACTION_COUNT:
+        return (
+            ActionTally.objects.filter(member_id=member_id, action_id=badge.action_id)
+            .values_list("count", flat=True)
+            .first()
+            or 0
+        )
+    if kind == Badge.Criterion.STREAK_LENGTH:
+        return (
+            MemberStreak.objects.filter(member_id=member_id, streak_id=badge.streak_id)
+            .values_list("longest", flat=True)
+            .first()
+            or 0
+        )
+    if kind == Badge.Criterion.GROWTH_REACHED:
+        return standing.growth
+    if kind == Badge.Criterion.TIER_REACHED:
+        tier, needed = program.tier(standing.tier_id), program.tier(badge.tier_id)
+        return int(bool(tier and needed and tier.position >= needed.position))
+    if kind == Badge.Criterion.QUESTS_COMPLETED:
+        return QuestProgress.objects.filter(member_id=member_id, completed_at__isnull=False).count()
+    return 0
+
+
+def badge_threshold(badge: Badge) -> int:
+    return 1 if badge.criterion == Badge.Criterion.TIER_REACHED else max(badge.threshold, 1)
+
+
+def awards_due(badge: Badge, progress: int) -> int:
+    """How many awards the progress earns: one, or one per threshold for a repeatable badge."""
+    threshold = badge_threshold(badge)
+    if badge.repeatable and badge.criterion in (
+        Badge.Criterion.ACTION_COUNT,
+        Badge.Criterion.QUESTS_COMPLETED,
+    ):
+        return progress // threshold
+    return int(progress >= threshold)
+
+
+def _touches(badge: Badge, touched: Touched) -> bool:
+    kind = badge.criterion
+    return (
+        (kind == Badge.Criterion.ACTION_COUNT and badge.action_id in touched.actions)
+        or (kind == Badge.Criterion.STREAK_LENGTH and badge.streak_id in touched.streaks)
+        or (kind == Badge.Criterion.GROWTH_REACHED and touched.growth)
+        or (kind == Badge.Criterion.TIER_REACHED and touched.tier)
+        or (kind == Badge.Criterion.QUESTS_COMPLETED and touched.quests)
+    )
+
+
+def badges_evaluate(
+    *,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    touched: Touched,
+    backfilled: bool = False,
+) -> list[BadgeAward]:
+    """Award every active badge the member now qualifies for among those ``touched`` affects."""
+    badges = [b for b in program.badges if _touches(b, touched)]
+    awarded = []
+    for badge in badges:
+        progress = badge_progress(badge, member_id=standing.pk, standing=standing, program=program)
+        held = BadgeAward.objects.filter(
+            member_id=standing.pk, badge=badge, revoked_at__isnull=True
+        ).count()
+        for _ in range(awards_due(badge, progress) - held):
+            awarded.append(badge_award(standing=standing, badge=badge, backfilled=backfilled))
+    return awarded
+
+
+def badge_award(
+    *, standing: MemberStanding, badge: Badge, operator=None, backfilled: bool = False
+) -> BadgeAward:
+    """Award the badge once more, with its bonus as ledger entries whose source is the award."""
+    last = (
+        BadgeAward.objects.filter(member_id=standing.pk, badge=badge).aggregate(n=Max("sequence"))[
+            "n"
+        ]
+        or 0
+    )
+    award = BadgeAward.objects.create(
+        member_id=standing.pk,
+        badge=badge,
+        sequence=last + 1,
+        backfilled=backfilled,
+        operator=operator if getattr(operator, "pk", None) else None,
+    )
+    _bonus(
+        standing,
+        SourceType.BADGE,
+        str(award.pk),
+        f"Badge {badge.code}",
+        badge.bonus_growth,
+        badge.bonus_points,
+    )
+    return award
+
+
+def _bonus(
+    standing: MemberStanding,
+    source_type: str,
+    source_id: str,
+    reason: str,
+    growth: int,
+    points: int,
+) -> None:
+    if growth:
+        ledger_post(
+            standing=standing,
+            movements=[
+                Movement(
+                    currency=Currency.GROWTH,
+                    kind=EntryKind.BONUS,
+                    amount=growth,
+                    source_type=source_type,
+                    source_id=source_id,
+                    reason=reason,
+                )
+            ],
+        )
+    if points:
+        points_credit_locked(
+            standing=standing,
+            amount=points,
+            kind=EntryKind.BONUS,
+            source_type=source_type,
+            source_id=source_id,
+            reason=reason,
+        )
+
+
+def badges_revoke_unearned(
+    *, standing: MemberStanding, program: CompiledProgram, touched: Touched, reason: str
+) -> list[BadgeAward]:
+    """Revoke, newest first, the awards of badges set to ``revoke_on_reversal`` that the
+    member no longer qualifies for. Bonuses already given stay."""
+    revoked = []
+    for badge in program.badges:
+        if not badge.revoke_on_reversal or not _touches(badge, touched):
+            continue
+        progress = badge_progress(badge, member_id=standing.pk, standing=standing, program=program)
+        held = list(
+            BadgeAward.objects.filter(
+                member_id=standing.pk, badge=badge, revoked_at__isnull=True
+            ).order_by("-sequence")
+        )
+        for award in held[: max(len(held) - awards_due(badge, progress), 0)]:
+            award.revoked_at, award.revoke_reason = timezone.now(), reason
+            award.save(update_fields=["revoked_at", "revoke_reason"])
+            revoked.append(award)
+    return revoked
+
+
+# --- Quests -----------------------------------------------------------------------------------
+
+
+def quest_period_start(quest: Quest, at: datetime) -> date:
+    period = QUEST_PERIODS.get(quest.scope)
+    return period_start(period, at) if period else LIFETIME_START
+
+
+def quests_progress(
+    *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
+) -> list[Quest]:
+    """Count the event towards every active quest with a step on its action, in the quest's
+    period holding ``occurred_at``; reward the quests this completes."""
+    completed = []
+    for quest in program.quests_by_action.get(action_id, ()):
+        progress, _ = QuestProgress.objects.get_or_create(
+            member_id=standing.pk, quest=quest, period_start=quest_period_start(quest, occurred_at)
+        )
+        if progress.completed_at is not None:
+            continue
+        steps = list(quest.steps.all())
+        counts = dict(progress.step_counts)
+        for step in steps:
+            if step.action_id == action_id:
+                counts[str(step.pk)] = min(counts.get(str(step.pk), 0) + 1, step.count)
+        progress.step_counts = counts
+        if all(counts.get(str(step.pk), 0) >= step.count for step in steps):
+            progress.completed_at = timezone.now()
+            _bonus(
+                standing,
+                SourceType.QUEST,
+                str(progress.pk),
+                f"Quest {quest.code}",
+                quest.reward_growth,
+                quest.reward_points,
+            )
+            if quest.reward_badge_id:
+                badge_award(standing=standing, badge=quest.reward_badge)
+            completed.append(quest)
+        progress.save(update_fields=["step_counts", "completed_at"])
+    return completed
+
+
+# --- The event hook ---------------------------------------------------------------------------
+
+
+def on_event(
+    *,
+    standing: MemberStanding,
+    action_id: int,
+    occurred_at: datetime,
+    growth: int,
+    tier_changed: bool,
+    program: CompiledProgram,
+) -> tuple[dict[str, Any], TierMove | None]:
+    """Tally, streaks, quests and badges for one recorded event. Bonuses may lift the tier:
+    the move is returned beside what was played."""
+    tally_add(member_id=standing.pk, action_id=action_id, delta=1)
+    touched = Touched(actions={action_id}, growth=growth > 0, tier=tier_changed)
+    tier = program.tier(standing.tier_id)
+    freezes = int(tier.privilege_param("streak_freezes", "count") or 0) if tier else 0
+    streaks = []
+    for streak in program.streaks_by_action.get(action_id, ()):
+        state = streak_touch(
+            member_id=standing.pk,
+            streak=streak,
+            day=local_date(occurred_at),
+            freezes_per_month=freezes,
+        )
+        touched.streaks.add(streak.pk)
+        streaks.append({"streak": streak.code, "current": state.current, "longest": state.longest})
+    growth_before = standing.growth
+    quests = quests_progress(
+        standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
+    )
+    touched.quests = bool(quests)
+    awards = badges_evaluate(standing=standing, program=program, touched=touched)
+    tier_move = None
+    if standing.growth > growth_before:
+        tier_move = tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now())
+        if tier_move:
+            awards += badges_evaluate(
+                standing=standing, program=program, touched=Touched(tier=True, growth=True)
+            )
+    played = {
+        "badges_awarded": [
+            {"badge": a.badge.code, "level": a.badge.level, "sequence": a.sequence} for a in awards
+        ],
+        "quests_completed": [q.code for q in quests],
+        "streaks": streaks,
+    }
+    return played, tier_move
+
+
+def on_reversal(
+    *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
+) -> list[BadgeAward]:
+    """A full reversal: the occurrence no longer counts for tallies (badges may be revoked)."""
+    tally_add(member_id=standing.pk, action_id=action_id, delta=-1)
+    touched = Touched(actions={action_id}, growth=True)
+    return badges_revoke_unearned(
+        standing=standing, program=program, touched=touched, reason="reversal"
+    )
