@@ -52,3 +52,14 @@ class IsMember(permissions.BasePermission):
                 code="member_token_required",
             )
         return True
+
+
+class MemberOrScopes(HasRequiredScopes):
+    """A member token, or an API key with the view's scopes: for views that serve both (the
+    view then limits what a member sees)."""
+
+    def has_permission(self, request, view) -> bool:
+        principal = request.user
+        if principal is not None and principal.is_member:
+            return True
+        return super().has_permission(request, view)

@@ -101,3 +101,124 @@ def program_changes(*, limit: int = 300) -> list[dict[str, Any]]:
             }
         )
     return changes
+
+
+def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
+    """Earned badges, and progress towards the others; secret badges stay hidden until earned."""
+    from loyalty.models import BadgeAward
+    from loyalty.services.gamification import awards_due, badge_progress, badge_threshold
+
+    program = compiled_program()
+    standing = member_standing(member)
+    held: dict[int, list] = {}
+    for award in BadgeAward.objects.filter(member=member, revoked_at__isnull=True).order_by(
+        "sequence"
+    ):
+        held.setdefault(award.badge_id, []).append(award)
+    earned, in_progress = [], []
+    for badge in program.badges:
+        info = {
+            "code": badge.code,
+            "name": badge.name,
+            "description": badge.description,
+            "level": badge.level,
+            "image_url": badge.image_url,
+            "criterion": badge.criterion,
+        }
+        awards = held.get(badge.pk, [])
+        if awards:
+            earned.append(
+                {
+                    **info,
+                    "times": len(awards),
+                    "first_awarded_at": awards[0].awarded_at,
+                    "last_awarded_at": awards[-1].awarded_at,
+                }
+            )
+        if badge.secret and not awards or badge.criterion == badge.Criterion.MANUAL:
+            continue
+        if awards and not badge.repeatable:
+            continue
+        progress = badge_progress(badge, member_id=member.pk, standing=standing, program=program)
+        threshold = badge_threshold(badge) * (
+            awards_due(badge, progress) + 1 if badge.repeatable else 1
+        )
+        in_progress.append({**info, "progress": min(progress, threshold), "threshold": threshold})
+    return {"earned": earned, "in_progress": in_progress}
+
+
+def member_quests(member: Member) -> list[dict[str, Any]]:
+    """Active quests with the member's progress in the current period of each."""
+    from loyalty.models import Quest, QuestProgress
+    from loyalty.periods import next_period_start
+    from loyalty.services.gamification import QUEST_PERIODS, quest_period_start
+
+    now = timezone.now()
+    quests = list(Quest.objects.filter(is_active=True).prefetch_related("steps__action"))
+    progress = {
+        (p.quest_id, p.period_start): p
+        for p in QuestProgress.objects.filter(member=member, quest__in=quests)
+    }
+    result = []
+    for quest in quests:
+        start = quest_period_start(quest, now)
+        mine = progress.get((quest.pk, start))
+        counts = mine.step_counts if mine else {}
+        period = QUEST_PERIODS.get(quest.scope)
+        result.append(
+            {
+                "code": quest.code,
+                "name": quest.name,
+                "description": quest.description,
+                "scope": quest.scope,
+                "period_start": start if period else None,
+                "period_end": next_period_start(period, start) if period else None,
+                "completed": bool(mine and mine.completed_at),
+                "completed_at": mine.completed_at if mine else None,
+                "reward": {
+                    "points": quest.reward_points,
+                    "growth": quest.reward_growth,
+                    "badge": quest.reward_badge.code if quest.reward_badge_id else None,
+                },
+                "steps": [
+                    {
+                        "action": step.action.code,
+                        "count": step.count,
+                        "done": counts.get(str(step.pk), 0),
+                    }
+                    for step in quest.steps.all()
+                ],
+            }
+        )
+    return result
+
+
+def member_streaks(member: Member) -> list[dict[str, Any]]:
+    """Each active streak: the current run (0 once a day was missed) and the longest."""
+    from datetime import timedelta
+
+    from loyalty.models import MemberStreak, Streak
+    from loyalty.periods import local_date
+
+    today = local_date(timezone.now())
+    states = {s.streak_id: s for s in MemberStreak.objects.filter(member=member)}
+    result = []
+    for streak in Streak.objects.filter(is_active=True).select_related("action"):
+        state = states.get(streak.pk)
+        alive = (
+            state is not None
+            and state.last_day is not None
+            and state.last_day >= today - timedelta(days=1)
+        )
+        result.append(
+            {
+                "code": streak.code,
+                "name": streak.name,
+                "action": streak.action.code,
+                "current": state.current if alive else 0,
+                "longest": state.longest if state else 0,
+                "last_day": state.last_day if state else None,
+                "done_today": bool(state and state.last_day == today),
+            }
+        )
+    return result

@@ -28,3 +28,11 @@ def expire_points_task() -> dict:
 @shared_task(name="loyalty.activate_pending_points", time_limit=60 * 60)
 def activate_pending_points_task() -> dict:
     return vars(activate_pending_points())
+
+
+@shared_task(name="loyalty.backfill_badge", time_limit=60 * 60)
+def backfill_badge_task(badge_id: int) -> dict:
+    from loyalty.models import Badge
+    from loyalty.services.gamification import badge_backfill
+
+    return {"badge_id": badge_id, "awarded": badge_backfill(badge=Badge.objects.get(pk=badge_id))}

@@ -160,6 +160,7 @@ class ReversalSerializer(serializers.Serializer):
     points = serializers.IntegerField(help_text="Points taken back (pending ones included).")
     pending_voided = serializers.IntegerField()
     shortfall = serializers.IntegerField(help_text="Spent points that could not be taken back.")
+    badges_revoked = serializers.ListField(child=serializers.CharField())
     balances = serializers.DictField(child=serializers.IntegerField())
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loyalty.api import views
+from loyalty.api import gamification, views
 
 app_name = "loyalty"
 
@@ -24,6 +24,26 @@ urlpatterns = [
     ),
     path("members/<str:external_id>/erase", views.MemberEraseView.as_view(), name="member-erase"),
     path("reports/liability", views.LiabilityReportView.as_view(), name="liability-report"),
+    path(
+        "members/<str:external_id>/badges",
+        gamification.MemberBadgesView.as_view(),
+        name="member-badges",
+    ),
+    path(
+        "members/<str:external_id>/quests",
+        gamification.MemberQuestsView.as_view(),
+        name="member-quests",
+    ),
+    path(
+        "members/<str:external_id>/streaks",
+        gamification.MemberStreaksView.as_view(),
+        name="member-streaks",
+    ),
+    path("leaderboards", gamification.LeaderboardListView.as_view(), name="leaderboards"),
+    path("leaderboards/<slug:code>", gamification.LeaderboardView.as_view(), name="leaderboard"),
+    path("me/badges", gamification.MeBadgesView.as_view(), name="me-badges"),
+    path("me/quests", gamification.MeQuestsView.as_view(), name="me-quests"),
+    path("me/streaks", gamification.MeStreaksView.as_view(), name="me-streaks"),
     path("me", views.MeSummaryView.as_view(), name="me"),
     path("me/ledger", views.MeLedgerView.as_view(), name="me-ledger"),
 ]

@@ -346,3 +346,85 @@ def on_reversal(
     return badges_revoke_unearned(
         standing=standing, program=program, touched=touched, reason="reversal"
     )
+
+
+# --- Operators --------------------------------------------------------------------------------
+
+
+def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
+    """Award a new or changed badge to every member who already qualifies, quietly
+    (``backfilled``: no notification), one member per transaction, in chunks. Returns awards."""
+    from django.db import transaction
+
+    from loyalty.services.locks import lock_standing
+    from loyalty.services.program import compiled_program
+
+    if not badge.is_active or badge.criterion == Badge.Criterion.MANUAL:
+        return 0
+    program = compiled_program()
+    awarded = 0
+    last = 0
+    while True:
+        ids = list(
+            _candidates(badge)
+            .filter(member_id__gt=last)
+            .order_by("member_id")
+            .values_list("member_id", flat=True)[:chunk_size]
+        )
+        if not ids:
+            return awarded
+        last = ids[-1]
+        for member_id in ids:
+            with transaction.atomic():
+                standing = lock_standing(member_id)
+                progress = badge_progress(
+                    badge, member_id=member_id, standing=standing, program=program
+                )
+                held = BadgeAward.objects.filter(
+                    member_id=member_id, badge=badge, revoked_at__isnull=True
+                ).count()
+                for _ in range(awards_due(badge, progress) - held):
+                    badge_award(standing=standing, badge=badge, backfilled=True)
+                    awarded += 1
+
+
+def _candidates(badge: Badge):
+    """Members who might qualify: a cheap filter before the exact check under the lock."""
+    from django.db.models import Count
+
+    threshold = badge_threshold(badge)
+    kind = badge.criterion
+    if kind == Badge.Criterion.ACTION_COUNT:
+        return ActionTally.objects.filter(action_id=badge.action_id, count__gte=threshold)
+    if kind == Badge.Criterion.STREAK_LENGTH:
+        return MemberStreak.objects.filter(streak_id=badge.streak_id, longest__gte=threshold)
+    if kind == Badge.Criterion.GROWTH_REACHED:
+        return MemberStanding.objects.filter(growth__gte=threshold)
+    if kind == Badge.Criterion.TIER_REACHED:
+        return MemberStanding.objects.filter(tier__position__gte=badge.tier.position).annotate(
+            member_id=F("pk")
+        )
+    return (
+        QuestProgress.objects.filter(completed_at__isnull=False)
+        .values("member_id")
+        .annotate(done=Count("id"))
+        .filter(done__gte=threshold)
+    )
+
+
+def badge_grant(*, member_id: int, badge: Badge, operator=None) -> BadgeAward:
+    """Grant a badge by hand (any criterion)."""
+    from django.db import transaction
+
+    from loyalty.services.locks import lock_standing
+
+    with transaction.atomic():
+        standing = lock_standing(member_id)
+        return badge_award(standing=standing, badge=badge, operator=operator)
+
+
+def badge_revoke(*, award: BadgeAward, reason: str = "revoked by an operator") -> BadgeAward:
+    if award.revoked_at is None:
+        award.revoked_at, award.revoke_reason = timezone.now(), reason
+        award.save(update_fields=["revoked_at", "revoke_reason"])
+    return award

@@ -16,11 +16,16 @@ from rest_framework.validators import UniqueValidator
 from accounts.errors import InvalidInput
 from loyalty.models import (
     Action,
+    Badge,
     EarningRule,
+    Leaderboard,
     Privilege,
     Program,
+    Quest,
+    QuestStep,
     RuleCap,
     RuleCondition,
+    Streak,
     Tier,
 )
 from loyalty.services.program import earning_rule_publish, program_changed, program_settings
@@ -145,12 +150,118 @@ class TierSerializer(_NoUniqueCheck):
         return data
 
 
+def _code_of(model, **kwargs):
+    return serializers.SlugRelatedField(slug_field="code", queryset=model.objects.all(), **kwargs)
+
+
+class StreakFileSerializer(_NoUniqueCheck):
+    action = _code_of(Action)
+
+    class Meta:
+        model = Streak
+        fields = ["code", "name", "action", "is_active"]
+
+
+class BadgeFileSerializer(_NoUniqueCheck):
+    action = _code_of(Action, required=False, allow_null=True)
+    streak = _code_of(Streak, required=False, allow_null=True)
+    tier = _code_of(Tier, required=False, allow_null=True)
+
+    class Meta:
+        model = Badge
+        fields = [
+            "code",
+            "name",
+            "description",
+            "image_url",
+            "level",
+            "criterion",
+            "action",
+            "streak",
+            "tier",
+            "threshold",
+            "repeatable",
+            "secret",
+            "bonus_growth",
+            "bonus_points",
+            "revoke_on_reversal",
+            "is_active",
+            "position",
+        ]
+
+    def validate(self, data):
+        needs = {"action_count": "action", "streak_length": "streak", "tier_reached": "tier"}
+        needed = needs.get(data.get("criterion"))
+        if needed and not data.get(needed):
+            raise serializers.ValidationError(
+                {needed: f"The {data['criterion']} criterion needs a {needed}."}
+            )
+        return data
+
+
+class QuestStepFileSerializer(serializers.ModelSerializer):
+    action = _code_of(Action)
+
+    class Meta:
+        model = QuestStep
+        fields = ["action", "count"]
+
+
+class QuestFileSerializer(_NoUniqueCheck):
+    reward_badge = _code_of(Badge, required=False, allow_null=True)
+    steps = QuestStepFileSerializer(many=True)
+
+    class Meta:
+        model = Quest
+        fields = [
+            "code",
+            "name",
+            "description",
+            "scope",
+            "reward_points",
+            "reward_growth",
+            "reward_badge",
+            "is_active",
+            "position",
+            "steps",
+        ]
+
+
+class LeaderboardFileSerializer(_NoUniqueCheck):
+    action = _code_of(Action, required=False, allow_null=True)
+
+    class Meta:
+        model = Leaderboard
+        fields = ["code", "name", "metric", "action", "period", "size", "is_active"]
+
+    def validate(self, data):
+        if data.get("metric") == Leaderboard.Metric.ACTION_COUNT and not data.get("action"):
+            raise serializers.ValidationError({"action": "An action-count board needs an action."})
+        return data
+
+
+# Gamification sections refer to actions, tiers and each other by code, so they are validated
+# once the sections before them are in place (inside the same transaction).
+GAMIFICATION_SECTIONS = [
+    ("streaks", Streak, StreakFileSerializer),
+    ("badges", Badge, BadgeFileSerializer),
+    ("quests", Quest, QuestFileSerializer),
+    ("leaderboards", Leaderboard, LeaderboardFileSerializer),
+]
+
+
 class ProgramFileSerializer(serializers.Serializer):
     format = serializers.IntegerField(required=False, default=FORMAT_VERSION)
     program = ProgramSettingsSerializer(required=False)
     actions = ActionSerializer(many=True, required=False, default=list)
     rules = RuleSerializer(many=True, required=False, default=list)
     tiers = TierSerializer(many=True, required=False, default=list)
+    streaks = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    badges = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    quests = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    leaderboards = serializers.ListField(
+        child=serializers.DictField(), required=False, default=list
+    )
 
     def validate_format(self, value):
         if value != FORMAT_VERSION:
@@ -219,13 +330,20 @@ def program_export() -> dict[str, Any]:
             for rule in rules.order_by("action__code", "priority", "code")
         ],
         "tiers": TierSerializer(Tier.objects.prefetch_related("privileges"), many=True).data,
+        **{
+            section: serializer_class(model.objects.order_by("code"), many=True).data
+            for section, model, serializer_class in GAMIFICATION_SECTIONS
+        },
     }
+
+
+SECTIONS = ("actions", "rules", "tiers", "streaks", "badges", "quests", "leaderboards")
 
 
 @dataclass
 class LoadReport:
-    created: dict[str, int] = field(default_factory=lambda: {"actions": 0, "rules": 0, "tiers": 0})
-    updated: dict[str, int] = field(default_factory=lambda: {"actions": 0, "rules": 0, "tiers": 0})
+    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
+    updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     rule_versions: int = 0
 
     def __str__(self) -> str:
@@ -282,6 +400,8 @@ def program_load(*, data: Any, actor=None) -> LoadReport:
         earning_rule_publish(rule=rule, actor=actor)
         report.rule_versions += rule.versions.count() - before
     _load_tiers(valid["tiers"], report)
+    for section, model, serializer_class in GAMIFICATION_SECTIONS:
+        _load_section(section, model, serializer_class, valid[section], report)
     program_changed()
     return report
 
@@ -341,3 +461,54 @@ def _load_tiers(items: list[dict], report: LoadReport) -> None:
                 report.updated["tiers"] += 1
             continue
         _replace_children(tier.privileges, Privilege, privileges, PRIVILEGE_FIELDS, tier=tier)
+
+
+def _load_section(
+    section: str, model, serializer_class, items: list[dict], report: LoadReport
+) -> None:
+    errors = {}
+    valid = []
+    codes = [item.get("code") for item in items]
+    if dupes := sorted({c for c in codes if c and codes.count(c) > 1}):
+        errors["codes"] = [f"Codes used twice: {', '.join(dupes)}"]
+    for index, item in enumerate(items):
+        serializer = serializer_class(data=item)
+        if serializer.is_valid():
+            valid.append(dict(serializer.validated_data))
+        else:
+            errors[index] = serializer.errors
+        if section == "badges" and serializer.is_valid():
+            # Quests may name badges from this same file: save as we go.
+            _upsert_plain(model, dict(serializer.validated_data), report, section)
+    if errors:
+        raise InvalidInput(
+            "The program file is not valid.",
+            code="invalid_program",
+            details=flatten_errors({section: errors}),
+        )
+    if section == "badges":
+        return
+    for data in valid:
+        steps = data.pop("steps", None)
+        counted = report.created[section] + report.updated[section]
+        obj = _upsert_plain(model, data, report, section)
+        replaced = steps is not None and _replace_children(
+            obj.steps, QuestStep, steps, ["action", "count"], quest=obj
+        )
+        if replaced and report.created[section] + report.updated[section] == counted:
+            report.updated[section] += 1
+
+
+def _upsert_plain(model, data: dict, report: LoadReport, section: str):
+    code = data.pop("code")
+    obj = model.objects.filter(code=code).first()
+    if obj is None:
+        report.created[section] += 1
+        return model.objects.create(code=code, **data)
+    changed = {name: value for name, value in data.items() if getattr(obj, name) != value}
+    if changed:
+        report.updated[section] += 1
+        for name, value in changed.items():
+            setattr(obj, name, value)
+        obj.save(update_fields=list(changed))
+    return obj

@@ -29,6 +29,8 @@ from loyalty.models import (
 from loyalty.periods import period_start
 from loyalty.rules import CompiledRule, read_attribute
 from loyalty.services.events import IdempotencyConflict
+from loyalty.services.gamification import on_reversal
+from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.lots import lots_take
@@ -127,6 +129,23 @@ def _reverse(
             standing=standing, movements=[_reverse_movement(event, Currency.GROWTH, -growth)]
         )
     _correct_counters(event, rules, targets, full=fraction == 1)
+    revoked = []
+    if fraction == 1 and event.action_id:
+        # The occurrence no longer counts: tallies, action leaderboards, and badges set to be
+        # revoked after a reversal.
+        leaderboards_record_action(
+            member_id=event.member_id,
+            action_id=event.action_id,
+            occurred_at=event.occurred_at,
+            delta=-1,
+            boards=program.leaderboards,
+        )
+        revoked = on_reversal(
+            standing=standing,
+            action_id=event.action_id,
+            occurred_at=event.occurred_at,
+            program=program,
+        )
     outcome = {
         "event_id": event.pk,
         "member": event.member.external_id,
@@ -136,6 +155,7 @@ def _reverse(
         "points": taken["points"],
         "pending_voided": taken["pending"],
         "shortfall": taken["shortfall"],
+        "badges_revoked": [award.badge.code for award in revoked],
         "balances": {
             "growth": standing.growth,
             "points": standing.points,
