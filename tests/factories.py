@@ -85,3 +85,50 @@ def give_points(external_id: str, points: int):
         idempotency_key=f"give-{external_id}-{points}",
     )
     return member
+
+
+def make_badge(code: str, criterion: str, **fields):
+    from loyalty.models import Badge
+    from loyalty.services.program import program_changed
+
+    fields.setdefault("name", code.replace("-", " ").title())
+    badge = Badge.objects.create(code=code, criterion=criterion, **fields)
+    program_changed()
+    return badge
+
+
+def make_streak(code: str = "check-in-streak", action: str = "check_in"):
+    from loyalty.models import Streak
+    from loyalty.services.program import program_changed
+
+    streak = Streak.objects.create(code=code, name=code, action=ActionFactory(code=action))
+    program_changed()
+    return streak
+
+
+def make_quest(code: str, scope: str, steps: list[tuple[str, int]], **fields):
+    from loyalty.models import Quest, QuestStep
+    from loyalty.services.program import program_changed
+
+    fields.setdefault("name", code)
+    quest = Quest.objects.create(code=code, scope=scope, **fields)
+    for action, count in steps:
+        QuestStep.objects.create(quest=quest, action=ActionFactory(code=action), count=count)
+    program_changed()
+    return quest
+
+
+def make_leaderboard(code: str, metric: str, period: str, action: str | None = None, **fields):
+    from loyalty.models import Leaderboard
+    from loyalty.services.program import program_changed
+
+    fields.setdefault("name", code)
+    board = Leaderboard.objects.create(
+        code=code,
+        metric=metric,
+        period=period,
+        action=ActionFactory(code=action) if action else None,
+        **fields,
+    )
+    program_changed()
+    return board

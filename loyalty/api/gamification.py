@@ -72,7 +72,7 @@ class LeaderboardListView(APIView):
     permission_classes = [MemberOrScopes]
     required_scopes = (scopes.MEMBERS_READ,)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="leaderboards_list", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(
             [

@@ -253,10 +253,10 @@ def quest_period_start(quest: Quest, at: datetime) -> date:
 
 def quests_progress(
     *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
-) -> list[Quest]:
+) -> tuple[list[Quest], list[BadgeAward]]:
     """Count the event towards every active quest with a step on its action, in the quest's
     period holding ``occurred_at``; reward the quests this completes."""
-    completed = []
+    completed, awards = [], []
     for quest in program.quests_by_action.get(action_id, ()):
         progress, _ = QuestProgress.objects.get_or_create(
             member_id=standing.pk, quest=quest, period_start=quest_period_start(quest, occurred_at)
@@ -280,10 +280,10 @@ def quests_progress(
                 quest.reward_points,
             )
             if quest.reward_badge_id:
-                badge_award(standing=standing, badge=quest.reward_badge)
+                awards.append(badge_award(standing=standing, badge=quest.reward_badge))
             completed.append(quest)
         progress.save(update_fields=["step_counts", "completed_at"])
-    return completed
+    return completed, awards
 
 
 # --- The event hook ---------------------------------------------------------------------------
@@ -315,11 +315,11 @@ def on_event(
         touched.streaks.add(streak.pk)
         streaks.append({"streak": streak.code, "current": state.current, "longest": state.longest})
     growth_before = standing.growth
-    quests = quests_progress(
+    quests, quest_awards = quests_progress(
         standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
     )
     touched.quests = bool(quests)
-    awards = badges_evaluate(standing=standing, program=program, touched=touched)
+    awards = quest_awards + badges_evaluate(standing=standing, program=program, touched=touched)
     tier_move = None
     if standing.growth > growth_before:
         tier_move = tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now())
@@ -401,9 +401,7 @@ def _candidates(badge: Badge):
     if kind == Badge.Criterion.GROWTH_REACHED:
         return MemberStanding.objects.filter(growth__gte=threshold)
     if kind == Badge.Criterion.TIER_REACHED:
-        return MemberStanding.objects.filter(tier__position__gte=badge.tier.position).annotate(
-            member_id=F("pk")
-        )
+        return MemberStanding.objects.filter(tier__position__gte=badge.tier.position)
     return (
         QuestProgress.objects.filter(completed_at__isnull=False)
         .values("member_id")
