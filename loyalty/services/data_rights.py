@@ -15,11 +15,14 @@ from django.utils import timezone
 from accounts.models import Member
 from loyalty.models import (
     Adjustment,
+    BadgeAward,
     Event,
     EventReversal,
     LedgerEntry,
     MemberErasure,
+    MemberStreak,
     PointLot,
+    QuestProgress,
     TierChange,
 )
 from loyalty.selectors import member_summary
@@ -97,6 +100,28 @@ register_export_section(
     lambda m: _rows(
         EventReversal.objects.filter(event__member=m),
         ["id", "event_id", "amount", "outcome", "created_at"],
+    ),
+)
+
+register_export_section(
+    "badges",
+    lambda m: _rows(
+        BadgeAward.objects.filter(member=m),
+        ["id", "badge__code", "sequence", "awarded_at", "revoked_at"],
+    ),
+)
+register_export_section(
+    "quests",
+    lambda m: _rows(
+        QuestProgress.objects.filter(member=m),
+        ["id", "quest__code", "period_start", "step_counts", "completed_at"],
+    ),
+)
+register_export_section(
+    "streaks",
+    lambda m: _rows(
+        MemberStreak.objects.filter(member=m),
+        ["id", "streak__code", "current", "longest", "last_day"],
     ),
 )
 

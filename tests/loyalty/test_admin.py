@@ -7,12 +7,17 @@ from accounts.models import ApiClient, Member
 from loyalty.demo import load_demo_program, simulate_members
 from loyalty.models import (
     Action,
+    Badge,
+    BadgeAward,
     EarningRule,
     Event,
     EventBatchJob,
+    Leaderboard,
     LedgerEntry,
     MemberStanding,
     Program,
+    Quest,
+    Streak,
     Tier,
     TierChange,
 )
@@ -39,6 +44,11 @@ def demo(db):
         EventBatchJob,
         Member,
         ApiClient,
+        Badge,
+        BadgeAward,
+        Quest,
+        Streak,
+        Leaderboard,
     ],
 )
 def test_every_admin_list_and_page_renders(admin_client, demo, model):
@@ -185,3 +195,41 @@ def test_operator_changes_are_kept_with_who_when_and_what(admin_client, admin_us
     assert (
         admin_client.get(reverse("admin:loyalty_tier_history", args=[tier.pk])).status_code == 200
     )
+
+
+def test_a_badge_saved_in_the_admin_is_back_filled(
+    admin_client, demo, django_capture_on_commit_callbacks
+):
+    from loyalty.models import ActionTally
+
+    most = ActionTally.objects.filter(action__code="check_in").order_by("-count").first()
+    form = {
+        "code": "regular",
+        "name": "Regular",
+        "level": "",
+        "criterion": "action_count",
+        "action": most.action_id,
+        "threshold": most.count,
+        "bonus_growth": 0,
+        "bonus_points": 0,
+        "is_active": "on",
+        "position": 100,
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:loyalty_badge_add"), form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert BadgeAward.objects.filter(
+        badge__code="regular", member_id=most.member_id, backfilled=True
+    ).exists()
+
+
+def test_grant_and_standings_pages(admin_client, demo):
+    badge = Badge.objects.get(code="onboarded")
+    member = Member.objects.first()
+    admin_client.post(
+        reverse("admin:loyalty_badge_grant", args=[badge.pk]), {"external_ids": member.external_id}
+    )
+    assert BadgeAward.objects.filter(badge=badge, member=member).exists()
+    board = Leaderboard.objects.get(code="weekly-growth")
+    page = admin_client.get(reverse("admin:loyalty_leaderboard_standings", args=[board.pk]))
+    assert page.status_code == 200
