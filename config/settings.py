@@ -153,6 +153,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE: dict = {
     "review-tiers": {"task": "loyalty.review_tiers", "schedule": crontab(hour=3, minute=0)},
     "expire-points": {"task": "loyalty.expire_points", "schedule": crontab(hour=0, minute=5)},
+    "daily-activity": {"task": "loyalty.daily_activity", "schedule": crontab(hour=1, minute=0)},
+    "dispatch-webhooks": {"task": "loyalty.dispatch_webhooks", "schedule": 60.0},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),
@@ -162,6 +164,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 # --- The loyalty program ----------------------------------------------------------------------
 # How long a member token minted by the host app stays valid, in seconds (default 15 minutes).
 LOYALTY_MEMBER_TOKEN_TTL = env.int("LOYALTY_MEMBER_TOKEN_TTL", default=15 * 60)
+
+# --- E-mail -----------------------------------------------------------------------------------
+# EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587; the console by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="loyalty@localhost")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

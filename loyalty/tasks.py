@@ -36,3 +36,37 @@ def backfill_badge_task(badge_id: int) -> dict:
     from loyalty.services.gamification import badge_backfill
 
     return {"badge_id": badge_id, "awarded": badge_backfill(badge=Badge.objects.get(pk=badge_id))}
+
+
+@shared_task(name="loyalty.deliver_webhook", time_limit=60, acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    from loyalty.services.webhooks import webhook_deliver
+
+    return webhook_deliver(delivery_id=delivery_id).status
+
+
+@shared_task(name="loyalty.dispatch_webhooks", time_limit=10 * 60)
+def dispatch_webhooks_task() -> int:
+    from loyalty.services.webhooks import webhooks_dispatch_due
+
+    return webhooks_dispatch_due()
+
+
+@shared_task(name="loyalty.daily_activity", time_limit=60 * 60)
+def daily_activity_task() -> dict:
+    from loyalty.services.activity import run_daily_activity_jobs
+
+    return vars(run_daily_activity_jobs())
+
+
+@shared_task(
+    name="loyalty.send_member_email",
+    time_limit=60,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_member_email(member_id: int, template: str, context: dict) -> bool:
+    from loyalty.services.activity import member_email_send
+
+    return member_email_send(member_id=member_id, template=template, context=context)

@@ -7,6 +7,14 @@ from loyalty.models.actions import (
     RuleCap,
     RuleCondition,
 )
+from loyalty.models.activity import (
+    ActivityState,
+    ActivityTransition,
+    Gift,
+    GiftGrant,
+    KeyAction,
+    MemberActivity,
+)
 from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
 from loyalty.models.counters import RuleCounter
@@ -18,8 +26,19 @@ from loyalty.models.program import Program
 from loyalty.models.quests import Quest, QuestProgress, QuestStep
 from loyalty.models.standing import MemberStanding
 from loyalty.models.tiers import Privilege, Tier, TierChange
+from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "ActivityState",
+    "ActivityTransition",
+    "Gift",
+    "GiftGrant",
+    "KeyAction",
+    "MemberActivity",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "ActionTally",
     "Badge",
     "BadgeAward",

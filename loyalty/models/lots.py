@@ -32,6 +32,7 @@ class PointLot(models.Model):
     pending = models.BooleanField(default=False)
     activates_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_notified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -49,6 +49,21 @@ class Program(models.Model):
         default=Shortfall.RECORD,
         help_text="When a reversal takes back points the member already spent.",
     )
+    silent_after_days = models.PositiveIntegerField(
+        default=7, help_text="Silent after this many days without the key action."
+    )
+    at_risk_after_days = models.PositiveIntegerField(
+        default=14, help_text="At risk after this many days."
+    )
+    churned_after_days = models.PositiveIntegerField(
+        default=35, help_text="Churned after this many days."
+    )
+    expiring_notice_days = models.PositiveIntegerField(
+        default=30, help_text="Tell members (webhook, e-mail) this many days before points expire."
+    )
+    send_emails = models.BooleanField(
+        default=False, help_text="Points-expiring and we-miss-you e-mails."
+    )
     revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -30,6 +30,7 @@ from loyalty.models import (
 )
 from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.services.activity import activity_on_event_locked, gift_grant_locked
 from loyalty.services.gamification import on_event
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
@@ -242,7 +243,18 @@ def _record(
             standing=standing, program=program, at=now, pending_growth=[(occurred_at, growth)]
         )
     played: dict[str, Any] = {"badges_awarded": [], "quests_completed": [], "streaks": []}
+    gifts = []
+    if standing.events_count == 0 and (
+        welcome := gift_grant_locked(standing=standing, kind="welcome", occasion="welcome")
+    ):
+        gifts.append({"kind": welcome.kind, "points": welcome.points, "growth": welcome.growth})
+    activity_change = None
     if action is not None and action.is_active:
+        activity_change = activity_on_event_locked(
+            standing=standing, member=member, action_id=action.pk, occurred_at=occurred_at
+        )
+        if activity_change == "returned":
+            gifts.append({"kind": "return"})
         # Growth this event credits counts for badges: add it before evaluating them.
         standing.growth += growth
         played, bonus_move = on_event(
@@ -307,6 +319,8 @@ def _record(
         "skipped": skipped,
         "tier_change": tier_move.as_dict() if tier_move else None,
         **played,
+        "gifts": gifts,
+        "activity": activity_change,
         "tier": program.tier(standing.tier_id).code if standing.tier_id else None,
         "balances": {
             "growth": standing.growth + after["growth"],

@@ -29,6 +29,7 @@ from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.points import points_credit_locked
 from loyalty.services.program import CompiledProgram
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
+from loyalty.services.webhooks import webhook_emit
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
 
@@ -177,6 +178,18 @@ def badge_award(
         backfilled=backfilled,
         operator=operator if getattr(operator, "pk", None) else None,
     )
+    if not backfilled:  # a back-fill awards quietly: no flood of notifications
+        webhook_emit(
+            type="badge.awarded",
+            member_id=standing.pk,
+            data={
+                "member": _external_id(standing.pk),
+                "badge": badge.code,
+                "name": badge.name,
+                "level": badge.level,
+                "sequence": award.sequence,
+            },
+        )
     _bonus(
         standing,
         SourceType.BADGE,
@@ -282,6 +295,16 @@ def quests_progress(
             if quest.reward_badge_id:
                 awards.append(badge_award(standing=standing, badge=quest.reward_badge))
             completed.append(quest)
+            webhook_emit(
+                type="quest.completed",
+                member_id=standing.pk,
+                data={
+                    "member": _external_id(standing.pk),
+                    "quest": quest.code,
+                    "period_start": progress.period_start.isoformat(),
+                    "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
+                },
+            )
         progress.save(update_fields=["step_counts", "completed_at"])
     return completed, awards
 
@@ -426,3 +449,9 @@ def badge_revoke(*, award: BadgeAward, reason: str = "revoked by an operator") -
         award.revoked_at, award.revoke_reason = timezone.now(), reason
         award.save(update_fields=["revoked_at", "revoke_reason"])
     return award
+
+
+def _external_id(member_id: int) -> str | None:
+    from accounts.models import Member
+
+    return Member.objects.filter(pk=member_id).values_list("external_id", flat=True).first()

@@ -25,6 +25,7 @@ from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.lots import lots_activated, lots_open, lots_take
 from loyalty.services.program import compiled_program
+from loyalty.services.webhooks import webhook_emit
 
 
 class InsufficientPoints(BusinessRuleViolation):
@@ -195,6 +196,18 @@ def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJo
                         ],
                     )
                     lots_take(member_id=member_id, amount=lot.remaining, entry=entry, lot_id=lot.pk)
+                if lots:
+                    webhook_emit(
+                        type="points.expired",
+                        member_id=member_id,
+                        data={
+                            "member": Member.objects.filter(pk=member_id)
+                            .values_list("external_id", flat=True)
+                            .first(),
+                            "points": sum(lot.remaining for lot in lots),
+                            "balance": standing.points,
+                        },
+                    )
             report.members += 1
             report.lots += len(lots)
             report.points += sum(lot.remaining for lot in lots)

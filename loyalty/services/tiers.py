@@ -14,6 +14,7 @@ from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChan
 from loyalty.periods import calendar_year_start, rolling_window_start
 from loyalty.services.locks import lock_standing
 from loyalty.services.program import CompiledProgram, CompiledTier, compiled_program
+from loyalty.services.webhooks import webhook_emit
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,19 @@ def _move(
         qualifying_growth=qualifying,
         operator=operator,
         note=note,
+    )
+    webhook_emit(
+        type="member.tier_changed",
+        member_id=standing.pk,
+        data={
+            "member": Member.objects.filter(pk=standing.pk)
+            .values_list("external_id", flat=True)
+            .first(),
+            "from": from_tier.code if from_tier else None,
+            "to": to_tier.code if to_tier else None,
+            "reason": str(reason),
+            "qualifying_growth": qualifying,
+        },
     )
     return TierMove(from_tier=from_tier, to_tier=to_tier, reason=reason)
 

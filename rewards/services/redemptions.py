@@ -22,6 +22,7 @@ from loyalty.services.events import IdempotencyConflict
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_credit_locked, points_debit_locked
 from loyalty.services.program import compiled_program
+from loyalty.services.webhooks import webhook_emit
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import price_for, refusal_for
 
@@ -122,6 +123,18 @@ def redeem(
             if reward.kind == Reward.Kind.COUPON:
                 redemption.coupon_code = _hand_out_code(reward, redemption, now)
             redemption.save(update_fields=["spend_entry", "coupon_code"])
+            webhook_emit(
+                type="reward.redeemed",
+                member_id=member.pk,
+                data={
+                    "member": member.external_id,
+                    "redemption_id": redemption.pk,
+                    "reward": reward.code,
+                    "points": price,
+                    "status": redemption.status,
+                    "coupon_code": redemption.coupon_code,
+                },
+            )
     except IntegrityError:
         if stored := _stored(client, idempotency_key, request_hash):
             return stored
@@ -201,6 +214,16 @@ def redemption_cancel(
     redemption.status = Redemption.Status.CANCELLED
     redemption.cancelled_at = timezone.now()
     redemption.save(update_fields=["status", "cancelled_at", "updated_at"])
+    webhook_emit(
+        type="redemption.cancelled",
+        member_id=member_id,
+        data={
+            "member": redemption.member.external_id,
+            "redemption_id": redemption.pk,
+            "reward": reward.code,
+            "points_refunded": redemption.points_cost,
+        },
+    )
     return redemption
 
 
