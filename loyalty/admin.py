@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError, InvalidInput
-from loyalty import admin_gamification  # noqa: F401  registers the gamification admin
+from loyalty import admin_activity, admin_gamification  # noqa: F401  register their admin pages
 from loyalty.models import (
     Action,
     Adjustment,

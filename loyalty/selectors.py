@@ -39,6 +39,7 @@ def member_summary(member: Member) -> dict[str, Any]:
             {"expires_at": row["expires_at"], "points": row["points"]}
             for row in points_expiring(member=member)[:12]
         ],
+        "activity": _activity(member),
         "tier": None,
         "next_tier": None,
     }
@@ -222,3 +223,12 @@ def member_streaks(member: Member) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def _activity(member: Member) -> dict[str, Any] | None:
+    from loyalty.models import MemberActivity
+
+    activity = MemberActivity.objects.filter(pk=member.pk).first()
+    if activity is None:
+        return {"state": "new", "since": member.joined_at, "last_key_day": None}
+    return {"state": activity.state, "since": activity.since, "last_key_day": activity.last_key_day}

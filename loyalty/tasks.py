@@ -38,7 +38,7 @@ def backfill_badge_task(badge_id: int) -> dict:
     return {"badge_id": badge_id, "awarded": badge_backfill(badge=Badge.objects.get(pk=badge_id))}
 
 
-@shared_task(name="loyalty.deliver_webhook", time_limit=60, acks_late=True)
+@shared_task(name="loyalty.deliver_webhook", time_limit=60, soft_time_limit=50, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     from loyalty.services.webhooks import webhook_deliver
 
@@ -62,6 +62,7 @@ def daily_activity_task() -> dict:
 @shared_task(
     name="loyalty.send_member_email",
     time_limit=60,
+    soft_time_limit=50,
     autoretry_for=(OSError,),
     retry_backoff=True,
     max_retries=5,

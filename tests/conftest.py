@@ -17,6 +17,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def fresh_program_cache():
+    """Each test compiles the program afresh: rolled-back tests reuse revision tokens."""
+    from loyalty.services import program
+
+    program._compiled = None
+    yield
+    program._compiled = None
+
+
 @pytest.fixture
 def api_key(db) -> str:
     """A key holding every scope."""

@@ -35,6 +35,20 @@ EVENT_TYPES = {
     "redemption.cancelled": "A redemption was cancelled and its points refunded.",
 }
 
+# The fields of each event type's ``data``, as documented in docs/webhooks.md (a test holds
+# the code, the documentation and what a receiver gets to this list).
+PAYLOAD_FIELDS = {
+    "member.tier_changed": ["member", "from", "to", "reason", "qualifying_growth"],
+    "member.activity_changed": ["member", "from", "to", "at"],
+    "badge.awarded": ["member", "badge", "name", "level", "sequence"],
+    "quest.completed": ["member", "quest", "period_start", "reward"],
+    "points.expiring_soon": ["member", "points", "expiring"],
+    "points.expired": ["member", "points", "balance"],
+    "gift.granted": ["member", "kind", "occasion", "points", "growth"],
+    "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
+    "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
+}
+
 # Seconds to wait before each retry: about a day in all, then the delivery is marked failed.
 BACKOFF = [30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 28800]
 DISABLE_AFTER_FAILURES = 25

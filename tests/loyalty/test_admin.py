@@ -233,3 +233,32 @@ def test_grant_and_standings_pages(admin_client, demo):
     board = Leaderboard.objects.get(code="weekly-growth")
     page = admin_client.get(reverse("admin:loyalty_leaderboard_standings", args=[board.pk]))
     assert page.status_code == 200
+
+
+def test_webhook_and_activity_admin(admin_client, demo):
+    from loyalty.models import WebhookEndpoint
+
+    response = admin_client.post(
+        reverse("admin:loyalty_webhookendpoint_add"),
+        {
+            "name": "host",
+            "url": "https://host.example.com/hooks",
+            "event_types": ["badge.awarded"],
+            "is_active": "on",
+        },
+        follow=True,
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    assert any(endpoint.secret in str(m) for m in response.context["messages"])
+    for name in (
+        "webhookendpoint",
+        "webhookdelivery",
+        "memberactivity",
+        "activitytransition",
+        "gift",
+        "giftgrant",
+        "keyaction",
+    ):
+        assert admin_client.get(reverse(f"admin:loyalty_{name}_changelist")).status_code == 200, (
+            name
+        )

@@ -67,3 +67,30 @@ def test_racing_new_members_each_get_one_standing():
     assert MemberStanding.objects.count() == 3
     assert sorted(MemberStanding.objects.values_list("points", flat=True)) == [40, 40, 40]
     assert_balances_match_ledger()
+
+
+def test_racing_first_events_grant_one_welcome_gift():
+    from loyalty.models import Gift, GiftGrant
+
+    Gift.objects.create(kind="welcome", points=100)
+    make_rule("purchase", points_per_occurrence=10)
+    race(WORKERS, lambda i: record_event(client=None, event=_event(i)))
+    assert GiftGrant.objects.count() == 1
+    assert MemberStanding.objects.get().points == 100 + 10 * WORKERS
+    assert_balances_match_ledger()
+
+
+def test_racing_birthday_jobs_grant_one_gift():
+    from loyalty.models import Gift, GiftGrant
+    from loyalty.services.activity import grant_birthday_gifts
+    from tests.factories import MemberFactory
+
+    Gift.objects.create(kind="birthday", points=50)
+    today = timezone.localdate()
+    MemberFactory(
+        external_id="bday",
+        birthday=today.replace(year=1990) if (today.month, today.day) != (2, 29) else today,
+    )
+    race(4, lambda i: grant_birthday_gifts())
+    assert GiftGrant.objects.count() == 1
+    assert_balances_match_ledger()
