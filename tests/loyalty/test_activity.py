@@ -133,3 +133,26 @@ def test_the_summary_shows_the_activity_state(api, key_action):
         "/api/v1/events", json={"external_id": "m1", "action": "check_in", "idempotency_key": "k"}
     )
     assert api.get("/api/v1/members/m1").json()["activity"]["state"] == "active"
+
+
+def test_emails_for_expiring_points_and_members_at_risk(
+    earn, key_action, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    from loyalty.models import Program
+    from loyalty.services.activity import notify_expiring_points
+    from tests.factories import make_rule
+
+    Program.objects.update_or_create(pk=1, defaults={"send_emails": True})
+    make_rule("check_in", points_per_occurrence=40, points_expiry="days", points_expiry_n=10)
+    MemberFactory(external_id="m1", email="m1@example.com", display_name="Mia")
+    with django_capture_on_commit_callbacks(execute=True):
+        earn(action="check_in", at=local(2026, 3, 1, 12))
+        notify_expiring_points(at=local(2026, 3, 2, 12))
+        update_activity_states(at=local(2026, 3, 16, 12))
+    subjects = sorted(m.subject for m in mailoutbox)
+    assert subjects == [
+        "40 of your Loyalty program points expire soon",
+        "We miss you at Loyalty program",
+    ]
+    assert all(m.to == ["m1@example.com"] for m in mailoutbox)
+    assert "Hello Mia" in mailoutbox[0].body
