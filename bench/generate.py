@@ -1,0 +1,280 @@
+"""The data generator every benchmark shares: the demo program, members with long-tailed
+activity (a few very active, most occasional), and their events over six months with
+attributes, ledger entries, point lots, balances and leaderboard scores.
+
+It writes through the engine's bulk path: PostgreSQL COPY, in chunks of members, with the
+same rows the engine writes (balances equal the ledger sums, so ``verify_ledger`` passes).
+Memory stays flat as sizes grow: nothing is held beyond one chunk.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import psycopg
+from django.conf import settings
+from django.utils import timezone
+
+SIZES = {
+    # name: (members, events)
+    "smoke": (1_000, 10_000),
+    "small": (10_000, 100_000),
+    "medium": (100_000, 1_000_000),
+    "large": (1_000_000, 5_000_000),
+}
+HEAVY_MEMBER = "bench-heavy"
+BOARD = "bench-growth"
+
+
+def dsn() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise SystemExit("The benchmarks need PostgreSQL: set DATABASE_URL=postgres://…")
+    return (
+        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} dbname={db['NAME']} user={db['USER']}"
+        + (f" password={db['PASSWORD']}" if db["PASSWORD"] else "")
+    )
+
+
+@dataclass
+class Generated:
+    members: int = 0
+    events: int = 0
+    entries: int = 0
+    seconds: float = 0.0
+
+
+def _columns(model) -> list[str]:
+    return [f.column for f in model._meta.concrete_fields]
+
+
+def generate(
+    *,
+    members: int,
+    events: int,
+    heavy_entries: int = 10_000,
+    seed: int = 1,
+    chunk: int = 5_000,
+    progress: Callable[[str], None] = print,
+) -> Generated:
+    """Add ``members`` members with about ``events`` events in all, plus one member with
+    ``heavy_entries`` ledger entries. Needs the demo program loaded."""
+    from accounts.models import Member
+    from loyalty.models import (
+        EarningRuleVersion,
+        Event,
+        Leaderboard,
+        LeaderboardScore,
+        LedgerEntry,
+        MemberStanding,
+        PointLot,
+    )
+
+    started = time.monotonic()
+    rng = random.Random(seed)
+    versions = {
+        v.definition["action"]: v.pk
+        for v in EarningRuleVersion.objects.filter(
+            rule__code__in=["purchase-base", "check-in-daily"]
+        ).order_by("version")
+    }
+    actions = dict(
+        __import__("loyalty.models", fromlist=["Action"]).Action.objects.values_list("code", "pk")
+    )
+    board, _ = Leaderboard.objects.get_or_create(
+        code=BOARD,
+        defaults={"name": "Bench: growth, all time", "metric": "growth", "period": "all_time"},
+    )
+    now = timezone.now()
+    mean = max(events / max(members, 1), 1)
+    result = Generated()
+    with psycopg.connect(dsn()) as conn:
+        ids = {}
+        for table in (
+            "accounts_member",
+            "loyalty_event",
+            "loyalty_ledgerentry",
+            "loyalty_pointlot",
+            "loyalty_leaderboardscore",
+        ):
+            ids[table] = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        done = 0
+        while done < members + 1:
+            size = min(chunk, members + 1 - done)
+            rows = {name: [] for name in ("member", "standing", "event", "entry", "lot", "score")}
+            for offset in range(size):
+                index = done + offset
+                heavy = index == members
+                ids["accounts_member"] += 1
+                member_id = ids["accounts_member"]
+                external_id = HEAVY_MEMBER if heavy else f"bench-{member_id}"
+                joined = now - timedelta(days=180 + rng.random() * 200)
+                rows["member"].append(
+                    (
+                        member_id,
+                        external_id,
+                        f"Bench member {member_id}",
+                        "",
+                        joined,
+                        None,
+                        "{}",
+                        False,
+                        None,
+                        joined,
+                        joined,
+                    )
+                )
+                count = (
+                    heavy_entries // 2
+                    if heavy
+                    else max(1, round(mean * rng.paretovariate(1.3) / 4.33))
+                )
+                growth = points = 0
+                last = None
+                for _ in range(count):
+                    ids["loyalty_event"] += 1
+                    event_id = ids["loyalty_event"]
+                    at = now - timedelta(seconds=rng.random() * 180 * 86400)
+                    last = at if last is None or at > last else last
+                    if rng.random() < 0.3:
+                        action, amount = "purchase", Decimal(rng.randint(500, 40000)) / 100
+                        g, p = 10 + int(amount / 10), int(amount)
+                        attributes = f'{{"amount": "{amount}"}}'
+                    else:
+                        action, g, p, attributes = "check_in", 2, 5, "{}"
+                    growth, points = growth + g, points + p
+                    rows["event"].append(
+                        (
+                            event_id,
+                            None,
+                            f"b{event_id}",
+                            "",
+                            member_id,
+                            actions[action],
+                            action,
+                            at,
+                            at,
+                            attributes,
+                            "credited",
+                            "",
+                            g,
+                            p,
+                            "{}",
+                        )
+                    )
+                    ids["loyalty_ledgerentry"] += 2
+                    growth_id, points_id = (
+                        ids["loyalty_ledgerentry"] - 1,
+                        ids["loyalty_ledgerentry"],
+                    )
+                    version = versions[action]
+                    rows["entry"].append(
+                        (
+                            growth_id,
+                            member_id,
+                            "growth",
+                            "earn",
+                            g,
+                            False,
+                            "event",
+                            str(event_id),
+                            event_id,
+                            version,
+                            None,
+                            "",
+                            at,
+                            at,
+                        )
+                    )
+                    rows["entry"].append(
+                        (
+                            points_id,
+                            member_id,
+                            "points",
+                            "earn",
+                            p,
+                            False,
+                            "event",
+                            str(event_id),
+                            event_id,
+                            version,
+                            None,
+                            "",
+                            at,
+                            at,
+                        )
+                    )
+                    ids["loyalty_pointlot"] += 1
+                    rows["lot"].append(
+                        (
+                            ids["loyalty_pointlot"],
+                            member_id,
+                            points_id,
+                            event_id,
+                            p,
+                            p,
+                            False,
+                            None,
+                            None,
+                            None,
+                            at,
+                        )
+                    )
+                    result.events += 1
+                    result.entries += 2
+                rows["standing"].append(
+                    (
+                        member_id,
+                        growth,
+                        points,
+                        0,
+                        points,
+                        0,
+                        0,
+                        None,
+                        None,
+                        None,
+                        None,
+                        count,
+                        last,
+                        now,
+                    )
+                )
+                ids["loyalty_leaderboardscore"] += 1
+                rows["score"].append(
+                    (ids["loyalty_leaderboardscore"], board.pk, "1970-01-01", member_id, growth)
+                )
+            with conn.transaction():
+                for model, name in (
+                    (Member, "member"),
+                    (MemberStanding, "standing"),
+                    (Event, "event"),
+                    (LedgerEntry, "entry"),
+                    (PointLot, "lot"),
+                    (LeaderboardScore, "score"),
+                ):
+                    columns = ", ".join(_columns(model))
+                    with conn.cursor().copy(
+                        f"COPY {model._meta.db_table} ({columns}) FROM STDIN"
+                    ) as copy:
+                        for row in rows[name]:
+                            copy.write_row(row)
+            done += size
+            result.members += size
+            progress(f"  generated {done:,} members, {result.events:,} events")
+        for table in (
+            "accounts_member",
+            "loyalty_event",
+            "loyalty_ledgerentry",
+            "loyalty_pointlot",
+            "loyalty_leaderboardscore",
+        ):
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {ids[table]})")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    result.seconds = time.monotonic() - started
+    return result

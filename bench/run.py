@@ -1,0 +1,576 @@
+"""The benchmark suite: one command, one table.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/loyalty_bench .venv/bin/python -m bench --size small
+
+It (re)creates the bench database's schema, loads the demo program and catalog, generates the
+history for the size, then measures each figure a few times and prints the median, the spread
+(min–max), the target and whether the median meets it. ``--size smoke`` keeps the suite
+working in CI (no timing is asserted anywhere).
+"""
+
+import argparse
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    runs: list[float]
+    target: str
+    passed: bool | None
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# --- Set-up -----------------------------------------------------------------------------------
+
+
+def setup(size: str, log: Callable[[str], None]) -> None:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    from bench.generate import SIZES, generate
+
+    log("Resetting the bench database…")
+    call_command("flush", interactive=False, verbosity=0)
+    call_command("migrate", verbosity=0)
+    from loyalty.demo import load_demo_program
+
+    load_demo_program()
+    call_command("load_demo_catalog", verbosity=0)
+    members, events = SIZES[size]
+    log(f"Generating {members:,} members and about {events:,} events…")
+    made = generate(
+        members=members,
+        events=events,
+        progress=log,
+        heavy_entries=10_000 if size != "smoke" else 1_000,
+    )
+    log(f"  done: {made.events:,} events, {made.entries:,} ledger entries in {made.seconds:.0f} s")
+
+
+def ensure_database() -> None:
+    """Create the bench database if it does not exist yet."""
+    import environ
+    import psycopg
+
+    url = environ.Env.db_url_config(os.environ.get("DATABASE_URL", ""))
+    if url.get("ENGINE") != "django.db.backends.postgresql":
+        raise SystemExit(
+            "The benchmarks need PostgreSQL: set DATABASE_URL=postgres://…/loyalty_bench"
+        )
+    admin = f"host={url['HOST'] or '127.0.0.1'} port={url['PORT'] or 5432} dbname=postgres user={url['USER']}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [url["NAME"]]
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{url["NAME"]}"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(workers: int = 3, threads: int = 4):
+    """The engine behind gunicorn on loopback, configured as in production."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "CELERY_BROKER_URL": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/api/v1/members", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def api_key() -> str:
+    from accounts.models import ApiClient
+    from accounts.scopes import SCOPES
+    from accounts.services import api_client_create
+
+    ApiClient.objects.filter(name="bench").delete()
+    return api_client_create(name="bench", scopes=list(SCOPES))[1]
+
+
+# --- Figures ----------------------------------------------------------------------------------
+
+
+def batch_ingestion(url: str, key: str, *, batches: int, clients: int = 2) -> list[float]:
+    """Events/s through POST /api/v1/events/batch, batches of 500, full pipeline on."""
+    import httpx
+
+    from accounts.models import Member
+
+    ids = list(
+        Member.objects.filter(external_id__startswith="bench-").values_list(
+            "external_id", flat=True
+        )[:200_000]
+    )
+    runs = []
+    for run in range(3):
+
+        def post(batch: int, run: int = run) -> int:
+            rng = random.Random(run * 100_000 + batch)
+            events = [
+                {
+                    "external_id": rng.choice(ids),
+                    "action": "purchase",
+                    "idempotency_key": f"bi-{run}-{batch}-{i}",
+                    "attributes": {"amount": str(rng.randint(100, 50000) / 100)},
+                }
+                for i in range(500)
+            ]
+            with httpx.Client(timeout=600, headers={"Authorization": f"Bearer {key}"}) as client:
+                response = client.post(f"{url}/api/v1/events/batch", json={"events": events})
+                response.raise_for_status()
+                return response.json()["succeeded"]
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            done = sum(pool.map(post, range(batches)))
+        runs.append(done / (time.monotonic() - started))
+    return runs
+
+
+def raw_limit(*, batches: int) -> list[float]:
+    """The same rows (event, two ledger entries, balance upsert) by plain psycopg COPY."""
+    import psycopg
+
+    from bench.generate import dsn
+
+    runs = []
+    with psycopg.connect(dsn()) as conn:
+        member_ids = [
+            r[0] for r in conn.execute("SELECT member_id FROM loyalty_memberstanding LIMIT 200000")
+        ]
+        action_id = conn.execute(
+            "SELECT id FROM loyalty_action WHERE code = 'purchase'"
+        ).fetchone()[0]
+        for run in range(3):
+            rng = random.Random(run)
+            started = time.monotonic()
+            for _ in range(batches):
+                rows = [(rng.choice(member_ids), rng.randint(1, 500)) for _ in range(500)]
+                with conn.transaction():
+                    event_ids = [
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT nextval(pg_get_serial_sequence('loyalty_event', 'id')) FROM generate_series(1, 500)"
+                        )
+                    ]
+                    with conn.cursor().copy(
+                        "COPY loyalty_event (id, idempotency_key, request_hash, member_id, action_id, action_code, "
+                        "occurred_at, received_at, attributes, status, reason, growth, points, outcome) FROM STDIN"
+                    ) as copy:
+                        for event_id, (member_id, points) in zip(event_ids, rows, strict=True):
+                            copy.write_row(
+                                (
+                                    event_id,
+                                    f"raw-{run}-{event_id}",
+                                    "",
+                                    member_id,
+                                    action_id,
+                                    "purchase",
+                                    "now",
+                                    "now",
+                                    "{}",
+                                    "credited",
+                                    "",
+                                    10,
+                                    points,
+                                    "{}",
+                                )
+                            )
+                    with conn.cursor().copy(
+                        "COPY loyalty_ledgerentry (member_id, currency, kind, amount, pending, source_type, source_id, "
+                        "event_id, reason, effective_at, created_at) FROM STDIN"
+                    ) as copy:
+                        for event_id, (member_id, points) in zip(event_ids, rows, strict=True):
+                            copy.write_row(
+                                (
+                                    member_id,
+                                    "growth",
+                                    "earn",
+                                    10,
+                                    False,
+                                    "event",
+                                    str(event_id),
+                                    event_id,
+                                    "",
+                                    "now",
+                                    "now",
+                                )
+                            )
+                            copy.write_row(
+                                (
+                                    member_id,
+                                    "points",
+                                    "earn",
+                                    points,
+                                    False,
+                                    "event",
+                                    str(event_id),
+                                    event_id,
+                                    "",
+                                    "now",
+                                    "now",
+                                )
+                            )
+                    conn.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS delta (member_id bigint, growth bigint, points bigint) ON COMMIT DELETE ROWS"
+                    )
+                    with conn.cursor().copy("COPY delta FROM STDIN") as copy:
+                        for member_id, points in rows:
+                            copy.write_row((member_id, 10, points))
+                    conn.execute(
+                        "UPDATE loyalty_memberstanding s SET growth = s.growth + d.growth, points = s.points + d.points, "
+                        "points_earned = s.points_earned + d.points FROM (SELECT member_id, sum(growth) growth, "
+                        "sum(points) points FROM delta GROUP BY member_id ORDER BY member_id) d WHERE s.member_id = d.member_id"
+                    )
+            runs.append(batches * 500 / (time.monotonic() - started))
+    return runs
+
+
+def single_events(
+    url: str, key: str, *, requests: int, clients: int = 8
+) -> tuple[list[float], list[float]]:
+    """Requests/s and latencies of POST /api/v1/events with concurrent clients."""
+    import httpx
+
+    from accounts.models import Member
+
+    ids = list(
+        Member.objects.filter(external_id__startswith="bench-").values_list(
+            "external_id", flat=True
+        )[:200_000]
+    )
+    rates, latencies = [], []
+    for run in range(3):
+        local = threading.local()
+
+        def post(i: int, run: int = run, local: threading.local = local) -> float:
+            if not hasattr(local, "client"):
+                local.client = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"})
+            rng = random.Random(run * 1_000_000 + i)
+            body = {
+                "external_id": rng.choice(ids),
+                "action": "purchase",
+                "idempotency_key": f"se-{run}-{i}",
+                "attributes": {"amount": "42.00"},
+            }
+            started = time.monotonic()
+            local.client.post(f"{url}/api/v1/events", json=body).raise_for_status()
+            return (time.monotonic() - started) * 1000
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            run_latencies = list(pool.map(post, range(requests)))
+        rates.append(requests / (time.monotonic() - started))
+        latencies.extend(run_latencies)
+    return rates, latencies
+
+
+def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float]]:
+    """p50/p95 of top-10 and of a member's rank with neighbours, in-process through the store."""
+    from loyalty.models import Leaderboard, LeaderboardScore
+    from loyalty.services.leaderboards import LIFETIME_START, store
+
+    board = Leaderboard.objects.get(code="bench-growth")
+    member_ids = list(
+        LeaderboardScore.objects.filter(leaderboard=board).values_list("member_id", flat=True)[
+            :100_000
+        ]
+    )
+    rng = random.Random(7)
+    top, around = [], []
+    for _ in range(samples):
+        started = time.monotonic()
+        store.top(board=board, period=LIFETIME_START, limit=10)
+        top.append((time.monotonic() - started) * 1000)
+        member_id = rng.choice(member_ids)
+        started = time.monotonic()
+        store.rank(board=board, period=LIFETIME_START, member_id=member_id)
+        store.around(board=board, period=LIFETIME_START, member_id=member_id, size=2)
+        around.append((time.monotonic() - started) * 1000)
+    return top, around
+
+
+def redemptions(
+    url: str, key: str, *, members: int, clients: int = 16
+) -> tuple[list[float], int, int]:
+    """Redemptions/s with concurrent clients on a stocked reward; oversells and double charges."""
+    import httpx
+
+    from accounts.models import Member
+    from loyalty.models import EntryKind, LedgerEntry
+    from rewards.models import Redemption, Reward
+
+    stock = members // 2
+    reward, _ = Reward.objects.update_or_create(
+        code="bench-gift",
+        defaults={"name": "Bench gift", "kind": "digital", "cost_points": 1, "stock": stock},
+    )
+    Reward.objects.filter(pk=reward.pk).update(stock=stock, redeemed_count=0)
+    ids = list(
+        Member.objects.filter(
+            external_id__startswith="bench-", standing__points__gte=10
+        ).values_list("external_id", flat=True)[:members]
+    )
+    runs, oversold = [], 0
+    for run in range(3):
+        Reward.objects.filter(pk=reward.pk).update(stock=stock)
+
+        def redeem(i: int, run: int = run) -> int:
+            body = {
+                "external_id": ids[i % len(ids)],
+                "reward": "bench-gift",
+                "idempotency_key": f"rd-{run}-{i}",
+            }
+            with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
+                return client.post(f"{url}/api/v1/redemptions", json=body).status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(clients) as pool:
+            statuses = list(pool.map(redeem, range(len(ids))))
+        runs.append(sum(1 for s in statuses if s == 201) / (time.monotonic() - started))
+        oversold += max(
+            Redemption.objects.filter(
+                reward=reward, idempotency_key__startswith=f"rd-{run}-"
+            ).count()
+            - stock,
+            0,
+        )
+    made = Redemption.objects.filter(reward=reward).count()
+    charges = LedgerEntry.objects.filter(
+        kind=EntryKind.SPEND,
+        source_type="redemption",
+        source_id__in=[
+            str(pk) for pk in Redemption.objects.filter(reward=reward).values_list("pk", flat=True)
+        ],
+    ).count()
+    return runs, oversold, charges - made
+
+
+def member_summary(url: str, key: str, *, samples: int) -> list[float]:
+    import httpx
+
+    from bench.generate import HEAVY_MEMBER
+
+    latencies = []
+    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
+        for _ in range(samples):
+            started = time.monotonic()
+            client.get(f"{url}/api/v1/members/{HEAVY_MEMBER}").raise_for_status()
+            latencies.append((time.monotonic() - started) * 1000)
+    return latencies
+
+
+def reconciliation() -> tuple[list[float], float, int]:
+    from loyalty.models import LedgerEntry
+
+    entries = LedgerEntry.objects.count()
+    runs = []
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "manage.py", "verify_ledger"],
+            cwd=ROOT,
+            check=False,
+            capture_output=True,
+        )
+        runs.append(time.monotonic() - started)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return runs, peak_mb, entries
+
+
+# --- The table --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=["smoke", "small", "medium", "large"], default="small")
+    parser.add_argument("--reuse", action="store_true", help="Keep the data of the last run.")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["CELERY_BROKER_URL"] = ""
+    sys.path.insert(0, str(ROOT))
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    ensure_database()
+    if args.reuse:
+        import django
+
+        django.setup()
+    else:
+        setup(args.size, log)
+    smoke = args.size == "smoke"
+    key = api_key()
+    figures: list[Figure] = []
+    log("Measuring…")
+    raw = raw_limit(batches=2 if smoke else 10)
+    with server() as url:
+        batch = batch_ingestion(url, key, batches=2 if smoke else 6)
+        ratio = statistics.median(batch) / statistics.median(raw)
+        figures.append(
+            Figure(
+                "batch ingestion, full pipeline",
+                "events/s",
+                batch,
+                "≥ 3,000 and ≥ 0.25 × raw",
+                statistics.median(batch) >= 3000 and ratio >= 0.25,
+                f"{ratio:.3f} × raw",
+            )
+        )
+        figures.append(Figure("raw limit (COPY, same rows)", "events/s", raw, "—", None))
+        rates, latencies = single_events(url, key, requests=80 if smoke else 800)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        figures.append(
+            Figure(
+                "single events, 8 clients",
+                "requests/s",
+                rates,
+                "≥ 400, p99 ≤ 50 ms",
+                statistics.median(rates) >= 400 and p99 <= 50,
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+            )
+        )
+        runs, oversold, double = redemptions(url, key, members=40 if smoke else 400)
+        figures.append(
+            Figure(
+                "redemptions, 16 clients",
+                "redemptions/s",
+                runs,
+                "≥ 200, 0 oversells, 0 double charges",
+                statistics.median(runs) >= 200 and oversold == 0 and double == 0,
+                f"oversells {oversold}, double charges {double}",
+            )
+        )
+        summary = member_summary(url, key, samples=30 if smoke else 200)
+        figures.append(
+            Figure(
+                "member summary (heavy member)",
+                "ms p95",
+                [percentile(summary, 0.95)],
+                "p95 ≤ 20 ms",
+                percentile(summary, 0.95) <= 20,
+                f"p50 {percentile(summary, 0.5):.1f} ms",
+            )
+        )
+    from loyalty.models import LeaderboardScore
+
+    ranked = LeaderboardScore.objects.filter(leaderboard__code="bench-growth").count()
+    top, around = leaderboard_latencies(samples=30 if smoke else 200)
+    figures.append(
+        Figure(
+            f"leaderboard top-10 ({ranked:,} ranked)",
+            "ms p95",
+            [percentile(top, 0.95)],
+            "p95 ≤ 5 ms (1M)",
+            percentile(top, 0.95) <= 5,
+            f"p50 {percentile(top, 0.5):.2f} ms",
+        )
+    )
+    figures.append(
+        Figure(
+            f"rank with neighbours ({ranked:,} ranked)",
+            "ms p95",
+            [percentile(around, 0.95)],
+            "p95 ≤ 10 ms (1M)",
+            percentile(around, 0.95) <= 10,
+            f"p50 {percentile(around, 0.5):.2f} ms",
+        )
+    )
+    runs, peak, entries = reconciliation()
+    figures.append(
+        Figure(
+            f"verify_ledger ({entries:,} entries)",
+            "s",
+            runs,
+            "≤ 60 s (5M), ≤ 500 MB",
+            statistics.median(runs) <= 60 and peak <= 500,
+            f"peak {peak:.0f} MB",
+        )
+    )
+    print()
+    print(f"{'figure':44} {'median':>12} {'spread':>19}  {'target':38} result  notes")
+    for f in figures:
+        spread = f"{min(f.runs):,.1f}–{max(f.runs):,.1f}" if len(f.runs) > 1 else "—"
+        result = "—" if f.passed is None else ("pass" if f.passed else "FAIL")
+        print(
+            f"{f.name:44} {f.median:>8,.1f} {f.unit:<3} {spread:>19}  {f.target:38} {result:6}  {f.note}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
