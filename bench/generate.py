@@ -91,7 +91,7 @@ def generate(
     now = timezone.now()
     mean = max(events / max(members, 1), 1)
     result = Generated()
-    with psycopg.connect(dsn()) as conn:
+    with psycopg.connect(dsn(), autocommit=True) as conn:  # a real transaction per chunk
         ids = {}
         for table in (
             "accounts_member",
@@ -273,8 +273,6 @@ def generate(
             "loyalty_leaderboardscore",
         ):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {ids[table]})")
-        conn.commit()
-        conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
     result.seconds = time.monotonic() - started
     return result

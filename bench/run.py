@@ -203,7 +203,9 @@ def raw_limit(*, batches: int) -> list[float]:
     from bench.generate import dsn
 
     runs = []
-    with psycopg.connect(dsn()) as conn:
+    # Autocommit: each `conn.transaction()` is a real transaction (not a savepoint), as the
+    # engine's are.
+    with psycopg.connect(dsn(), autocommit=True) as conn:
         member_ids = [
             r[0] for r in conn.execute("SELECT member_id FROM loyalty_memberstanding LIMIT 200000")
         ]
@@ -283,6 +285,7 @@ def raw_limit(*, batches: int) -> list[float]:
                     conn.execute(
                         "CREATE TEMP TABLE IF NOT EXISTS delta (member_id bigint, growth bigint, points bigint) ON COMMIT DELETE ROWS"
                     )
+                    conn.execute("TRUNCATE delta")
                     with conn.cursor().copy("COPY delta FROM STDIN") as copy:
                         for member_id, points in rows:
                             copy.write_row((member_id, 10, points))
