@@ -432,22 +432,23 @@ def member_summary(url: str, key: str, *, samples: int) -> list[float]:
     return latencies
 
 
-def reconciliation() -> tuple[list[float], float, int]:
+def reconciliation() -> tuple[list[float], float, int, bool]:
     from loyalty.models import LedgerEntry
 
     entries = LedgerEntry.objects.count()
-    runs = []
+    runs, consistent = [], True
     for _ in range(3):
         started = time.monotonic()
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "manage.py", "verify_ledger"],
             cwd=ROOT,
             check=False,
             capture_output=True,
         )
         runs.append(time.monotonic() - started)
+        consistent = consistent and done.returncode == 0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return runs, peak_mb, entries
+    return runs, peak_mb, entries, consistent
 
 
 # --- The table --------------------------------------------------------------------------------
@@ -553,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             f"p50 {percentile(around, 0.5):.2f} ms",
         )
     )
-    runs, peak, entries = reconciliation()
+    runs, peak, entries, consistent = reconciliation()
     figures.append(
         Figure(
             f"verify_ledger ({entries:,} entries)",
@@ -561,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             runs,
             "≤ 60 s (5M), ≤ 500 MB",
             statistics.median(runs) <= 60 and peak <= 500,
-            f"peak {peak:.0f} MB",
+            f"peak {peak:.0f} MB, books {'consistent' if consistent else 'MISMATCH'}",
         )
     )
     print()
