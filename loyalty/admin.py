@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError, InvalidInput
 from loyalty import admin_activity, admin_gamification  # noqa: F401  register their admin pages
+from loyalty.admin_base import ReadOnlyAdmin
 from loyalty.models import (
     Action,
     Adjustment,
@@ -40,19 +41,6 @@ from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import earning_rule_publish, program_changed
 from loyalty.services.reconciliation import liability_report
 from loyalty.services.tiers import tier_lock
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Append-only records: operators read and search them, never edit them here."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ReadOnlyInline(admin.TabularInline):

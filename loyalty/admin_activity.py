@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from loyalty.admin_base import ReadOnlyAdmin
 from loyalty.models import (
     ActivityTransition,
     Gift,
@@ -14,17 +15,6 @@ from loyalty.models import (
     WebhookEndpoint,
 )
 from loyalty.services.webhooks import EVENT_TYPES, webhook_deliver, webhook_replay
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(KeyAction)
@@ -43,7 +33,7 @@ class KeyActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(MemberActivity)
-class MemberActivityAdmin(ReadOnly):
+class MemberActivityAdmin(ReadOnlyAdmin):
     list_display = ["member", "state", "since", "last_key_day"]
     list_filter = ["state"]
     search_fields = ["member__external_id"]
@@ -52,7 +42,7 @@ class MemberActivityAdmin(ReadOnly):
 
 
 @admin.register(ActivityTransition)
-class ActivityTransitionAdmin(ReadOnly):
+class ActivityTransitionAdmin(ReadOnlyAdmin):
     list_display = ["member", "from_state", "to_state", "at"]
     list_filter = ["to_state", "from_state"]
     search_fields = ["member__external_id"]
@@ -66,7 +56,7 @@ class GiftAdmin(admin.ModelAdmin):
 
 
 @admin.register(GiftGrant)
-class GiftGrantAdmin(ReadOnly):
+class GiftGrantAdmin(ReadOnlyAdmin):
     list_display = ["member", "kind", "occasion", "points", "growth", "created_at"]
     list_filter = ["kind"]
     search_fields = ["member__external_id"]
@@ -119,7 +109,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnly):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """The delivery log: every attempt, with replay."""
 
     list_display = [

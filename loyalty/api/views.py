@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import scopes
+from accounts.api.idempotency import body_with_idempotency_key
 from accounts.api.views import MemberDetailView, MeView
 from accounts.models import Member
 from accounts.permissions import IsMember
@@ -57,13 +58,7 @@ class EventView(APIView):
         responses={201: EventOutcomeSerializer, 200: EventOutcomeSerializer},
     )
     def post(self, request: Request) -> Response:
-        data = request.data
-        if (
-            isinstance(data, dict)
-            and "idempotency_key" not in data
-            and request.headers.get("Idempotency-Key")
-        ):
-            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        data = body_with_idempotency_key(request)
         body = EventSerializer(data=data)
         body.is_valid(raise_exception=True)
         dry_run = _flag(request, "dry_run")
@@ -154,13 +149,7 @@ class EventReverseView(APIView):
         responses={201: ReversalSerializer, 200: ReversalSerializer},
     )
     def post(self, request: Request, event_id: int) -> Response:
-        data = request.data
-        if (
-            isinstance(data, dict)
-            and "idempotency_key" not in data
-            and request.headers.get("Idempotency-Key")
-        ):
-            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        data = body_with_idempotency_key(request)
         body = ReversalRequestSerializer(data=data)
         body.is_valid(raise_exception=True)
         result = event_reverse(
@@ -185,13 +174,7 @@ class MemberAdjustmentView(APIView):
         responses={201: AdjustmentSerializer, 200: AdjustmentSerializer},
     )
     def post(self, request: Request, external_id: str) -> Response:
-        data = request.data
-        if (
-            isinstance(data, dict)
-            and "idempotency_key" not in data
-            and request.headers.get("Idempotency-Key")
-        ):
-            data = {**data, "idempotency_key": request.headers["Idempotency-Key"]}
+        data = body_with_idempotency_key(request)
         body = AdjustmentRequestSerializer(data=data)
         body.is_valid(raise_exception=True)
         result = adjust(

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import scopes
+from accounts.api.idempotency import body_with_idempotency_key
 from accounts.permissions import IsMember
 from accounts.services import member_get
 from rewards.api.serializers import (
@@ -24,17 +25,6 @@ from rewards.services.redemptions import redeem, redemption_cancel
 def _redemption_response(result) -> Response:
     body = {**RedemptionSerializer(result.redemption).data, "replayed": result.replayed}
     return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
-
-
-def _with_header_key(request: Request) -> dict:
-    data = request.data
-    if (
-        isinstance(data, dict)
-        and "idempotency_key" not in data
-        and request.headers.get("Idempotency-Key")
-    ):
-        return {**data, "idempotency_key": request.headers["Idempotency-Key"]}
-    return data
 
 
 class RewardListView(APIView):
@@ -72,7 +62,7 @@ class RedemptionCreateView(APIView):
         responses={201: RedemptionSerializer, 200: RedemptionSerializer},
     )
     def post(self, request: Request) -> Response:
-        body = RedemptionRequestSerializer(data=_with_header_key(request))
+        body = RedemptionRequestSerializer(data=body_with_idempotency_key(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
         result = redeem(
@@ -123,7 +113,7 @@ class MeRedemptionView(generics.ListAPIView):
         responses={201: RedemptionSerializer, 200: RedemptionSerializer},
     )
     def post(self, request: Request) -> Response:
-        body = MeRedemptionRequestSerializer(data=_with_header_key(request))
+        body = MeRedemptionRequestSerializer(data=body_with_idempotency_key(request))
         body.is_valid(raise_exception=True)
         member = request.auth
         result = redeem(
