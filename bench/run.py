@@ -247,17 +247,41 @@ def raw_limit(*, batches: int) -> list[float]:
                                     "{}",
                                 )
                             )
+                    entry_ids = [
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')) "
+                            "FROM generate_series(1, 1000)"
+                        )
+                    ]
+                    entries = []
+                    for index, (event_id, (member_id, points)) in enumerate(
+                        zip(event_ids, rows, strict=True)
+                    ):
+                        for offset, (currency, amount) in enumerate(
+                            (("growth", 10), ("points", points))
+                        ):
+                            entries.append(
+                                (
+                                    entry_ids[2 * index + offset],
+                                    member_id,
+                                    currency,
+                                    amount,
+                                    event_id,
+                                )
+                            )
                     with conn.cursor().copy(
-                        "COPY loyalty_ledgerentry (member_id, currency, kind, amount, pending, source_type, source_id, "
-                        "event_id, reason, effective_at, created_at) FROM STDIN"
+                        "COPY loyalty_ledgerentry (id, member_id, currency, kind, amount, pending, source_type, "
+                        "source_id, event_id, reason, effective_at, created_at) FROM STDIN"
                     ) as copy:
-                        for event_id, (member_id, points) in zip(event_ids, rows, strict=True):
+                        for entry_id, member_id, currency, amount, event_id in entries:
                             copy.write_row(
                                 (
+                                    entry_id,
                                     member_id,
-                                    "growth",
+                                    currency,
                                     "earn",
-                                    10,
+                                    amount,
                                     False,
                                     "event",
                                     str(event_id),
@@ -267,21 +291,16 @@ def raw_limit(*, batches: int) -> list[float]:
                                     "now",
                                 )
                             )
-                            copy.write_row(
-                                (
-                                    member_id,
-                                    "points",
-                                    "earn",
-                                    points,
-                                    False,
-                                    "event",
-                                    str(event_id),
-                                    event_id,
-                                    "",
-                                    "now",
-                                    "now",
+                    # The points' lots, as the engine opens them.
+                    with conn.cursor().copy(
+                        "COPY loyalty_pointlot (member_id, entry_id, event_id, amount, remaining, pending, "
+                        "created_at) FROM STDIN"
+                    ) as copy:
+                        for entry_id, member_id, currency, amount, event_id in entries:
+                            if currency == "points":
+                                copy.write_row(
+                                    (member_id, entry_id, event_id, amount, amount, False, "now")
                                 )
-                            )
                     conn.execute(
                         "CREATE TEMP TABLE IF NOT EXISTS delta (member_id bigint, growth bigint, points bigint) ON COMMIT DELETE ROWS"
                     )
