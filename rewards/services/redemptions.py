@@ -24,7 +24,7 @@ from loyalty.services.points import points_credit_locked, points_debit_locked
 from loyalty.services.program import compiled_program
 from loyalty.services.webhooks import webhook_emit
 from rewards.models import CouponCode, Redemption, Reward
-from rewards.services.catalog import price_for, refusal_for
+from rewards.services.catalog import RedemptionRefused, price_for, refusal_for
 
 
 class RewardNotFound(NotFound):
@@ -151,8 +151,6 @@ def _hand_out_code(reward: Reward, redemption: Redemption, now) -> str:
         .first()
     )
     if code is None:
-        from rewards.services.catalog import RedemptionRefused
-
         raise RedemptionRefused("No coupon codes are left.", code="out_of_stock")
     code.redemption = redemption
     code.assigned_at = now
