@@ -58,7 +58,7 @@ class Command(BaseCommand):
             key = api_client_rotate_key(client=client)
         self.stdout.write(f"API key ({DEMO_CLIENT}, all scopes): {key}")
         self.stdout.write(
-            f"  try: curl -H 'Authorization: Bearer {key}' http://127.0.0.1:8000/api/v1/members"
+            f"  try: curl -H 'Authorization: Bearer {key}' http://{addrport}/api/v1/members"
         )
 
     def _demo_program(self) -> None:
