@@ -37,6 +37,14 @@ class Member(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # Leaderboards subtract the few opted-out members from their counts.
+            models.Index(
+                fields=["leaderboard_opt_out"],
+                name="member_opted_out_idx",
+                condition=models.Q(leaderboard_opt_out=True),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.external_id

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 
+from accounts.models import Member
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -94,8 +95,19 @@ class DatabaseLeaderboardStore:
                 leaderboard=board, period_start=period, member_id=member_id, score=delta
             )
 
+    def _count(self, board: Leaderboard, period: date, **score_filter) -> int:
+        """Visible scores matching the filter: counted through the (board, period, -score)
+        index alone, less the few hidden members' (opted out or excluded), found by member."""
+        scores = LeaderboardScore.objects.filter(
+            leaderboard=board, period_start=period, score__gt=0
+        ).filter(**score_filter)
+        hidden = Member.objects.filter(
+            Q(leaderboard_opt_out=True) | Q(pk__in=board.excluded_members.all())
+        ).values("pk")
+        return scores.count() - scores.filter(member_id__in=hidden).count()
+
     def _rank_of(self, board: Leaderboard, period: date, score: int) -> int:
-        return self._visible(board, period).filter(score__gt=score).count() + 1
+        return self._count(board, period, score__gt=score) + 1
 
     def top(self, *, board: Leaderboard, period: date, limit: int) -> list[Ranked]:
         rows = list(
@@ -151,10 +163,10 @@ class DatabaseLeaderboardStore:
         return ranked(above), ranked(below)
 
     def count(self, *, board: Leaderboard, period: date) -> int:
-        return self._visible(board, period).count()
+        return self._count(board, period)
 
     def below(self, *, board: Leaderboard, period: date, score: int) -> int:
-        return self._visible(board, period).filter(score__lt=score).count()
+        return self._count(board, period, score__lt=score)
 
 
 store: LeaderboardStore = DatabaseLeaderboardStore()
