@@ -87,6 +87,11 @@ def member_get(*, external_id: str) -> Member:
         raise MemberNotFound(details={"external_id": external_id}) from None
 
 
+def member_external_id(member_id: int) -> str | None:
+    """The host app's id of a member known by primary key (for payloads that name members)."""
+    return Member.objects.filter(pk=member_id).values_list("external_id", flat=True).first()
+
+
 def member_upsert(*, external_id: str, data: dict[str, Any]) -> tuple[Member, bool]:
     """Create the member or update the given fields; returns ``(member, created)``.
 

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Member
+from accounts.services import member_external_id
 from loyalty.models import (
     ActivityState,
     ActivityTransition,
@@ -64,9 +65,7 @@ def _transition(activity: MemberActivity, to_state: str, at: datetime) -> None:
     ActivityTransition.objects.create(
         member_id=activity.pk, from_state=from_state, to_state=to_state, at=at
     )
-    external_id = (
-        Member.objects.filter(pk=activity.pk).values_list("external_id", flat=True).first()
-    )
+    external_id = member_external_id(activity.pk)
     webhook_emit(
         type="member.activity_changed",
         member_id=activity.pk,
@@ -128,9 +127,7 @@ def gift_grant_locked(*, standing: MemberStanding, kind: str, occasion: str) -> 
     )
     if gift.badge_id:
         badge_award(standing=standing, badge=gift.badge)
-    external_id = (
-        Member.objects.filter(pk=standing.pk).values_list("external_id", flat=True).first()
-    )
+    external_id = member_external_id(standing.pk)
     webhook_emit(
         type="gift.granted",
         member_id=standing.pk,
@@ -277,9 +274,7 @@ def notify_expiring_points(*, at: datetime | None = None) -> int:
             if not rows:
                 continue
             lots.update(expiry_notified_at=at)
-            external_id = (
-                Member.objects.filter(pk=member_id).values_list("external_id", flat=True).first()
-            )
+            external_id = member_external_id(member_id)
             expiring = [
                 {"expires_at": r["expires_at"].isoformat(), "points": r["points"]} for r in rows
             ]

@@ -11,6 +11,7 @@ from django.db.models import F, Max, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from accounts.services import member_external_id
 from loyalty.models import (
     ActionTally,
     Badge,
@@ -183,7 +184,7 @@ def badge_award(
             type="badge.awarded",
             member_id=standing.pk,
             data={
-                "member": _external_id(standing.pk),
+                "member": member_external_id(standing.pk),
                 "badge": badge.code,
                 "name": badge.name,
                 "level": badge.level,
@@ -299,7 +300,7 @@ def quests_progress(
                 type="quest.completed",
                 member_id=standing.pk,
                 data={
-                    "member": _external_id(standing.pk),
+                    "member": member_external_id(standing.pk),
                     "quest": quest.code,
                     "period_start": progress.period_start.isoformat(),
                     "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
@@ -449,9 +450,3 @@ def badge_revoke(*, award: BadgeAward, reason: str = "revoked by an operator") -
         award.revoked_at, award.revoke_reason = timezone.now(), reason
         award.save(update_fields=["revoked_at", "revoke_reason"])
     return award
-
-
-def _external_id(member_id: int) -> str | None:
-    from accounts.models import Member
-
-    return Member.objects.filter(pk=member_id).values_list("external_id", flat=True).first()

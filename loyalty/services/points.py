@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation, InvalidInput
 from accounts.models import Member
+from accounts.services import member_external_id
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -201,9 +202,7 @@ def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJo
                         type="points.expired",
                         member_id=member_id,
                         data={
-                            "member": Member.objects.filter(pk=member_id)
-                            .values_list("external_id", flat=True)
-                            .first(),
+                            "member": member_external_id(member_id),
                             "points": sum(lot.remaining for lot in lots),
                             "balance": standing.points,
                         },

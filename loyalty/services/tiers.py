@@ -10,6 +10,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Member
+from accounts.services import member_external_id
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.periods import calendar_year_start, rolling_window_start
 from loyalty.services.locks import lock_standing
@@ -96,9 +97,7 @@ def _move(
         type="member.tier_changed",
         member_id=standing.pk,
         data={
-            "member": Member.objects.filter(pk=standing.pk)
-            .values_list("external_id", flat=True)
-            .first(),
+            "member": member_external_id(standing.pk),
             "from": from_tier.code if from_tier else None,
             "to": to_tier.code if to_tier else None,
             "reason": str(reason),
