@@ -28,6 +28,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import local_date, start_of_day
+from loyalty.services import unit_of_work
 from loyalty.services.gamification import _bonus, badge_award
 from loyalty.services.locks import lock_standing
 from loyalty.services.program import program_settings
@@ -35,8 +36,15 @@ from loyalty.services.webhooks import webhook_emit
 
 
 def key_action_at(at: datetime) -> KeyAction | None:
-    """The key action definition in force at ``at`` (definitions are dated)."""
-    return KeyAction.objects.filter(effective_from__lte=at).order_by("-effective_from").first()
+    """The key action definition in force at ``at`` (definitions are dated; a unit of work
+    reads them once)."""
+    work = unit_of_work.current()
+    if work is None:
+        return KeyAction.objects.filter(effective_from__lte=at).order_by("-effective_from").first()
+    definitions = work.memo(
+        "key_actions", lambda: list(KeyAction.objects.order_by("-effective_from"))
+    )
+    return next((d for d in definitions if d.effective_from <= at), None)
 
 
 def state_after(days: int, *, ever_active: bool) -> str:
@@ -51,10 +59,19 @@ def state_after(days: int, *, ever_active: bool) -> str:
 
 
 def _activity(member: Member) -> MemberActivity:
-    activity, _ = MemberActivity.objects.get_or_create(
-        member=member, defaults={"since": member.joined_at}
+    work = unit_of_work.current()
+    if work is None:
+        activity, _ = MemberActivity.objects.get_or_create(
+            member=member, defaults={"since": member.joined_at}
+        )
+        return activity
+    return work.row(
+        MemberActivity,
+        member.pk,
+        index=lambda activity: activity.pk,
+        query=lambda ids: MemberActivity.objects.filter(pk__in=ids),
+        new=lambda: MemberActivity(member=member, since=member.joined_at),
     )
-    return activity
 
 
 def _transition(activity: MemberActivity, to_state: str, at: datetime) -> None:
@@ -102,7 +119,10 @@ def activity_on_event_locked(
             )
         elif not (activity.state == ActivityState.RETURNED and activity.returned_on == day):
             _transition(activity, ActivityState.ACTIVE, occurred_at)
-    activity.save()
+    if work := unit_of_work.current():
+        work.changed(activity)
+    else:
+        activity.save()
     return activity.state if activity.state != before else None
 
 

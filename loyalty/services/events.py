@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import Conflict, DomainError, MemberNotFound
@@ -34,10 +33,11 @@ from loyalty.services.activity import activity_on_event_locked, gift_grant_locke
 from loyalty.services.gamification import on_event
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
-from loyalty.services.locks import lock_standing
+from loyalty.services.locks import lock_standings
 from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, compiled_program
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
+from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
 
 
 class IdempotencyConflict(Conflict):
@@ -84,11 +84,6 @@ class EventResult:
         }
 
 
-class _DryRunDone(Exception):
-    def __init__(self, result: EventResult) -> None:
-        self.result = result
-
-
 # --- Entry points -----------------------------------------------------------------------------
 
 
@@ -101,23 +96,10 @@ def record_event(
     the same key with another body raises ``IdempotencyConflict``. With ``dry_run`` the same
     evaluation runs and is rolled back: nothing is stored.
     """
-    request_hash = event.request_hash()
-    if not dry_run and (stored := _stored_result(client, event, request_hash)):
-        return stored
-    program = compiled_program()
-    try:
-        with transaction.atomic():
-            result = _record(client, event, request_hash, program, dry_run)
-            if dry_run:
-                raise _DryRunDone(result)
-    except _DryRunDone as done:
-        return done.result
-    except IntegrityError:
-        # A concurrent request with the same key won the insert: answer as its retry.
-        if stored := _stored_result(client, event, request_hash):
-            return stored
-        raise
-    return result
+    (item,) = record_events(client=client, events=[event], dry_run=dry_run)
+    if item.error is not None:
+        raise item.error
+    return item.result
 
 
 @dataclass(frozen=True)
@@ -137,62 +119,180 @@ class BatchItemResult:
         return {"index": self.index, "ok": True, "outcome": self.result.as_dict()}
 
 
+@dataclass
+class _Item:
+    index: int
+    event: EventInput
+    request_hash: str
+    member: Member | None = None
+    stored: Event | None = None  # the event recorded for it (new, or the one it repeats)
+    outcome: dict[str, Any] | None = None
+    replayed: bool = False
+
+
 def record_events(
     *,
     client: ApiClient | None,
     events: Sequence[EventInput | DomainError],
     dry_run: bool = False,
 ) -> list[BatchItemResult]:
-    """Record a batch: each item on its own, so one bad item does not sink the others.
+    """Record a batch in one transaction, each item judged on its own: one bad item does not
+    sink the others, and every item's answer is what recording it alone would have given.
 
-    Items are processed in member order (locks are always taken in the same order) and the
-    results come back in the order posted. An item given as a ``DomainError`` (it failed
-    validation) is reported as such.
+    Items are processed in member order (all the batch's members are locked at once, in
+    primary-key order) and the results come back in the order posted. An item given as a
+    ``DomainError`` (it failed validation) is reported as such. The rows the flow touches are
+    read once for the whole batch and written in bulk (``unit_of_work``).
     """
-    results: dict[int, BatchItemResult] = {}
-    valid = []
-    for index, item in enumerate(events):
-        if isinstance(item, DomainError):
-            results[index] = BatchItemResult(index=index, error=item)
+    errors: dict[int, DomainError] = {}
+    items: list[_Item] = []
+    for index, event in enumerate(events):
+        if isinstance(event, DomainError):
+            errors[index] = event
         else:
-            valid.append((index, item))
-    valid.sort(key=lambda pair: (pair[1].external_id, pair[0]))
-    for index, item in valid:
+            items.append(_Item(index=index, event=event, request_hash=event.request_hash()))
+    program = compiled_program()
+    for attempt in range(3):
+        found = dict(errors)
         try:
-            results[index] = BatchItemResult(
-                index=index, result=record_event(client=client, event=item, dry_run=dry_run)
+            _record_items(client, items, found, program, dry_run)
+            break
+        except IntegrityError:
+            # Another request stored one of these idempotency keys (for another member) first:
+            # everything was rolled back; the next attempt answers that item as its conflict.
+            if attempt == 2:
+                raise
+            for item in items:
+                item.stored, item.outcome, item.replayed = None, None, False
+    errors = found
+    results = []
+    for index in range(len(events)):
+        if index in errors:
+            results.append(BatchItemResult(index=index, error=errors[index]))
+    by_index = {item.index: item for item in items if item.index not in errors}
+    results += [
+        BatchItemResult(
+            index=index,
+            result=EventResult(
+                event_id=None if dry_run else item.stored.pk,
+                outcome=item.outcome,
+                replayed=item.replayed,
+                dry_run=dry_run,
+            ),
+        )
+        for index, item in by_index.items()
+    ]
+    return sorted(results, key=lambda result: result.index)
+
+
+def _record_items(
+    client: ApiClient | None,
+    items: list[_Item],
+    errors: dict[int, DomainError],
+    program: CompiledProgram,
+    dry_run: bool,
+) -> None:
+    todo = [item for item in items if item.index not in errors]
+    if not dry_run:
+        todo = _settle_stored(client, todo, errors)
+    if not todo:
+        return
+    try:
+        with transaction.atomic():
+            todo = _resolve_members(todo, errors, program)
+            standings = lock_standings(item.member.pk for item in todo)
+            if not dry_run:
+                # A retry of one of these may have committed while we waited for the locks.
+                todo = _settle_stored(client, todo, errors)
+            if not todo:
+                return
+            external_ids = {item.member.pk: item.member.external_id for item in todo}
+            todo.sort(key=lambda item: (item.event.external_id, item.index))
+            with unit_of_work(
+                standings,
+                external_ids,
+                since=min(item.event.occurred_at or timezone.now() for item in todo),
+            ) as work:
+                first_of_key: dict[str, _Item] = {}
+                for item in todo:
+                    first = first_of_key.get(item.event.idempotency_key)
+                    if first is not None and not dry_run:
+                        _repeat_within_batch(item, first, errors)
+                        continue
+                    first_of_key[item.event.idempotency_key] = item
+                    item.stored, item.outcome = _record(
+                        client, item, standings[item.member.pk], program, work
+                    )
+                if dry_run:
+                    raise _DryRunDone
+                work.flush()
+    except _DryRunDone:
+        pass
+
+
+class _DryRunDone(Exception):
+    """Raised to roll a dry run back."""
+
+
+def _settle_stored(
+    client: ApiClient | None, items: list[_Item], errors: dict[int, DomainError]
+) -> list[_Item]:
+    """Answer the items whose key is already stored (a replay, or a conflict if the body
+    differs); return the others."""
+    stored = {
+        event.idempotency_key: event
+        for event in Event.objects.filter(
+            client=client, idempotency_key__in=[item.event.idempotency_key for item in items]
+        ).only("pk", "idempotency_key", "request_hash", "outcome")
+    }
+    left = []
+    for item in items:
+        event = stored.get(item.event.idempotency_key)
+        if event is None:
+            left.append(item)
+        elif event.request_hash != item.request_hash:
+            errors[item.index] = IdempotencyConflict(
+                details={"idempotency_key": item.event.idempotency_key}
             )
-        except DomainError as error:
-            results[index] = BatchItemResult(index=index, error=error)
-    return [results[index] for index in range(len(events))]
+        else:
+            item.stored, item.outcome, item.replayed = event, event.outcome, True
+    return left
+
+
+def _repeat_within_batch(item: _Item, first: _Item, errors: dict[int, DomainError]) -> None:
+    """The same key twice in one batch: the second is the first's retry, or a conflict."""
+    if item.request_hash != first.request_hash:
+        errors[item.index] = IdempotencyConflict(
+            details={"idempotency_key": item.event.idempotency_key}
+        )
+    else:
+        item.stored, item.outcome, item.replayed = first.stored, first.outcome, True
+
+
+def _resolve_members(
+    items: list[_Item], errors: dict[int, DomainError], program: CompiledProgram
+) -> list[_Item]:
+    """Find each item's member (one query); create the unknown ones if the program says so."""
+    wanted = {item.event.external_id for item in items}
+    members = {m.external_id: m for m in Member.objects.filter(external_id__in=wanted)}
+    missing = wanted - members.keys()
+    if missing and program.unknown_members != Program.UnknownMembers.REFUSE:
+        Member.objects.bulk_create(
+            [Member(external_id=external_id) for external_id in sorted(missing)],
+            ignore_conflicts=True,
+        )
+        members.update((m.external_id, m) for m in Member.objects.filter(external_id__in=missing))
+    left = []
+    for item in items:
+        item.member = members.get(item.event.external_id)
+        if item.member is None:
+            errors[item.index] = MemberNotFound(details={"external_id": item.event.external_id})
+        else:
+            left.append(item)
+    return left
 
 
 # --- The flow ---------------------------------------------------------------------------------
-
-
-def _stored_result(
-    client: ApiClient | None, event: EventInput, request_hash: str
-) -> EventResult | None:
-    stored = (
-        Event.objects.filter(client=client, idempotency_key=event.idempotency_key)
-        .only("pk", "request_hash", "outcome")
-        .first()
-    )
-    if stored is None:
-        return None
-    if stored.request_hash != request_hash:
-        raise IdempotencyConflict(details={"idempotency_key": event.idempotency_key})
-    return EventResult(event_id=stored.pk, outcome=stored.outcome, replayed=True)
-
-
-def _resolve_member(external_id: str, program: CompiledProgram) -> Member:
-    member = Member.objects.filter(external_id=external_id).first()
-    if member is not None:
-        return member
-    if program.unknown_members == Program.UnknownMembers.REFUSE:
-        raise MemberNotFound(details={"external_id": external_id})
-    member, _ = Member.objects.get_or_create(external_id=external_id)
-    return member
 
 
 @dataclass
@@ -205,15 +305,13 @@ class _Credit:
 
 def _record(
     client: ApiClient | None,
-    event: EventInput,
-    request_hash: str,
+    item: _Item,
+    standing: MemberStanding,
     program: CompiledProgram,
-    dry_run: bool,
-) -> EventResult:
-    member = _resolve_member(event.external_id, program)
-    standing = lock_standing(member.pk)
-    if not dry_run and (stored := _stored_result(client, event, request_hash)):
-        return stored  # a concurrent retry committed while we waited for the lock
+    work: UnitOfWork,
+) -> tuple[Event, dict[str, Any]]:
+    """One event's evaluation, under the member's lock; its rows are written by ``work``."""
+    event, member = item.event, item.member
     now = timezone.now()
     occurred_at = event.occurred_at or now
     action = program.actions.get(event.action)
@@ -228,7 +326,7 @@ def _record(
         reason = "rule_inactive"
     else:
         rules = program.rules_by_action.get(action.code, ())
-        counters = _load_counters(member.pk, rules, occurred_at)
+        counters = _counters(work, member.pk, rules, occurred_at)
         credits, skipped = _evaluate(rules, program, standing, member, event, occurred_at, counters)
         if not rules:
             reason = "no_rule"
@@ -328,10 +426,10 @@ def _record(
             "points_pending": standing.points_pending + after["points_pending"],
         },
     }
-    stored_event = Event.objects.create(
+    stored_event = Event(
         client=client,
         idempotency_key=event.idempotency_key,
-        request_hash=request_hash,
+        request_hash=item.request_hash,
         member=member,
         action=action,
         action_code=event.action,
@@ -343,17 +441,13 @@ def _record(
         points=points,
         outcome=outcome,
     )
+    work.events.append(stored_event)
+    standing.events_count += 1
+    standing.last_event_at = max(standing.last_event_at or occurred_at, occurred_at)
+    work.touched.add(standing.pk)
+    # The entries' source id is the event's, known once ``work`` has written it.
     entries = ledger_post(
-        standing=standing,
-        movements=[
-            replace(m, event_id=stored_event.pk, source_id=str(stored_event.pk)) for m in movements
-        ],
-        touch={
-            "events_count": F("events_count") + 1,
-            "last_event_at": Greatest(
-                Coalesce(F("last_event_at"), Value(occurred_at)), Value(occurred_at)
-            ),
-        },
+        standing=standing, movements=[replace(m, event=stored_event) for m in movements]
     )
     lots_open(
         standing=standing,
@@ -367,49 +461,34 @@ def _record(
             if entry.currency == Currency.POINTS
         ],
     )
-    _save_counters(counters)
-    return EventResult(
-        event_id=None if dry_run else stored_event.pk, outcome=outcome, dry_run=dry_run
-    )
+    for counter in counters.values():
+        if getattr(counter, "_changed", False):
+            work.changed(counter)
+    return stored_event, outcome
 
 
-def _load_counters(
-    member_id: int, rules: Sequence[CompiledRule], at: datetime
+def _counters(
+    work: UnitOfWork, member_id: int, rules: Sequence[CompiledRule], at: datetime
 ) -> dict[tuple[int, str, Any], RuleCounter]:
     """The member's counters for the periods holding ``at``, for every rule that keeps some;
-    missing ones start at zero (and are inserted by ``_save_counters`` if used)."""
-    wanted = {
-        (rule.rule_id, period, period_start(period, at))
-        for rule in rules
-        for period in rule.counted_periods
-    }
-    if not wanted:
-        return {}
-    query = Q()
-    for rule_id, period, start in wanted:
-        query |= Q(rule_id=rule_id, period=period, period_start=start)
-    counters = {
-        (c.rule_id, c.period, c.period_start): c
-        for c in RuleCounter.objects.filter(query, member_id=member_id)
-    }
-    for key in wanted - counters.keys():
-        rule_id, period, start = key
-        counters[key] = RuleCounter(
-            member_id=member_id, rule_id=rule_id, period=period, period_start=start
-        )
+    missing ones start at zero (and are written by ``work`` if used)."""
+    earliest = min(period_start("week", work.since), period_start("month", work.since))
+    counters = {}
+    for rule in rules:
+        for period in rule.counted_periods:
+            key = (member_id, rule.rule_id, period, period_start(period, at))
+            counters[key[1:]] = work.row(
+                RuleCounter,
+                key,
+                index=lambda c: (c.member_id, c.rule_id, c.period, c.period_start),
+                query=lambda ids: RuleCounter.objects.filter(
+                    Q(period="lifetime") | Q(period_start__gte=earliest), member_id__in=ids
+                ),
+                new=lambda key=key: RuleCounter(
+                    member_id=key[0], rule_id=key[1], period=key[2], period_start=key[3]
+                ),
+            )
     return counters
-
-
-def _save_counters(counters: dict[tuple[int, str, Any], RuleCounter]) -> None:
-    changed = [c for c in counters.values() if getattr(c, "_changed", False)]
-    if changed:
-        # We hold the member's lock, so the totals computed in memory are exact.
-        RuleCounter.objects.bulk_create(
-            changed,
-            update_conflicts=True,
-            unique_fields=["member", "rule", "period", "period_start"],
-            update_fields=["occurrences", "points", "growth", "last_credited_at"],
-        )
 
 
 def _evaluate(

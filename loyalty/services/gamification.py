@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import F, Max, Value
+from django.db.models import Count, F, Max, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -26,10 +26,12 @@ from loyalty.models import (
     Streak,
 )
 from loyalty.periods import LIFETIME_START, local_date, period_start
+from loyalty.services import unit_of_work
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.points import points_credit_locked
 from loyalty.services.program import CompiledProgram
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
+from loyalty.services.unit_of_work import UnitOfWork
 from loyalty.services.webhooks import webhook_emit
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
@@ -50,9 +52,38 @@ class Touched:
 
 
 def tally_add(*, member_id: int, action_id: int, delta: int) -> None:
+    work = unit_of_work.current()
+    if work is not None:
+        tally = _tally(work, member_id, action_id)
+        tally.count = max(tally.count + delta, 0)
+        work.changed(tally)
+        return
     rows = ActionTally.objects.filter(member_id=member_id, action_id=action_id)
     if not rows.update(count=Greatest(F("count") + delta, Value(0))) and delta > 0:
         ActionTally.objects.create(member_id=member_id, action_id=action_id, count=delta)
+
+
+def _tally(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
+    return work.row(
+        ActionTally,
+        (member_id, action_id),
+        index=lambda t: (t.member_id, t.action_id),
+        query=lambda ids: ActionTally.objects.filter(member_id__in=ids),
+        new=lambda: ActionTally(member_id=member_id, action_id=action_id, count=0),
+    )
+
+
+def _streak_state(member_id: int, streak_id: int) -> MemberStreak:
+    work = unit_of_work.current()
+    if work is None:
+        return MemberStreak.objects.get_or_create(member_id=member_id, streak_id=streak_id)[0]
+    return work.row(
+        MemberStreak,
+        (member_id, streak_id),
+        index=lambda s: (s.member_id, s.streak_id),
+        query=lambda ids: MemberStreak.objects.filter(member_id__in=ids),
+        new=lambda: MemberStreak(member_id=member_id, streak_id=streak_id),
+    )
 
 
 def streak_touch(
@@ -61,7 +92,7 @@ def streak_touch(
     """Count the local ``day`` for the streak: the next day extends it; a gap is bridged by the
     member's streak freezes for that month (a tier privilege) if enough are left, else the
     streak starts again at 1. A day already counted, or an earlier one, changes nothing."""
-    state, _ = MemberStreak.objects.get_or_create(member_id=member_id, streak=streak)
+    state = _streak_state(member_id, streak.pk)
     if state.last_day is not None and day <= state.last_day:
         return state
     month = day.replace(day=1)
@@ -80,7 +111,10 @@ def streak_touch(
             state.current = 1
     state.last_day = day
     state.longest = max(state.longest, state.current)
-    state.save()
+    if work := unit_of_work.current():
+        work.changed(state)
+    else:
+        state.save()
     return state
 
 
@@ -92,6 +126,11 @@ def badge_progress(
 ) -> int:
     """The member's progress towards the badge, in the units of its threshold."""
     kind = badge.criterion
+    work = unit_of_work.current()
+    if work is not None and kind == Badge.Criterion.ACTION_COUNT:
+        return _tally(work, member_id, badge.action_id).count
+    if work is not None and kind == Badge.Criterion.STREAK_LENGTH:
+        return _streak_state(member_id, badge.streak_id).longest
     if kind == Badge.Criterion.ACTION_COUNT:
         return (
             ActionTally.objects.filter(member_id=member_id, action_id=badge.action_id)
@@ -154,9 +193,7 @@ def badges_evaluate(
     awarded = []
     for badge in badges:
         progress = badge_progress(badge, member_id=standing.pk, standing=standing, program=program)
-        held = BadgeAward.objects.filter(
-            member_id=standing.pk, badge=badge, revoked_at__isnull=True
-        ).count()
+        held = _held(standing.pk, badge)["held"]
         for _ in range(awards_due(badge, progress) - held):
             awarded.append(badge_award(standing=standing, badge=badge, backfilled=backfilled))
     return awarded
@@ -166,19 +203,16 @@ def badge_award(
     *, standing: MemberStanding, badge: Badge, operator=None, backfilled: bool = False
 ) -> BadgeAward:
     """Award the badge once more, with its bonus as ledger entries whose source is the award."""
-    last = (
-        BadgeAward.objects.filter(member_id=standing.pk, badge=badge).aggregate(n=Max("sequence"))[
-            "n"
-        ]
-        or 0
-    )
+    held = _held(standing.pk, badge)
     award = BadgeAward.objects.create(
         member_id=standing.pk,
         badge=badge,
-        sequence=last + 1,
+        sequence=held["last"] + 1,
         backfilled=backfilled,
         operator=operator if getattr(operator, "pk", None) else None,
     )
+    held["held"] += 1
+    held["last"] = award.sequence
     if not backfilled:  # a back-fill awards quietly: no flood of notifications
         webhook_emit(
             type="badge.awarded",
@@ -200,6 +234,26 @@ def badge_award(
         badge.bonus_points,
     )
     return award
+
+
+def _held(member_id: int, badge: Badge) -> dict[str, int]:
+    """The member's awards of the badge not revoked (``held``) and the last sequence given
+    (``last``): read once per unit of work for all its members, else now."""
+    awards = BadgeAward.objects.values("member_id", "badge_id").annotate(
+        held=Count("id", filter=Q(revoked_at__isnull=True)), last=Max("sequence")
+    )
+    work = unit_of_work.current()
+    if work is None:
+        row = next(iter(awards.filter(member_id=member_id, badge=badge)), None)
+        return {"held": row["held"], "last": row["last"]} if row else {"held": 0, "last": 0}
+    rows = work.memo(
+        "badge_awards",
+        lambda: {
+            (row["member_id"], row["badge_id"]): {"held": row["held"], "last": row["last"]}
+            for row in awards.filter(member_id__in=work.member_ids)
+        },
+    )
+    return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})
 
 
 def _bonus(
@@ -272,9 +326,7 @@ def quests_progress(
     period holding ``occurred_at``; reward the quests this completes."""
     completed, awards = [], []
     for quest in program.quests_by_action.get(action_id, ()):
-        progress, _ = QuestProgress.objects.get_or_create(
-            member_id=standing.pk, quest=quest, period_start=quest_period_start(quest, occurred_at)
-        )
+        progress = _quest_progress(standing.pk, quest, quest_period_start(quest, occurred_at))
         if progress.completed_at is not None:
             continue
         steps = list(quest.steps.all())
@@ -283,8 +335,13 @@ def quests_progress(
             if step.action_id == action_id:
                 counts[str(step.pk)] = min(counts.get(str(step.pk), 0) + 1, step.count)
         progress.step_counts = counts
+        work = unit_of_work.current()
         if all(counts.get(str(step.pk), 0) >= step.count for step in steps):
             progress.completed_at = timezone.now()
+            if work is not None:
+                # Written at once: its id names the bonus, and badges count completed quests.
+                progress.save()
+                work.saved(progress)
             _bonus(
                 standing,
                 SourceType.QUEST,
@@ -306,8 +363,29 @@ def quests_progress(
                     "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
                 },
             )
-        progress.save(update_fields=["step_counts", "completed_at"])
+        if work is not None and progress.completed_at is None:
+            work.changed(progress)
+        elif work is None:
+            progress.save(update_fields=["step_counts", "completed_at"])
     return completed, awards
+
+
+def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
+    work = unit_of_work.current()
+    if work is None:
+        return QuestProgress.objects.get_or_create(
+            member_id=member_id, quest=quest, period_start=start
+        )[0]
+    earliest = min(period_start("week", work.since), period_start("day", work.since))
+    return work.row(
+        QuestProgress,
+        (member_id, quest.pk, start),
+        index=lambda p: (p.member_id, p.quest_id, p.period_start),
+        query=lambda ids: QuestProgress.objects.filter(
+            Q(period_start=LIFETIME_START) | Q(period_start__gte=earliest), member_id__in=ids
+        ),
+        new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
+    )
 
 
 # --- The event hook ---------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 
 from accounts.models import Member
@@ -32,6 +32,7 @@ from loyalty.models import (
     LedgerEntry,
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
+from loyalty.services import unit_of_work
 
 GROWTH_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE}
 POINTS_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.ACTIVATE, EntryKind.REVERSE}
@@ -64,8 +65,12 @@ class Ranked:
     score: int
 
 
+# (leaderboard id, period start, member id) → points to add to that score.
+ScoreDeltas = dict[tuple[int, date, int], int]
+
+
 class LeaderboardStore(Protocol):
-    def add(self, *, board: Leaderboard, period: date, member_id: int, delta: int) -> None: ...
+    def add(self, deltas: ScoreDeltas) -> None: ...
     def top(self, *, board: Leaderboard, period: date, limit: int) -> list[Ranked]: ...
     def rank(self, *, board: Leaderboard, period: date, member_id: int) -> Ranked | None: ...
     def around(
@@ -85,14 +90,19 @@ class DatabaseLeaderboardStore:
             leaderboard=board, period_start=period, score__gt=0, member__leaderboard_opt_out=False
         ).exclude(member__in=board.excluded_members.all())
 
-    def add(self, *, board: Leaderboard, period: date, member_id: int, delta: int) -> None:
-        # Precondition: the caller holds the member's lock, so update-then-insert cannot race.
-        rows = LeaderboardScore.objects.filter(
-            leaderboard=board, period_start=period, member_id=member_id
-        )
-        if not rows.update(score=F("score") + delta):
-            LeaderboardScore.objects.create(
-                leaderboard=board, period_start=period, member_id=member_id, score=delta
+    def add(self, deltas: ScoreDeltas) -> None:
+        """Add to the scores in one statement (an upsert adding to the stored score)."""
+        rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
+        if not rows:
+            return
+        table = LeaderboardScore._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (leaderboard_id, period_start, member_id, score) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))} "
+                "ON CONFLICT (leaderboard_id, period_start, member_id) "
+                f"DO UPDATE SET score = {table}.score + EXCLUDED.score",
+                [value for row in rows for value in row],
             )
 
     def _count(self, board: Leaderboard, period: date, **score_filter) -> int:
@@ -187,9 +197,7 @@ def leaderboards_record_entries(
             if counts_for(board, currency=entry.currency, kind=entry.kind, pending=entry.pending):
                 key = (board.pk, board_period_start(board.period, entry.effective_at))
                 deltas[key] = (board, deltas.get(key, (board, 0))[1] + entry.amount)
-    for (_, period), (board, delta) in deltas.items():
-        if delta:
-            store.add(board=board, period=period, member_id=member_id, delta=delta)
+    _add({(board.pk, period, member_id): delta for (_, period), (board, delta) in deltas.items()})
 
 
 def leaderboards_record_action(
@@ -201,14 +209,23 @@ def leaderboards_record_action(
     boards: Iterable[Leaderboard],
 ) -> None:
     """Count (or, with -1, uncount) one occurrence on the action boards. Caller holds the lock."""
-    for board in boards:
-        if board.metric == Leaderboard.Metric.ACTION_COUNT and board.action_id == action_id:
-            store.add(
-                board=board,
-                period=board_period_start(board.period, occurred_at),
-                member_id=member_id,
-                delta=delta,
-            )
+    _add(
+        {
+            (board.pk, board_period_start(board.period, occurred_at), member_id): delta
+            for board in boards
+            if board.metric == Leaderboard.Metric.ACTION_COUNT and board.action_id == action_id
+        }
+    )
+
+
+def _add(deltas: ScoreDeltas) -> None:
+    """To the store now, or with the unit of work's flush if one is running."""
+    work = unit_of_work.current()
+    if work is None:
+        store.add(deltas)
+        return
+    for key, delta in deltas.items():
+        work.scores[key] = work.scores.get(key, 0) + delta
 
 
 # --- Reading ----------------------------------------------------------------------------------

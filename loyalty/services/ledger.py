@@ -7,12 +7,12 @@ by the same amounts, in one statement each, so the cache always equals the ledge
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db.models import F
 from django.utils import timezone
 
-from loyalty.models import Currency, EntryKind, LedgerEntry, MemberStanding
+from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
+from loyalty.services import unit_of_work
 from loyalty.services.leaderboards import leaderboards_record_entries
 from loyalty.services.program import program_snapshot
 
@@ -31,6 +31,7 @@ class Movement:
     source_id: str = ""
     pending: bool = False
     event_id: int | None = None
+    event: Event | None = None  # an event not written yet (its id becomes the source id)
     rule_version_id: int | None = None
     operator_id: int | None = None
     reason: str = ""
@@ -64,36 +65,33 @@ def bucket_deltas(entries: Iterable[tuple[str, str, bool, int]]) -> dict[str, in
     return deltas
 
 
-def ledger_post(
-    *, standing: MemberStanding, movements: list[Movement], touch: dict[str, Any] | None = None
-) -> list[LedgerEntry]:
+def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[LedgerEntry]:
     """Write the movements and move the standing's buckets alike.
 
-    Growth and points leaderboards count the entries too. ``touch`` adds other fields of the standing to the same UPDATE (e.g. activity counters).
-    Precondition: the caller holds ``standing``'s row lock (``lock_standing``). The in-memory
-    ``standing``'s buckets are updated too, so the caller can read the new balances.
+    Growth and points leaderboards count the entries too. Precondition: the caller holds
+    ``standing``'s row lock (``lock_standing``). The in-memory ``standing``'s buckets are
+    updated too, so the caller can read the new balances. Inside a unit of work the entries
+    and the new balances are written when it flushes.
     """
     movements = [m for m in movements if m.amount]
     now = timezone.now()
-    entries = LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                member_id=standing.pk,
-                currency=m.currency,
-                kind=m.kind,
-                amount=m.amount,
-                pending=m.pending,
-                source_type=m.source_type,
-                source_id=m.source_id,
-                event_id=m.event_id,
-                rule_version_id=m.rule_version_id,
-                operator_id=m.operator_id,
-                reason=m.reason,
-                effective_at=m.effective_at or now,
-            )
-            for m in movements
-        ]
-    )
+    entries = [
+        LedgerEntry(
+            member_id=standing.pk,
+            currency=m.currency,
+            kind=m.kind,
+            amount=m.amount,
+            pending=m.pending,
+            source_type=m.source_type,
+            source_id=m.source_id,
+            rule_version_id=m.rule_version_id,
+            operator_id=m.operator_id,
+            reason=m.reason,
+            effective_at=m.effective_at or now,
+            **({"event": m.event} if m.event is not None else {"event_id": m.event_id}),
+        )
+        for m in movements
+    ]
     deltas = {
         name: delta
         for name, delta in bucket_deltas(
@@ -101,13 +99,21 @@ def ledger_post(
         ).items()
         if delta
     }
+    work = unit_of_work.current()
+    if work is not None:
+        # Flushing writes the batch's own standing objects: the caller must be using them.
+        assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
+        work.entries += entries
+        work.touched.add(standing.pk)
+    else:
+        LedgerEntry.objects.bulk_create(entries)
+        if deltas:
+            MemberStanding.objects.filter(pk=standing.pk).update(
+                **{name: F(name) + delta for name, delta in deltas.items()}
+            )
+    for name, delta in deltas.items():
+        setattr(standing, name, getattr(standing, name) + delta)
     boards = program_snapshot().leaderboards
     if boards and entries:
         leaderboards_record_entries(member_id=standing.pk, entries=entries, boards=boards)
-    if deltas or touch:
-        MemberStanding.objects.filter(pk=standing.pk).update(
-            **{name: F(name) + delta for name, delta in deltas.items()}, **(touch or {})
-        )
-        for name, delta in deltas.items():
-            setattr(standing, name, getattr(standing, name) + delta)
     return entries

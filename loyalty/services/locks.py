@@ -23,5 +23,13 @@ def lock_standing(member_id: int) -> MemberStanding:
 
 
 def lock_standings(member_ids: Iterable[int]) -> dict[int, MemberStanding]:
-    """Lock several members' standings, in primary-key order."""
-    return {member_id: lock_standing(member_id) for member_id in sorted(set(member_ids))}
+    """Lock (creating if needed) several members' standings in one statement, in primary-key
+    order. Call inside ``transaction.atomic``."""
+    ids = sorted(set(member_ids))
+    MemberStanding.objects.bulk_create(
+        [MemberStanding(member_id=member_id) for member_id in ids], ignore_conflicts=True
+    )
+    return {
+        standing.pk: standing
+        for standing in MemberStanding.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }

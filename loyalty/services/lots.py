@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db.models import F
 
 from loyalty.models import LedgerEntry, LotMovement, MemberStanding, PointLot
+from loyalty.services import unit_of_work
 
 TAKE_BATCH = 200
 
@@ -26,22 +27,26 @@ def lots_open(
     Posted after ``ledger_post`` moved the balance: if the member was below zero (a reversal
     of spent points), the new spendable points first pay that back.
     """
-    lots = PointLot.objects.bulk_create(
-        [
-            PointLot(
-                member_id=standing.pk,
-                entry=entry,
-                event_id=entry.event_id,
-                amount=entry.amount,
-                remaining=entry.amount,
-                pending=entry.pending,
-                activates_at=activates_at if entry.pending else None,
-                expires_at=expires_at,
-            )
-            for entry, expires_at, activates_at in credits
-            if entry.amount > 0
-        ]
-    )
+    lots = [
+        PointLot(
+            member_id=standing.pk,
+            entry=entry,
+            # An entry of a batch's event holds the event object (not written yet).
+            **({"event": entry.event} if entry.event_id is None else {"event_id": entry.event_id}),
+            amount=entry.amount,
+            remaining=entry.amount,
+            pending=entry.pending,
+            activates_at=activates_at if entry.pending else None,
+            expires_at=expires_at,
+        )
+        for entry, expires_at, activates_at in credits
+        if entry.amount > 0
+    ]
+    work = unit_of_work.current()
+    if work is not None:
+        work.lots += lots
+    else:
+        PointLot.objects.bulk_create(lots)
     spendable = [lot for lot in lots if not lot.pending]
     if spendable:
         _repay_negative_balance(standing, spendable)
@@ -61,12 +66,16 @@ def lots_activated(*, standing: MemberStanding, lots: list[PointLot]) -> None:
 def _repay_negative_balance(standing: MemberStanding, new_lots: list[PointLot]) -> None:
     credited = sum(lot.remaining for lot in new_lots)
     owed = min(credited, max(credited - standing.points, 0))
+    work = unit_of_work.current()
     for lot in new_lots:
         if owed <= 0:
             break
         take = min(owed, lot.remaining)
-        LotMovement.objects.create(lot=lot, entry_id=lot.entry_id, amount=take)
-        PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
+        if work is not None and lot.pk is None:  # the lot is written with the batch
+            work.lot_movements.append(LotMovement(lot=lot, entry=lot.entry, amount=take))
+        else:
+            LotMovement.objects.create(lot=lot, entry_id=lot.entry_id, amount=take)
+            PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
         lot.remaining -= take
         owed -= take
 

@@ -13,6 +13,7 @@ from accounts.models import Member
 from accounts.services import member_external_id
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.periods import calendar_year_start, rolling_window_start
+from loyalty.services import unit_of_work
 from loyalty.services.locks import lock_standing
 from loyalty.services.program import CompiledProgram, CompiledTier, compiled_program
 from loyalty.services.webhooks import webhook_emit
@@ -56,10 +57,14 @@ class GrowthWindows:
             start = calendar_year_start(self.at)
         key = (tier.window, start)
         if key not in self._sums:
-            total = LedgerEntry.objects.filter(
-                member_id=self.standing.pk, currency=Currency.GROWTH, effective_at__gte=start
-            ).aggregate(total=Sum("amount"))["total"]
-            self._sums[key] = total or 0
+            work = unit_of_work.current()
+            if work is not None:
+                self._sums[key] = work.growth_since(self.standing.pk, start)
+            else:
+                total = LedgerEntry.objects.filter(
+                    member_id=self.standing.pk, currency=Currency.GROWTH, effective_at__gte=start
+                ).aggregate(total=Sum("amount"))["total"]
+                self._sums[key] = total or 0
         pending = sum(
             amount for effective_at, amount in self.pending_growth if effective_at >= start
         )

@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from loyalty.services import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ def webhook_emit(
     """Write the event to the outbox, with a delivery per subscribed endpoint, in the caller's
     transaction; queue the deliveries after commit."""
     assert type in EVENT_TYPES, type
-    endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.wants(type)]
+    work = unit_of_work.current()
+    active = (
+        work.memo("webhook_endpoints", lambda: list(WebhookEndpoint.objects.filter(is_active=True)))
+        if work is not None
+        else WebhookEndpoint.objects.filter(is_active=True)
+    )
+    endpoints = [e for e in active if e.wants(type)]
     if not endpoints:
         return None
     event = WebhookEvent.objects.create(type=type, data=data, member_id=member_id)

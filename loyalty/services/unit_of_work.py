@@ -1,0 +1,208 @@
+"""The event flow's unit of work: the rows a batch touches are read once and written in bulk.
+
+Recording an event reads and changes a handful of small rows per member (standing, rule
+counters, tallies, streaks, quest progress, activity, leaderboard scores) and appends others
+(the event, ledger entries, point lots). Inside ``unit_of_work(...)`` the services take those
+rows from here: each table is read once, for every member of the batch, on first use; changes
+stay in memory; ``flush`` writes each table in one bulk statement and appends the new rows in
+dependency order (events, entries, lots, lot movements).
+
+Values computed in memory are exact because the caller holds every member's standing lock for
+the whole transaction, and every write to these rows in the flow goes through here. Rare
+outcomes (a tier change, a badge award, a gift, an activity transition, webhooks) are written at
+once as before; they never write the rows kept here.
+"""
+
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Model, QuerySet, Sum
+from django.utils import timezone
+
+from loyalty.models import (
+    ActionTally,
+    Currency,
+    Event,
+    LedgerEntry,
+    LotMovement,
+    MemberActivity,
+    MemberStanding,
+    MemberStreak,
+    PointLot,
+    QuestProgress,
+    RuleCounter,
+    SourceType,
+)
+
+# Per table kept here: the fields identifying a row (its unique constraint) and those changed.
+UPSERTS: dict[type[Model], tuple[list[str], list[str]]] = {
+    RuleCounter: (
+        ["member", "rule", "period", "period_start"],
+        ["occurrences", "points", "growth", "last_credited_at"],
+    ),
+    ActionTally: (["member", "action"], ["count"]),
+    MemberStreak: (
+        ["member", "streak"],
+        ["current", "longest", "last_day", "freezes_month", "freezes_used"],
+    ),
+    QuestProgress: (["member", "quest", "period_start"], ["step_counts", "completed_at"]),
+    MemberActivity: (
+        ["member"],
+        ["state", "since", "last_key_day", "returned_on", "key_day", "key_count"],
+    ),
+}
+
+_current: ContextVar["UnitOfWork | None"] = ContextVar("loyalty_unit_of_work", default=None)
+
+
+def current() -> "UnitOfWork | None":
+    """The unit of work of the flow running in this context, if any."""
+    return _current.get()
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        standings: dict[int, MemberStanding],
+        external_ids: dict[int, str],
+        since: datetime,
+    ):
+        self.standings = standings
+        self.external_ids = external_ids
+        self.since = since  # the batch's earliest event time: older period rows are not read
+        self.events: list[Event] = []
+        self.entries: list[LedgerEntry] = []
+        self.lots: list[PointLot] = []
+        self.lot_movements: list[LotMovement] = []
+        self.touched: set[int] = set()
+        self.scores: dict[tuple[int, Any, int], int] = {}  # leaderboard score deltas
+        self._rows: dict[type[Model], dict[Hashable, Model]] = {}
+        self._dirty: dict[type[Model], dict[Hashable, Model]] = {}
+        self._memo: dict[Hashable, Any] = {}
+
+    # --- Reading ------------------------------------------------------------------------------
+
+    @property
+    def member_ids(self) -> list[int]:
+        return list(self.standings)
+
+    def rows(
+        self,
+        model: type[Model],
+        key: Callable[[Model], Hashable],
+        query: Callable[[list[int]], QuerySet],
+    ) -> dict[Hashable, Model]:
+        """The batch's rows of ``model`` by ``key``, read by one ``query(member_ids)`` the
+        first time they are asked for."""
+        if model not in self._rows:
+            self._rows[model] = {key(row): row for row in query(self.member_ids)}
+        return self._rows[model]
+
+    def row(
+        self,
+        model: type[Model],
+        key: Hashable,
+        *,
+        index: Callable[[Model], Hashable],
+        query: Callable[[list[int]], QuerySet],
+        new: Callable[[], Model],
+    ) -> Model:
+        """One row of the batch's rows (``new()`` when missing, kept for the next asker)."""
+        rows = self.rows(model, index, query)
+        if key not in rows:
+            rows[key] = new()
+        return rows[key]
+
+    def memo(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """A value read once per unit of work (e.g. the key action definitions)."""
+        if key not in self._memo:
+            self._memo[key] = load()
+        return self._memo[key]
+
+    def growth_since(self, member_id: int, start: datetime) -> int:
+        """The member's growth effective from ``start``: what the ledger held when the batch
+        began (one query for all members per window start) plus what the batch posted."""
+        sums = self.memo(
+            ("growth_since", start),
+            lambda: dict(
+                LedgerEntry.objects.filter(
+                    member_id__in=self.member_ids,
+                    currency=Currency.GROWTH,
+                    effective_at__gte=start,
+                )
+                .values("member_id")
+                .annotate(total=Sum("amount"))
+                .values_list("member_id", "total")
+            ),
+        )
+        posted = sum(
+            entry.amount
+            for entry in self.entries
+            if entry.member_id == member_id
+            and entry.currency == Currency.GROWTH
+            and entry.effective_at >= start
+        )
+        return (sums.get(member_id) or 0) + posted
+
+    # --- Writing ------------------------------------------------------------------------------
+
+    def changed(self, row: Model) -> None:
+        """Mark a row taken from ``row``/``rows`` as changed: ``flush`` writes it."""
+        unique, _ = UPSERTS[type(row)]
+        key = tuple(getattr(row, f"{name}_id", None) or getattr(row, name) for name in unique)
+        self._dirty.setdefault(type(row), {})[key] = row
+
+    def saved(self, row: Model) -> None:
+        """A row written at once (e.g. a completed quest): nothing left to flush for it."""
+        unique, _ = UPSERTS[type(row)]
+        key = tuple(getattr(row, f"{name}_id", None) or getattr(row, name) for name in unique)
+        self._dirty.get(type(row), {}).pop(key, None)
+
+    def flush(self) -> None:
+        """Write everything, in as few statements as the tables allow."""
+        from loyalty.services.ledger import BUCKETS
+
+        Event.objects.bulk_create(self.events)
+        for entry in self.entries:
+            if entry.source_type == SourceType.EVENT and not entry.source_id:
+                entry.source_id = str(entry.event.pk)
+        LedgerEntry.objects.bulk_create(self.entries)
+        PointLot.objects.bulk_create(self.lots)
+        LotMovement.objects.bulk_create(self.lot_movements)
+        for model, rows in self._dirty.items():
+            unique, fields = UPSERTS[model]
+            model.objects.bulk_create(
+                list(rows.values()),
+                update_conflicts=True,
+                unique_fields=unique,
+                update_fields=fields,
+            )
+        if self.scores:
+            from loyalty.services.leaderboards import store
+
+            store.add(self.scores)
+        standings = [self.standings[pk] for pk in sorted(self.touched)]
+        now = timezone.now()
+        for standing in standings:
+            standing.updated_at = now
+        MemberStanding.objects.bulk_update(
+            standings, [*BUCKETS, "events_count", "last_event_at", "updated_at"]
+        )
+        self.events, self.entries, self.lots, self.lot_movements = [], [], [], []
+        self._dirty, self.touched, self.scores = {}, set(), {}
+
+
+@contextmanager
+def unit_of_work(
+    standings: dict[int, MemberStanding], external_ids: dict[int, str], *, since: datetime
+) -> Iterator[UnitOfWork]:
+    """Run the flow for these locked standings; the caller flushes before leaving."""
+    work = UnitOfWork(standings, external_ids, since)
+    token = _current.set(work)
+    try:
+        yield work
+    finally:
+        _current.reset(token)
