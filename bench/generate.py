@@ -64,6 +64,9 @@ def generate(
     ``heavy_entries`` ledger entries. Needs the demo program loaded."""
     from accounts.models import Member
     from loyalty.models import (
+        ActionTally,
+        Badge,
+        BadgeAward,
         EarningRuleVersion,
         Event,
         Leaderboard,
@@ -71,6 +74,7 @@ def generate(
         LedgerEntry,
         MemberStanding,
         PointLot,
+        Tier,
     )
 
     started = time.monotonic()
@@ -88,6 +92,12 @@ def generate(
         code=BOARD,
         defaults={"name": "Bench: growth, all time", "metric": "growth", "period": "all_time"},
     )
+    # Members stand where their history put them: in their tier, with their tallies and the
+    # first-purchase badge, so that measured events meet the steady state, not first times.
+    tiers = list(Tier.objects.order_by("-growth_threshold").values_list("growth_threshold", "pk"))
+    first_purchase = (
+        Badge.objects.filter(code="first-purchase").values_list("pk", flat=True).first()
+    )
     now = timezone.now()
     mean = max(events / max(members, 1), 1)
     result = Generated()
@@ -99,12 +109,26 @@ def generate(
             "loyalty_ledgerentry",
             "loyalty_pointlot",
             "loyalty_leaderboardscore",
+            "loyalty_actiontally",
+            "loyalty_badgeaward",
         ):
             ids[table] = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
         done = 0
         while done < members + 1:
             size = min(chunk, members + 1 - done)
-            rows = {name: [] for name in ("member", "standing", "event", "entry", "lot", "score")}
+            rows = {
+                name: []
+                for name in (
+                    "member",
+                    "standing",
+                    "event",
+                    "entry",
+                    "lot",
+                    "score",
+                    "tally",
+                    "award",
+                )
+            }
             for offset in range(size):
                 index = done + offset
                 heavy = index == members
@@ -134,6 +158,7 @@ def generate(
                 )
                 growth = points = 0
                 last = None
+                tally = {"purchase": 0, "check_in": 0}
                 for _ in range(count):
                     ids["loyalty_event"] += 1
                     event_id = ids["loyalty_event"]
@@ -146,6 +171,7 @@ def generate(
                     else:
                         action, g, p, attributes = "check_in", 2, 5, "{}"
                     growth, points = growth + g, points + p
+                    tally[action] += 1
                     rows["event"].append(
                         (
                             event_id,
@@ -225,6 +251,7 @@ def generate(
                     )
                     result.events += 1
                     result.entries += 2
+                tier_id = next((pk for threshold, pk in tiers if growth >= threshold), None)
                 rows["standing"].append(
                     (
                         member_id,
@@ -234,8 +261,8 @@ def generate(
                         points,
                         0,
                         0,
-                        None,
-                        None,
+                        tier_id,
+                        joined if tier_id else None,
                         None,
                         None,
                         count,
@@ -243,6 +270,18 @@ def generate(
                         now,
                     )
                 )
+                for action, done_count in tally.items():
+                    if done_count:
+                        ids["loyalty_actiontally"] += 1
+                        rows["tally"].append(
+                            (ids["loyalty_actiontally"], member_id, actions[action], done_count)
+                        )
+                if tally["purchase"] and first_purchase:
+                    ids["loyalty_badgeaward"] += 1
+                    rows["award"].append(
+                        (ids["loyalty_badgeaward"], member_id, first_purchase, 1, last, True)
+                        + (None, None, "")
+                    )
                 ids["loyalty_leaderboardscore"] += 1
                 rows["score"].append(
                     (ids["loyalty_leaderboardscore"], board.pk, "1970-01-01", member_id, growth)
@@ -255,6 +294,8 @@ def generate(
                     (LedgerEntry, "entry"),
                     (PointLot, "lot"),
                     (LeaderboardScore, "score"),
+                    (ActionTally, "tally"),
+                    (BadgeAward, "award"),
                 ):
                     columns = ", ".join(_columns(model))
                     with conn.cursor().copy(
@@ -271,8 +312,13 @@ def generate(
             "loyalty_ledgerentry",
             "loyalty_pointlot",
             "loyalty_leaderboardscore",
+            "loyalty_actiontally",
+            "loyalty_badgeaward",
         ):
-            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {ids[table]})")
+            if ids[table]:
+                conn.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {ids[table]})"
+                )
         conn.execute("VACUUM ANALYZE")
     result.seconds = time.monotonic() - started
     return result

@@ -15,7 +15,6 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Member
-from accounts.services import member_external_id
 from loyalty.models import (
     ActivityState,
     ActivityTransition,
@@ -32,6 +31,7 @@ from loyalty.services import unit_of_work
 from loyalty.services.gamification import _bonus, badge_award
 from loyalty.services.locks import lock_standing
 from loyalty.services.program import program_settings
+from loyalty.services.unit_of_work import member_external_id
 from loyalty.services.webhooks import webhook_emit
 
 

@@ -11,7 +11,6 @@ from django.db.models import Count, F, Max, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from accounts.services import member_external_id
 from loyalty.models import (
     ActionTally,
     Badge,
@@ -31,7 +30,7 @@ from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.points import points_credit_locked
 from loyalty.services.program import CompiledProgram
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
-from loyalty.services.unit_of_work import UnitOfWork
+from loyalty.services.unit_of_work import UnitOfWork, member_external_id
 from loyalty.services.webhooks import webhook_emit
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
@@ -239,18 +238,23 @@ def badge_award(
 def _held(member_id: int, badge: Badge) -> dict[str, int]:
     """The member's awards of the badge not revoked (``held``) and the last sequence given
     (``last``): read once per unit of work for all its members, else now."""
-    awards = BadgeAward.objects.values("member_id", "badge_id").annotate(
-        held=Count("id", filter=Q(revoked_at__isnull=True)), last=Max("sequence")
-    )
+
+    def awards(**members):
+        return (
+            BadgeAward.objects.filter(**members)
+            .values("member_id", "badge_id")
+            .annotate(held=Count("id", filter=Q(revoked_at__isnull=True)), last=Max("sequence"))
+        )
+
     work = unit_of_work.current()
     if work is None:
-        row = next(iter(awards.filter(member_id=member_id, badge=badge)), None)
+        row = next(iter(awards(member_id=member_id).filter(badge=badge)), None)
         return {"held": row["held"], "last": row["last"]} if row else {"held": 0, "last": 0}
     rows = work.memo(
         "badge_awards",
         lambda: {
             (row["member_id"], row["badge_id"]): {"held": row["held"], "last": row["last"]}
-            for row in awards.filter(member_id__in=work.member_ids)
+            for row in awards(member_id__in=work.member_ids)
         },
     )
     return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})

@@ -103,8 +103,7 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
     if work is not None:
         # Flushing writes the batch's own standing objects: the caller must be using them.
         assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
-        work.entries += entries
-        work.touched.add(standing.pk)
+        work.post(entries)
     else:
         LedgerEntry.objects.bulk_create(entries)
         if deltas:

@@ -22,10 +22,11 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
+from loyalty.services import unit_of_work
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.lots import lots_activated, lots_open, lots_take
-from loyalty.services.program import compiled_program
+from loyalty.services.program import compiled_program, program_snapshot
 from loyalty.services.webhooks import webhook_emit
 
 
@@ -68,7 +69,9 @@ def points_credit_locked(
         ],
     )
     if expires_at is None and use_default_expiry:
-        expires_at = compiled_program().default_expiry.expires_at(now)
+        # Inside the event flow, the program it compiled at its start.
+        program = program_snapshot() if unit_of_work.current() else compiled_program()
+        expires_at = program.default_expiry.expires_at(now)
     lots_open(standing=standing, credits=[(entry, expires_at, None)])
     return entry
 

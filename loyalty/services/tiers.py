@@ -10,12 +10,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import Member
-from accounts.services import member_external_id
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.periods import calendar_year_start, rolling_window_start
 from loyalty.services import unit_of_work
 from loyalty.services.locks import lock_standing
 from loyalty.services.program import CompiledProgram, CompiledTier, compiled_program
+from loyalty.services.unit_of_work import member_external_id
 from loyalty.services.webhooks import webhook_emit
 
 

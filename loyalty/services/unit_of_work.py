@@ -13,15 +13,18 @@ outcomes (a tier change, a badge award, a gift, an activity transition, webhooks
 once as before; they never write the rows kept here.
 """
 
+import json
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Model, QuerySet, Sum
+from django.db import connection
+from django.db.models import JSONField, Model, QuerySet, Sum
 from django.utils import timezone
 
+from accounts import services as accounts_services
 from loyalty.models import (
     ActionTally,
     Currency,
@@ -63,6 +66,14 @@ def current() -> "UnitOfWork | None":
     return _current.get()
 
 
+def member_external_id(member_id: int) -> str | None:
+    """The host app's id of a member (known to the unit of work for its members)."""
+    work = current()
+    if work is not None and member_id in work.external_ids:
+        return work.external_ids[member_id]
+    return accounts_services.member_external_id(member_id)
+
+
 class UnitOfWork:
     def __init__(
         self,
@@ -75,6 +86,7 @@ class UnitOfWork:
         self.since = since  # the batch's earliest event time: older period rows are not read
         self.events: list[Event] = []
         self.entries: list[LedgerEntry] = []
+        self._growth_posted: dict[int, list[LedgerEntry]] = {}
         self.lots: list[PointLot] = []
         self.lot_movements: list[LotMovement] = []
         self.touched: set[int] = set()
@@ -140,14 +152,20 @@ class UnitOfWork:
         )
         posted = sum(
             entry.amount
-            for entry in self.entries
-            if entry.member_id == member_id
-            and entry.currency == Currency.GROWTH
-            and entry.effective_at >= start
+            for entry in self._growth_posted.get(member_id, ())
+            if entry.effective_at >= start
         )
         return (sums.get(member_id) or 0) + posted
 
     # --- Writing ------------------------------------------------------------------------------
+
+    def post(self, entries: list[LedgerEntry]) -> None:
+        """Ledger entries to write (``ledger_post`` inside a unit of work)."""
+        self.entries += entries
+        for entry in entries:
+            self.touched.add(entry.member_id)
+            if entry.currency == Currency.GROWTH:
+                self._growth_posted.setdefault(entry.member_id, []).append(entry)
 
     def changed(self, row: Model) -> None:
         """Mark a row taken from ``row``/``rows`` as changed: ``flush`` writes it."""
@@ -165,13 +183,13 @@ class UnitOfWork:
         """Write everything, in as few statements as the tables allow."""
         from loyalty.services.ledger import BUCKETS
 
-        Event.objects.bulk_create(self.events)
+        _append(Event, self.events)
         for entry in self.entries:
             if entry.source_type == SourceType.EVENT and not entry.source_id:
                 entry.source_id = str(entry.event.pk)
-        LedgerEntry.objects.bulk_create(self.entries)
-        PointLot.objects.bulk_create(self.lots)
-        LotMovement.objects.bulk_create(self.lot_movements)
+        _append(LedgerEntry, self.entries)
+        _append(PointLot, self.lots)
+        _append(LotMovement, self.lot_movements)
         for model, rows in self._dirty.items():
             unique, fields = UPSERTS[model]
             model.objects.bulk_create(
@@ -184,14 +202,12 @@ class UnitOfWork:
             from loyalty.services.leaderboards import store
 
             store.add(self.scores)
-        standings = [self.standings[pk] for pk in sorted(self.touched)]
-        now = timezone.now()
-        for standing in standings:
-            standing.updated_at = now
-        MemberStanding.objects.bulk_update(
-            standings, [*BUCKETS, "events_count", "last_event_at", "updated_at"]
+        _standings_write(
+            [self.standings[pk] for pk in sorted(self.touched)],
+            [*BUCKETS, "events_count", "last_event_at"],
         )
         self.events, self.entries, self.lots, self.lot_movements = [], [], [], []
+        self._growth_posted = {}
         self._dirty, self.touched, self.scores = {}, set(), {}
 
 
@@ -206,3 +222,87 @@ def unit_of_work(
         yield work
     finally:
         _current.reset(token)
+
+
+def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None:
+    """Write the standings' values computed in memory (the caller holds their locks): one
+    ``UPDATE … FROM (VALUES …)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
+    if not standings:
+        return
+    now = timezone.now()
+    for standing in standings:
+        standing.updated_at = now
+    if connection.vendor != "postgresql":
+        MemberStanding.objects.bulk_update(standings, [*fields, "updated_at"])
+        return
+    meta = MemberStanding._meta
+    columns = [meta.get_field(name) for name in fields]
+    types = ["bigint", *(f.db_type(connection) for f in columns)]
+    row = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
+    table = meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET "
+            + ", ".join(f"{f.column} = v.{f.column}" for f in columns)
+            + ", updated_at = %s FROM (VALUES "
+            + ", ".join([row] * len(standings))
+            + ") AS v(member_id, "
+            + ", ".join(f.column for f in columns)
+            + ") WHERE s.member_id = v.member_id",
+            [
+                now,
+                *(
+                    value
+                    for standing in standings
+                    for value in (standing.pk, *(getattr(standing, f.attname) for f in columns))
+                ),
+            ],
+        )
+
+
+def _append(model: type[Model], rows: list[Model]) -> None:
+    """Insert new rows: by ``COPY`` on PostgreSQL (ids drawn from the table's sequence first,
+    so rows written later can point at them), ``bulk_create`` elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(rows)
+        return
+    meta = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [meta.db_table, len(rows)],
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            row.pk = pk
+    fields = meta.concrete_fields
+    relations = [field for field in fields if field.is_relation]
+    for row in rows:
+        # Foreign keys set as objects written just before (the entry of a lot, …).
+        for field in relations:
+            target = field.get_cached_value(row) if field.is_cached(row) else None
+            if target is not None and getattr(row, field.attname) is None:
+                setattr(row, field.attname, target.pk)
+    now = timezone.now()
+    for row in rows:
+        for field in fields:
+            if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+                setattr(row, field.attname, now)
+    # Plain values suit COPY as they are, but JSON goes as text.
+    json_fields = [
+        (position, field.encoder)
+        for position, field in enumerate(fields)
+        if isinstance(field, JSONField)
+    ]
+    attnames = [field.attname for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                values = [getattr(row, name) for name in attnames]
+                for position, encoder in json_fields:
+                    values[position] = json.dumps(values[position], cls=encoder)
+                copy.write_row(values)
+        for row in rows:
+            row._state.adding, row._state.db = False, connection.alias
