@@ -192,42 +192,44 @@ def _record_items(
     program: CompiledProgram,
     dry_run: bool,
 ) -> None:
-    todo = [item for item in items if item.index not in errors]
+    todo = sorted(
+        (item for item in items if item.index not in errors),
+        key=lambda item: (item.event.external_id, item.index),
+    )
+    repeats: list[tuple[_Item, _Item]] = []
     if not dry_run:
         todo = _settle_stored(client, todo, errors)
-    if not todo:
-        return
-    try:
-        with transaction.atomic():
-            todo = _resolve_members(todo, errors, program)
-            standings = lock_standings(item.member.pk for item in todo)
-            if not dry_run:
-                # A retry of one of these may have committed while we waited for the locks.
-                todo = _settle_stored(client, todo, errors)
-            if not todo:
-                return
-            external_ids = {item.member.pk: item.member.external_id for item in todo}
-            todo.sort(key=lambda item: (item.event.external_id, item.index))
-            with unit_of_work(
-                standings,
-                external_ids,
-                since=min(item.event.occurred_at or timezone.now() for item in todo),
-            ) as work:
-                first_of_key: dict[str, _Item] = {}
-                for item in todo:
-                    first = first_of_key.get(item.event.idempotency_key)
-                    if first is not None and not dry_run:
-                        _repeat_within_batch(item, first, errors)
-                        continue
-                    first_of_key[item.event.idempotency_key] = item
-                    item.stored, item.outcome = _record(
-                        client, item, standings[item.member.pk], program, work
-                    )
-                if dry_run:
-                    raise _DryRunDone
-                work.flush()
-    except _DryRunDone:
-        pass
+        todo, repeats = _split_repeats(todo, errors)
+    if todo:
+        try:
+            with transaction.atomic():
+                todo = _resolve_members(todo, errors, program)
+                standings = lock_standings(item.member.pk for item in todo)
+                if not dry_run:
+                    # A retry of one of these may have committed while we waited for the locks.
+                    todo = _settle_stored(client, todo, errors)
+                with unit_of_work(
+                    standings,
+                    {item.member.pk: item.member.external_id for item in todo},
+                    since=min(
+                        (item.event.occurred_at or timezone.now() for item in todo),
+                        default=timezone.now(),
+                    ),
+                ) as work:
+                    for item in todo:
+                        item.stored, item.outcome = _record(
+                            client, item, standings[item.member.pk], program, work
+                        )
+                    if dry_run:
+                        raise _DryRunDone
+                    work.flush()
+        except _DryRunDone:
+            pass
+    for item, first in repeats:
+        if first.index in errors:
+            errors[item.index] = errors[first.index]
+        else:
+            item.stored, item.outcome, item.replayed = first.stored, first.outcome, True
 
 
 class _DryRunDone(Exception):
@@ -259,14 +261,24 @@ def _settle_stored(
     return left
 
 
-def _repeat_within_batch(item: _Item, first: _Item, errors: dict[int, DomainError]) -> None:
-    """The same key twice in one batch: the second is the first's retry, or a conflict."""
-    if item.request_hash != first.request_hash:
-        errors[item.index] = IdempotencyConflict(
-            details={"idempotency_key": item.event.idempotency_key}
-        )
-    else:
-        item.stored, item.outcome, item.replayed = first.stored, first.outcome, True
+def _split_repeats(
+    items: list[_Item], errors: dict[int, DomainError]
+) -> tuple[list[_Item], list[tuple[_Item, _Item]]]:
+    """The same key twice in one batch: the later item is the first's retry (answered with its
+    outcome), or a conflict if its body differs. Returns the firsts and ``(retry, first)``."""
+    firsts: dict[str, _Item] = {}
+    repeats = []
+    for item in items:
+        first = firsts.setdefault(item.event.idempotency_key, item)
+        if first is item:
+            continue
+        if item.request_hash != first.request_hash:
+            errors[item.index] = IdempotencyConflict(
+                details={"idempotency_key": item.event.idempotency_key}
+            )
+        else:
+            repeats.append((item, first))
+    return list(firsts.values()), repeats
 
 
 def _resolve_members(

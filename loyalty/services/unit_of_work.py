@@ -260,12 +260,16 @@ def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None
         )
 
 
+# Below this many rows one INSERT … RETURNING costs fewer round trips than drawing ids + COPY.
+COPY_FROM_ROWS = 50
+
+
 def _append(model: type[Model], rows: list[Model]) -> None:
-    """Insert new rows: by ``COPY`` on PostgreSQL (ids drawn from the table's sequence first,
-    so rows written later can point at them), ``bulk_create`` elsewhere."""
+    """Insert new rows: by ``COPY`` on PostgreSQL when there are many (ids drawn from the
+    table's sequence first, so rows written later can point at them), else ``bulk_create``."""
     if not rows:
         return
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or len(rows) < COPY_FROM_ROWS:
         model.objects.bulk_create(rows)
         return
     meta = model._meta
