@@ -31,7 +31,7 @@ def batch_job_run(
             return job
         job.status = EventBatchJob.Status.RUNNING
         job.save(update_fields=["status"])
-    # Each event is its own transaction and idempotent, so a rerun after a crash is safe.
+    # Recording is idempotent per item, so a rerun after a crash is safe.
     results = [r.as_dict() for r in record_events(client=job.client, events=parse(job.items))]
     job.results = results
     job.succeeded = sum(1 for r in results if r["ok"])
