@@ -10,7 +10,8 @@ dependency order (events, entries, lots, lot movements).
 Values computed in memory are exact because the caller holds every member's standing lock for
 the whole transaction, and every write to these rows in the flow goes through here. Rare
 outcomes (a tier change, a badge award, a gift, an activity transition, webhooks) are written at
-once as before; they never write the rows kept here.
+once as before, to other rows or other columns: a tier change sets the standing's tier columns,
+the flush its balances and event counters. Their ledger entries go through here too.
 """
 
 import json
