@@ -1,5 +1,5 @@
 """The demo: load the demo program and simulate members using the shop for a while, so the
-admin and the API show living data. Every event goes through ``record_event``."""
+admin and the API show living data. Every event goes through ``record_events``."""
 
 import random
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Member
 from loyalty.models import Event
-from loyalty.services.events import EventInput, record_event
+from loyalty.services.events import EventInput, record_events
 from loyalty.services.program_file import program_load
 from loyalty.services.tiers import review_tiers
 
@@ -71,20 +71,17 @@ def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> Si
 def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now: datetime) -> int:
     # Pareto-distributed zeal: the share of days a member shows up.
     zeal = min(0.95, 0.04 * rng.paretovariate(1.3))
-    sequence = 0
+    events: list[EventInput] = []
 
     def emit(action: str, at: datetime, **attributes) -> None:
-        nonlocal sequence
-        sequence += 1
-        record_event(
-            client=None,
-            event=EventInput(
+        events.append(
+            EventInput(
                 external_id=external_id,
                 action=action,
-                idempotency_key=f"{DEMO_PREFIX}{external_id}-{sequence}",
+                idempotency_key=f"{DEMO_PREFIX}{external_id}-{len(events) + 1}",
                 occurred_at=at,
                 attributes=attributes,
-            ),
+            )
         )
 
     emit("register", joined)
@@ -104,4 +101,6 @@ def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now
             emit("share", day + timedelta(minutes=50))
         if rng.random() < 0.02:
             emit("invite_friend", day + timedelta(minutes=55), friend_registered=True)
-    return sequence
+    # One batch per member: recorded in posting order, as one by one, in a fraction of the time.
+    record_events(client=None, events=events)
+    return len(events)

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo program: {load_demo_program()}")
         if program_only:
             return
-        self.stdout.write(f"Simulating {members} members over {days} days (takes a little while)…")
+        self.stdout.write(f"Simulating {members} members over {days} days…")
         report = simulate_members(members=members, days=days)
         if report.skipped:
             self.stdout.write("Demo members: already simulated.")
