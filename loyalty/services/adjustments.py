@@ -7,13 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation, DomainError, InvalidInput, MemberNotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import Adjustment, Currency, EntryKind, SourceType
-from loyalty.services.events import IdempotencyConflict
+from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_credit_locked, points_debit_locked
@@ -53,16 +52,13 @@ def _hash(member: Member, currency: str, amount: int, reason: str) -> str:
 
 
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> AdjustmentResult | None:
-    stored = (
-        Adjustment.objects.select_related("member")
-        .filter(client=client, idempotency_key=key)
-        .first()
+    stored = stored_write(
+        Adjustment.objects.select_related("member"),
+        client=client,
+        key=key,
+        request_hash=request_hash,
     )
-    if stored is None:
-        return None
-    if stored.request_hash != request_hash:
-        raise IdempotencyConflict(details={"idempotency_key": key})
-    return AdjustmentResult(adjustment=stored, replayed=True)
+    return AdjustmentResult(adjustment=stored, replayed=True) if stored else None
 
 
 def adjust(
@@ -89,53 +85,61 @@ def adjust(
             f"The amount must be non-zero and at most {MAX_ADJUSTMENT:,}.", code="invalid_amount"
         )
     request_hash = _hash(member, currency, amount, reason)
+    return idempotent_write(
+        lambda: _adjust(
+            member, currency, amount, reason, idempotency_key, operator, client, request_hash
+        ),
+        stored=lambda: _stored(client, idempotency_key, request_hash),
+    )
+
+
+def _adjust(
+    member: Member,
+    currency: str,
+    amount: int,
+    reason: str,
+    idempotency_key: str,
+    operator,
+    client: ApiClient | None,
+    request_hash: str,
+) -> AdjustmentResult:
+    standing = lock_standing(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    try:
-        with transaction.atomic():
-            standing = lock_standing(member.pk)
-            if stored := _stored(client, idempotency_key, request_hash):
-                return stored
-            operator_id = operator.pk if getattr(operator, "pk", None) else None
-            common = dict(source_type=SourceType.ADJUSTMENT, reason=reason, operator_id=operator_id)
-            if currency == Currency.POINTS and amount > 0:
-                entry = points_credit_locked(
-                    standing=standing, amount=amount, kind=EntryKind.ADJUST, **common
-                )
-            elif currency == Currency.POINTS:
-                entry = points_debit_locked(
-                    standing=standing, amount=-amount, kind=EntryKind.ADJUST, **common
-                )
-            else:
-                if standing.growth + amount < 0:
-                    raise InsufficientGrowth(details={"growth": standing.growth, "amount": amount})
-                (entry,) = ledger_post(
-                    standing=standing,
-                    movements=[
-                        Movement(
-                            currency=Currency.GROWTH, kind=EntryKind.ADJUST, amount=amount, **common
-                        )
-                    ],
-                )
-                if amount > 0:
-                    tier_upgrade_if_qualified(
-                        standing=standing, program=compiled_program(), at=timezone.now()
-                    )
-            adjustment = Adjustment.objects.create(
-                member=member,
-                currency=currency,
-                amount=amount,
-                reason=reason,
-                operator_id=operator_id,
-                client=client,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                entry=entry,
+    operator_id = operator.pk if getattr(operator, "pk", None) else None
+    common = dict(source_type=SourceType.ADJUSTMENT, reason=reason, operator_id=operator_id)
+    if currency == Currency.POINTS and amount > 0:
+        entry = points_credit_locked(
+            standing=standing, amount=amount, kind=EntryKind.ADJUST, **common
+        )
+    elif currency == Currency.POINTS:
+        entry = points_debit_locked(
+            standing=standing, amount=-amount, kind=EntryKind.ADJUST, **common
+        )
+    else:
+        if standing.growth + amount < 0:
+            raise InsufficientGrowth(details={"growth": standing.growth, "amount": amount})
+        (entry,) = ledger_post(
+            standing=standing,
+            movements=[
+                Movement(currency=Currency.GROWTH, kind=EntryKind.ADJUST, amount=amount, **common)
+            ],
+        )
+        if amount > 0:
+            tier_upgrade_if_qualified(
+                standing=standing, program=compiled_program(), at=timezone.now()
             )
-    except IntegrityError:
-        if stored := _stored(client, idempotency_key, request_hash):
-            return stored
-        raise
+    adjustment = Adjustment.objects.create(
+        member=member,
+        currency=currency,
+        amount=amount,
+        reason=reason,
+        operator_id=operator_id,
+        client=client,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        entry=entry,
+    )
     return AdjustmentResult(adjustment=adjustment)
 
 

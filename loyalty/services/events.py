@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.errors import Conflict, DomainError, MemberNotFound
+from accounts.errors import DomainError, MemberNotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import (
     Currency,
@@ -31,6 +31,7 @@ from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
 from loyalty.services.activity import activity_on_event_locked, gift_grant_locked
 from loyalty.services.gamification import on_event
+from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standings
@@ -38,11 +39,6 @@ from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, compiled_program
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
 from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-    message = "This idempotency key was already used with a different request."
 
 
 @dataclass(frozen=True)

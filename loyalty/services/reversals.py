@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
 
@@ -28,8 +27,8 @@ from loyalty.models import (
 )
 from loyalty.periods import period_start
 from loyalty.rules import CompiledRule, read_attribute
-from loyalty.services.events import IdempotencyConflict
 from loyalty.services.gamification import on_reversal
+from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
@@ -62,11 +61,9 @@ def _hash(event_id: int, amount: Decimal | None) -> str:
 
 
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> ReversalResult | None:
-    stored = EventReversal.objects.filter(client=client, idempotency_key=key).first()
+    stored = stored_write(EventReversal.objects, client=client, key=key, request_hash=request_hash)
     if stored is None:
         return None
-    if stored.request_hash != request_hash:
-        raise IdempotencyConflict(details={"idempotency_key": key})
     return ReversalResult(reversal_id=stored.pk, outcome=stored.outcome, replayed=True)
 
 
@@ -82,15 +79,10 @@ def event_reverse(
     Safe to retry with the same key; the same key with another amount is a conflict.
     """
     request_hash = _hash(event_id, amount)
-    if stored := _stored(client, idempotency_key, request_hash):
-        return stored
-    try:
-        with transaction.atomic():
-            return _reverse(client, event_id, idempotency_key, amount, request_hash)
-    except IntegrityError:
-        if stored := _stored(client, idempotency_key, request_hash):
-            return stored
-        raise
+    return idempotent_write(
+        lambda: _reverse(client, event_id, idempotency_key, amount, request_hash),
+        stored=lambda: _stored(client, idempotency_key, request_hash),
+    )
 
 
 def _reverse(

@@ -11,14 +11,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import EntryKind, LotMovement, SourceType
-from loyalty.services.events import IdempotencyConflict
+from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_credit_locked, points_debit_locked
 from loyalty.services.program import compiled_program
@@ -49,16 +49,13 @@ def _hash(member: Member, reward_code: str, details: dict) -> str:
 
 
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> RedemptionResult | None:
-    stored = (
-        Redemption.objects.select_related("reward", "member")
-        .filter(client=client, idempotency_key=key)
-        .first()
+    stored = stored_write(
+        Redemption.objects.select_related("reward", "member"),
+        client=client,
+        key=key,
+        request_hash=request_hash,
     )
-    if stored is None:
-        return None
-    if stored.request_hash != request_hash:
-        raise IdempotencyConflict(details={"idempotency_key": key})
-    return RedemptionResult(redemption=stored, replayed=True)
+    return RedemptionResult(redemption=stored, replayed=True) if stored else None
 
 
 def redeem(
@@ -74,71 +71,77 @@ def redeem(
     record the redemption. Refusals raise ``RedemptionRefused`` with a stable code."""
     details = details or {}
     request_hash = _hash(member, reward_code, details)
+    return idempotent_write(
+        lambda: _redeem(member, reward_code, idempotency_key, client, details, request_hash),
+        stored=lambda: _stored(client, idempotency_key, request_hash),
+    )
+
+
+def _redeem(
+    member: Member,
+    reward_code: str,
+    idempotency_key: str,
+    client: ApiClient | None,
+    details: dict[str, Any],
+    request_hash: str,
+) -> RedemptionResult:
+    standing = lock_standing(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    try:
-        with transaction.atomic():
-            standing = lock_standing(member.pk)
-            if stored := _stored(client, idempotency_key, request_hash):
-                return stored
-            reward = Reward.objects.select_for_update().filter(code=reward_code).first()
-            if reward is None:
-                raise RewardNotFound(details={"reward": reward_code})
-            program = compiled_program()
-            price = price_for(reward, program, standing.tier_id)
-            now = timezone.now()
-            refusal = refusal_for(
-                reward=reward,
-                member=member,
-                standing=standing,
-                price=price,
-                program=program,
-                at=now,
-            )
-            if refusal is not None:
-                raise refusal
-            redemption = Redemption.objects.create(
-                member=member,
-                reward=reward,
-                client=client,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
-                points_cost=price,
-                details=details,
-                status=Redemption.Status.PENDING
-                if reward.kind == Reward.Kind.PHYSICAL
-                else Redemption.Status.COMPLETED,
-            )
-            redemption.spend_entry = points_debit_locked(
-                standing=standing,
-                amount=price,
-                kind=EntryKind.SPEND,
-                source_type=SourceType.REDEMPTION,
-                source_id=str(redemption.pk),
-                reason=f"Redeemed {reward.code}",
-            )
-            if reward.stock is not None:
-                Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
-            Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") + 1)
-            if reward.kind == Reward.Kind.COUPON:
-                redemption.coupon_code = _hand_out_code(reward, redemption, now)
-            redemption.save(update_fields=["spend_entry", "coupon_code"])
-            webhook_emit(
-                type="reward.redeemed",
-                member_id=member.pk,
-                data={
-                    "member": member.external_id,
-                    "redemption_id": redemption.pk,
-                    "reward": reward.code,
-                    "points": price,
-                    "status": redemption.status,
-                    "coupon_code": redemption.coupon_code,
-                },
-            )
-    except IntegrityError:
-        if stored := _stored(client, idempotency_key, request_hash):
-            return stored
-        raise
+    reward = Reward.objects.select_for_update().filter(code=reward_code).first()
+    if reward is None:
+        raise RewardNotFound(details={"reward": reward_code})
+    program = compiled_program()
+    price = price_for(reward, program, standing.tier_id)
+    now = timezone.now()
+    refusal = refusal_for(
+        reward=reward,
+        member=member,
+        standing=standing,
+        price=price,
+        program=program,
+        at=now,
+    )
+    if refusal is not None:
+        raise refusal
+    redemption = Redemption.objects.create(
+        member=member,
+        reward=reward,
+        client=client,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        points_cost=price,
+        details=details,
+        status=Redemption.Status.PENDING
+        if reward.kind == Reward.Kind.PHYSICAL
+        else Redemption.Status.COMPLETED,
+    )
+    redemption.spend_entry = points_debit_locked(
+        standing=standing,
+        amount=price,
+        kind=EntryKind.SPEND,
+        source_type=SourceType.REDEMPTION,
+        source_id=str(redemption.pk),
+        reason=f"Redeemed {reward.code}",
+    )
+    if reward.stock is not None:
+        Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
+    Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") + 1)
+    if reward.kind == Reward.Kind.COUPON:
+        redemption.coupon_code = _hand_out_code(reward, redemption, now)
+    redemption.save(update_fields=["spend_entry", "coupon_code"])
+    webhook_emit(
+        type="reward.redeemed",
+        member_id=member.pk,
+        data={
+            "member": member.external_id,
+            "redemption_id": redemption.pk,
+            "reward": reward.code,
+            "points": price,
+            "status": redemption.status,
+            "coupon_code": redemption.coupon_code,
+        },
+    )
     return RedemptionResult(redemption=redemption)
 
 

@@ -8,7 +8,7 @@ from accounts.errors import InvalidInput
 from accounts.models import Member
 from loyalty.models import Adjustment, LedgerEntry, MemberStanding, PointLot
 from loyalty.services.adjustments import InsufficientGrowth, adjust, bulk_award, parse_award_rows
-from loyalty.services.events import IdempotencyConflict
+from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.points import InsufficientPoints
 from tests.factories import MemberFactory, make_tiers
 from tests.helpers import assert_balances_match_ledger, assert_error

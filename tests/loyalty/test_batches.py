@@ -23,7 +23,8 @@ from loyalty.models import (
     QuestProgress,
     RuleCounter,
 )
-from loyalty.services.events import EventInput, IdempotencyConflict, record_event, record_events
+from loyalty.services.events import EventInput, record_event, record_events
+from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.program import program_changed
 from loyalty.services.reconciliation import verify_ledger
 from tests.helpers import assert_balances_match_ledger

@@ -1,0 +1,50 @@
+"""Idempotent writes: a retry with the same key gets the first outcome and writes nothing; the
+same key with another body is a conflict. Keys are unique per API client in every table that
+stores them, next to the request's hash."""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import IntegrityError, transaction
+from django.db.models import Model, QuerySet
+
+from accounts.errors import Conflict
+from accounts.models import ApiClient
+
+M = TypeVar("M", bound=Model)
+T = TypeVar("T")
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    message = "This idempotency key was already used with a different request."
+
+
+def stored_write(
+    rows: QuerySet[M], *, client: ApiClient | None, key: str, request_hash: str
+) -> M | None:
+    """The row this client already wrote under ``key``, if any; ``IdempotencyConflict`` if it
+    was written for another request."""
+    stored = rows.filter(client=client, idempotency_key=key).first()
+    if stored is not None and stored.request_hash != request_hash:
+        raise IdempotencyConflict(details={"idempotency_key": key})
+    return stored
+
+
+def idempotent_write(write: Callable[[], T], *, stored: Callable[[], T | None]) -> T:
+    """Run ``write`` in a transaction unless ``stored()`` finds the outcome of an earlier
+    request with this key. A concurrent request that stored the key first makes our insert
+    fail on the key's unique constraint: we answer as its retry.
+
+    ``write`` should call ``stored()`` again once it holds its locks: a retry may have
+    committed while it waited.
+    """
+    if (found := stored()) is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError:
+        if (found := stored()) is not None:
+            return found
+        raise
