@@ -197,42 +197,14 @@ def generate(
                         ids["loyalty_ledgerentry"],
                     )
                     version = versions[action]
-                    rows["entry"].append(
-                        (
-                            growth_id,
-                            member_id,
-                            "growth",
-                            "earn",
-                            g,
-                            False,
-                            "event",
-                            str(event_id),
-                            event_id,
-                            version,
-                            None,
-                            "",
-                            at,
-                            at,
+                    for entry_id, currency, amount in (
+                        (growth_id, "growth", g),
+                        (points_id, "points", p),
+                    ):
+                        rows["entry"].append(
+                            (entry_id, member_id, currency, "earn", amount, False, "event")
+                            + (str(event_id), event_id, version, None, "", at, at)
                         )
-                    )
-                    rows["entry"].append(
-                        (
-                            points_id,
-                            member_id,
-                            "points",
-                            "earn",
-                            p,
-                            False,
-                            "event",
-                            str(event_id),
-                            event_id,
-                            version,
-                            None,
-                            "",
-                            at,
-                            at,
-                        )
-                    )
                     ids["loyalty_pointlot"] += 1
                     rows["lot"].append(
                         (

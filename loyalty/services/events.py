@@ -160,25 +160,20 @@ def record_events(
                 raise
             for item in items:
                 item.stored, item.outcome, item.replayed = None, None, False
-    errors = found
-    results = []
-    for index in range(len(events)):
-        if index in errors:
-            results.append(BatchItemResult(index=index, error=errors[index]))
-    by_index = {item.index: item for item in items if item.index not in errors}
-    results += [
-        BatchItemResult(
-            index=index,
-            result=EventResult(
-                event_id=None if dry_run else item.stored.pk,
-                outcome=item.outcome,
-                replayed=item.replayed,
-                dry_run=dry_run,
-            ),
+    recorded = {
+        item.index: EventResult(
+            event_id=None if dry_run else item.stored.pk,
+            outcome=item.outcome,
+            replayed=item.replayed,
+            dry_run=dry_run,
         )
-        for index, item in by_index.items()
+        for item in items
+        if item.index not in found
+    }
+    return [
+        BatchItemResult(index=index, error=found.get(index), result=recorded.get(index))
+        for index in range(len(events))
     ]
-    return sorted(results, key=lambda result: result.index)
 
 
 def _record_items(
@@ -480,7 +475,6 @@ def _counters(
 ) -> dict[tuple[int, str, Any], RuleCounter]:
     """The member's counters for the periods holding ``at``, for every rule that keeps some;
     missing ones start at zero (and are written by ``work`` if used)."""
-    earliest = min(period_start("week", work.since), period_start("month", work.since))
     counters = {}
     for rule in rules:
         for period in rule.counted_periods:
@@ -490,7 +484,7 @@ def _counters(
                 key,
                 index=lambda c: (c.member_id, c.rule_id, c.period, c.period_start),
                 query=lambda ids: RuleCounter.objects.filter(
-                    Q(period="lifetime") | Q(period_start__gte=earliest), member_id__in=ids
+                    Q(period="lifetime") | Q(period_start__gte=work.period_floor), member_id__in=ids
                 ),
                 new=lambda key=key: RuleCounter(
                     member_id=key[0], rule_id=key[1], period=key[2], period_start=key[3]

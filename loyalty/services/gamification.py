@@ -380,13 +380,13 @@ def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
         return QuestProgress.objects.get_or_create(
             member_id=member_id, quest=quest, period_start=start
         )[0]
-    earliest = min(period_start("week", work.since), period_start("day", work.since))
     return work.row(
         QuestProgress,
         (member_id, quest.pk, start),
         index=lambda p: (p.member_id, p.quest_id, p.period_start),
         query=lambda ids: QuestProgress.objects.filter(
-            Q(period_start=LIFETIME_START) | Q(period_start__gte=earliest), member_id__in=ids
+            Q(period_start=LIFETIME_START) | Q(period_start__gte=work.period_floor),
+            member_id__in=ids,
         ),
         new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
     )

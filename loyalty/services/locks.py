@@ -12,19 +12,12 @@ from loyalty.models import MemberStanding
 
 def lock_standing(member_id: int) -> MemberStanding:
     """Lock (creating if needed) the member's standing row. Call inside ``transaction.atomic``."""
-    standing = MemberStanding.objects.select_for_update().filter(pk=member_id).first()
-    if standing is None:
-        # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
-        MemberStanding.objects.bulk_create(
-            [MemberStanding(member_id=member_id)], ignore_conflicts=True
-        )
-        standing = MemberStanding.objects.select_for_update().get(pk=member_id)
-    return standing
+    return lock_standings([member_id])[member_id]
 
 
 def lock_standings(member_ids: Iterable[int]) -> dict[int, MemberStanding]:
-    """Lock (creating if needed) several members' standings in one statement, in primary-key
-    order. Call inside ``transaction.atomic``."""
+    """Lock (creating if needed) several members' standings, in primary-key order: one
+    statement, two more for members without one yet. Call inside ``transaction.atomic``."""
     ids = sorted(set(member_ids))
     locked = MemberStanding.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     standings = {standing.pk: standing for standing in locked}

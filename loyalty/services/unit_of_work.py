@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
@@ -40,6 +40,7 @@ from loyalty.models import (
     RuleCounter,
     SourceType,
 )
+from loyalty.periods import period_start
 
 # Per table kept here: the fields identifying a row (its unique constraint) and those changed.
 UPSERTS: dict[type[Model], tuple[list[str], list[str]]] = {
@@ -93,7 +94,7 @@ class UnitOfWork:
         self.touched: set[int] = set()
         self.scores: dict[tuple[int, Any, int], int] = {}  # leaderboard score deltas
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
-        self._dirty: dict[type[Model], dict[Hashable, Model]] = {}
+        self._dirty: dict[type[Model], dict[int, Model]] = {}  # changed rows by identity
         self._memo: dict[Hashable, Any] = {}
 
     # --- Reading ------------------------------------------------------------------------------
@@ -101,6 +102,12 @@ class UnitOfWork:
     @property
     def member_ids(self) -> list[int]:
         return list(self.standings)
+
+    @property
+    def period_floor(self) -> date:
+        """The first day of every day, week or month period holding one of the batch's events:
+        period rows (counters, quest progress) starting earlier are never read."""
+        return min(period_start("week", self.since), period_start("month", self.since))
 
     def rows(
         self,
@@ -170,15 +177,11 @@ class UnitOfWork:
 
     def changed(self, row: Model) -> None:
         """Mark a row taken from ``row``/``rows`` as changed: ``flush`` writes it."""
-        unique, _ = UPSERTS[type(row)]
-        key = tuple(getattr(row, f"{name}_id", None) or getattr(row, name) for name in unique)
-        self._dirty.setdefault(type(row), {})[key] = row
+        self._dirty.setdefault(type(row), {})[id(row)] = row
 
     def saved(self, row: Model) -> None:
         """A row written at once (e.g. a completed quest): nothing left to flush for it."""
-        unique, _ = UPSERTS[type(row)]
-        key = tuple(getattr(row, f"{name}_id", None) or getattr(row, name) for name in unique)
-        self._dirty.get(type(row), {}).pop(key, None)
+        self._dirty.get(type(row), {}).pop(id(row), None)
 
     def flush(self) -> None:
         """Write everything, in as few statements as the tables allow."""
@@ -290,10 +293,14 @@ def _append(model: type[Model], rows: list[Model]) -> None:
             if target is not None and getattr(row, field.attname) is None:
                 setattr(row, field.attname, target.pk)
     now = timezone.now()
+    stamped = [
+        field.attname
+        for field in fields
+        if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
+    ]
     for row in rows:
-        for field in fields:
-            if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
-                setattr(row, field.attname, now)
+        for attname in stamped:
+            setattr(row, attname, now)
     # Plain values suit COPY as they are, but JSON goes as text.
     json_fields = [
         (position, field.encoder)
