@@ -119,10 +119,7 @@ def activity_on_event_locked(
             )
         elif not (activity.state == ActivityState.RETURNED and activity.returned_on == day):
             _transition(activity, ActivityState.ACTIVE, occurred_at)
-    if work := unit_of_work.current():
-        work.changed(activity)
-    else:
-        activity.save()
+    unit_of_work.save(activity)
     return activity.state if activity.state != before else None
 
 

@@ -110,10 +110,7 @@ def streak_touch(
             state.current = 1
     state.last_day = day
     state.longest = max(state.longest, state.current)
-    if work := unit_of_work.current():
-        work.changed(state)
-    else:
-        state.save()
+    unit_of_work.save(state)
     return state
 
 
@@ -339,13 +336,12 @@ def quests_progress(
             if step.action_id == action_id:
                 counts[str(step.pk)] = min(counts.get(str(step.pk), 0) + 1, step.count)
         progress.step_counts = counts
-        work = unit_of_work.current()
-        if all(counts.get(str(step.pk), 0) >= step.count for step in steps):
+        if not all(counts.get(str(step.pk), 0) >= step.count for step in steps):
+            unit_of_work.save(progress)
+        else:
             progress.completed_at = timezone.now()
-            if work is not None:
-                # Written at once: its id names the bonus, and badges count completed quests.
-                progress.save()
-                work.saved(progress)
+            # Written at once: its id names the bonus, and badges count completed quests.
+            unit_of_work.save(progress, now=True)
             _bonus(
                 standing,
                 SourceType.QUEST,
@@ -367,10 +363,6 @@ def quests_progress(
                     "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
                 },
             )
-        if work is not None and progress.completed_at is None:
-            work.changed(progress)
-        elif work is None:
-            progress.save(update_fields=["step_counts", "completed_at"])
     return completed, awards
 
 

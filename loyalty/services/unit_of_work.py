@@ -68,6 +68,18 @@ def current() -> "UnitOfWork | None":
     return _current.get()
 
 
+def save(row: Model, *, now: bool = False) -> None:
+    """Write a changed row of the flow: with the running unit of work's flush, or at once if
+    none runs or ``now`` is asked (when its id is needed, or others count it)."""
+    work = current()
+    if work is not None and not now:
+        work.changed(row)
+        return
+    row.save()
+    if work is not None:
+        work.saved(row)
+
+
 def member_external_id(member_id: int) -> str | None:
     """The host app's id of a member (known to the unit of work for its members)."""
     work = current()
