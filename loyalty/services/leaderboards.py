@@ -189,15 +189,15 @@ def leaderboards_record_entries(
     *, member_id: int, entries: Iterable[LedgerEntry], boards: Iterable[Leaderboard]
 ) -> None:
     """Add ledger entries to the growth and points boards. Caller holds the member's lock."""
-    deltas: dict[tuple[int, date], tuple[Leaderboard, int]] = {}
+    deltas: ScoreDeltas = {}
     for board in boards:
         if board.metric == Leaderboard.Metric.ACTION_COUNT:
             continue
         for entry in entries:
             if counts_for(board, currency=entry.currency, kind=entry.kind, pending=entry.pending):
-                key = (board.pk, board_period_start(board.period, entry.effective_at))
-                deltas[key] = (board, deltas.get(key, (board, 0))[1] + entry.amount)
-    _add({(board.pk, period, member_id): delta for (_, period), (board, delta) in deltas.items()})
+                key = (board.pk, board_period_start(board.period, entry.effective_at), member_id)
+                deltas[key] = deltas.get(key, 0) + entry.amount
+    _add(deltas)
 
 
 def leaderboards_record_action(
