@@ -121,18 +121,6 @@ class UnitOfWork:
         period rows (counters, quest progress) starting earlier are never read."""
         return min(period_start("week", self.since), period_start("month", self.since))
 
-    def rows(
-        self,
-        model: type[Model],
-        key: Callable[[Model], Hashable],
-        query: Callable[[list[int]], QuerySet],
-    ) -> dict[Hashable, Model]:
-        """The batch's rows of ``model`` by ``key``, read by one ``query(member_ids)`` the
-        first time they are asked for."""
-        if model not in self._rows:
-            self._rows[model] = {key(row): row for row in query(self.member_ids)}
-        return self._rows[model]
-
     def row(
         self,
         model: type[Model],
@@ -142,8 +130,12 @@ class UnitOfWork:
         query: Callable[[list[int]], QuerySet],
         new: Callable[[], Model],
     ) -> Model:
-        """One row of the batch's rows (``new()`` when missing, kept for the next asker)."""
-        rows = self.rows(model, index, query)
+        """One of the batch's rows of ``model``, found by ``key`` among those that
+        ``query(member_ids)`` reads, once, the first time the table is asked for (keyed by
+        ``index``); ``new()`` when missing, kept for the next asker."""
+        if model not in self._rows:
+            self._rows[model] = {index(row): row for row in query(self.member_ids)}
+        rows = self._rows[model]
         if key not in rows:
             rows[key] = new()
         return rows[key]
@@ -188,7 +180,7 @@ class UnitOfWork:
                 self._growth_posted.setdefault(entry.member_id, []).append(entry)
 
     def changed(self, row: Model) -> None:
-        """Mark a row taken from ``row``/``rows`` as changed: ``flush`` writes it."""
+        """Mark a row taken from ``row`` as changed: ``flush`` writes it."""
         self._dirty.setdefault(type(row), {})[id(row)] = row
 
     def saved(self, row: Model) -> None:
