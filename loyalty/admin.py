@@ -9,14 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError, InvalidInput
 from loyalty import admin_activity, admin_gamification  # noqa: F401  register their admin pages
-from loyalty.admin_base import ReadOnlyAdmin
+from loyalty.admin_base import ReadOnlyAdmin, admin_page
 from loyalty.models import (
     Action,
     Adjustment,
@@ -73,23 +72,23 @@ class ProgramAdmin(SimpleHistoryAdmin):
 
     def audit_view(self, request):
         """Every operator change to the program, newest first: who, when, what changed."""
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Program changes",
-            "changes": program_changes(limit=300),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/loyalty/audit.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/audit.html",
+            title="Program changes",
+            changes=program_changes(limit=300),
+        )
 
     def liability_view(self, request):
         """Points outstanding, pending and expiring per month ahead."""
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Points liability",
-            "report": liability_report(months=12),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/loyalty/liability.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/liability.html",
+            title="Points liability",
+            report=liability_report(months=12),
+        )
 
     def has_add_permission(self, request) -> bool:
         return not Program.objects.exists()
@@ -234,15 +233,15 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
                 outcome = record_event(client=None, event=event, dry_run=True).as_dict()
             except DomainError as error:
                 messages.error(request, f"{error.code}: {error.message}")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "What would this event earn?",
-            "form": form,
-            "outcome": outcome,
-            "outcome_json": json.dumps(outcome, indent=2, cls=DjangoJSONEncoder) if outcome else "",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/loyalty/preview.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/preview.html",
+            title="What would this event earn?",
+            form=form,
+            outcome=outcome,
+            outcome_json=json.dumps(outcome, indent=2, cls=DjangoJSONEncoder) if outcome else "",
+        )
 
 
 class PrivilegeInline(admin.TabularInline):
@@ -381,16 +380,16 @@ def _award_view(model_admin, request, *, member_ids: list[str] | None, selected:
             model_admin.message_user(
                 request, f"{error.message} {error.details or ''}", level=messages.ERROR
             )
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": "Award growth or points",
-        "form": form,
-        "member_ids": member_ids or [],
-        "selected": selected,
-        "report": report,
-        "opts": model_admin.model._meta,
-    }
-    return TemplateResponse(request, "admin/loyalty/award.html", context)
+    return admin_page(
+        model_admin,
+        request,
+        "admin/loyalty/award.html",
+        title="Award growth or points",
+        form=form,
+        member_ids=member_ids or [],
+        selected=selected,
+        report=report,
+    )
 
 
 @admin.register(Adjustment)

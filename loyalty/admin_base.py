@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.template.response import TemplateResponse
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -12,3 +13,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def admin_page(
+    model_admin: admin.ModelAdmin, request, template: str, **context
+) -> TemplateResponse:
+    """A page of our own inside the admin: the site's context (navigation, user), the model's
+    options (breadcrumbs), then the page's ``title`` and other values."""
+    return TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            **context,
+        },
+    )

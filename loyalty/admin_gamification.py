@@ -4,13 +4,13 @@ badges; who holds a badge; a leaderboard's current standings."""
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
+from loyalty.admin_base import admin_page
 from loyalty.models import Badge, BadgeAward, Leaderboard, Quest, QuestStep, Streak
 from loyalty.services.gamification import badge_grant, badge_revoke
 from loyalty.services.leaderboards import board_period_start, leaderboard_view
@@ -97,13 +97,13 @@ class BadgeAdmin(ProgramDataAdmin):
                 f"Granted {badge} to {members.count()} member(s)."
                 + (f" Unknown: {', '.join(sorted(missing))}" if missing else ""),
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Grant {badge}",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/loyalty/form_page.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/form_page.html",
+            title=f"Grant {badge}",
+            form=form,
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra = {
@@ -207,11 +207,11 @@ class LeaderboardAdmin(ProgramDataAdmin):
         )
         members = Member.objects.in_bulk([r.member_id for r in view["top"]])
         rows = [(r.rank, members.get(r.member_id), r.score) for r in view["top"]]
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{board} — standings",
-            "view": view,
-            "rows": rows,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/loyalty/standings.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/loyalty/standings.html",
+            title=f"{board} — standings",
+            view=view,
+            rows=rows,
+        )

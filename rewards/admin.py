@@ -3,12 +3,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError
+from loyalty.admin_base import admin_page
 from rewards.models import CouponPool, Redemption, Reward
 from rewards.services.pools import parse_codes, pool_add_codes, pool_generate
 from rewards.services.redemptions import redemption_advance, redemption_cancel
@@ -86,15 +86,15 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"{pool.name}: {report}.")
             except DomainError as error:
                 self.message_user(request, error.message, level=messages.ERROR)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Codes of {pool.name}",
-            "form": form,
-            "pool": pool,
-            "free": pool.codes.filter(redemption__isnull=True).count(),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/rewards/pool_codes.html", context)
+        return admin_page(
+            self,
+            request,
+            "admin/rewards/pool_codes.html",
+            title=f"Codes of {pool.name}",
+            form=form,
+            pool=pool,
+            free=pool.codes.filter(redemption__isnull=True).count(),
+        )
 
 
 @admin.register(Reward)
