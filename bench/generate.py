@@ -26,6 +26,15 @@ SIZES = {
     "large": (1_000_000, 5_000_000),
 }
 HEAVY_MEMBER = "bench-heavy"
+ID_TABLES = (
+    "accounts_member",
+    "loyalty_event",
+    "loyalty_ledgerentry",
+    "loyalty_pointlot",
+    "loyalty_leaderboardscore",
+    "loyalty_actiontally",
+    "loyalty_badgeaward",
+)
 BOARD = "bench-growth"
 
 
@@ -102,17 +111,12 @@ def generate(
     mean = max(events / max(members, 1), 1)
     result = Generated()
     with psycopg.connect(dsn(), autocommit=True) as conn:  # a real transaction per chunk
-        ids = {}
-        for table in (
-            "accounts_member",
-            "loyalty_event",
-            "loyalty_ledgerentry",
-            "loyalty_pointlot",
-            "loyalty_leaderboardscore",
-            "loyalty_actiontally",
-            "loyalty_badgeaward",
-        ):
-            ids[table] = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        # The generator draws ids itself (COPY), from each table's highest, and moves the
+        # tables' sequences past them at the end.
+        ids = {
+            table: conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+            for table in ID_TABLES
+        }
         done = 0
         while done < members + 1:
             size = min(chunk, members + 1 - done)
@@ -278,15 +282,7 @@ def generate(
             done += size
             result.members += size
             progress(f"  generated {done:,} members, {result.events:,} events")
-        for table in (
-            "accounts_member",
-            "loyalty_event",
-            "loyalty_ledgerentry",
-            "loyalty_pointlot",
-            "loyalty_leaderboardscore",
-            "loyalty_actiontally",
-            "loyalty_badgeaward",
-        ):
+        for table in ID_TABLES:
             if ids[table]:
                 conn.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {ids[table]})"
