@@ -57,7 +57,8 @@ def refusal_for(
     at: datetime,
 ) -> RedemptionRefused | None:
     """Why the member cannot redeem the reward now, or None. Callers deciding on a redemption
-    must hold the member's lock and the reward's row lock, so the answer stays true."""
+    must hold the member's lock, so the member's side of the answer stays true; stock can still
+    run out before they commit, which taking it must check again."""
     if (
         not reward.is_active
         or (reward.available_from and at < reward.available_from)

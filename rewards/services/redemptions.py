@@ -1,9 +1,12 @@
 """Redeeming rewards and cancelling redemptions: correct under any load.
 
-Lock order, everywhere: the member's standing first, then the reward's row. Under both locks
-the eligibility checks cannot go stale, so stock never goes below zero, a member limit is
-never exceeded and a balance never goes below zero; a retried request finds its stored
-redemption and is never charged twice.
+Lock order, everywhere: the member's standing first, then the reward's row. The member's
+lock keeps their side true (limits, balance, the stored key), so a member limit is never
+exceeded, a balance never goes below zero and a retried request finds its stored redemption
+and is never charged twice. The reward's row is locked last and only for the moment before
+commit: one conditional update takes a unit of stock only if one is left, and if none is, the
+whole redemption rolls back. Stock never goes below zero, and concurrent redemptions of one
+reward wait on each other for a single statement, not for a whole redemption.
 """
 
 import hashlib
@@ -88,7 +91,7 @@ def _redeem(
     standing = lock_standing(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    reward = Reward.objects.select_for_update().filter(code=reward_code).first()
+    reward = Reward.objects.filter(code=reward_code).first()
     if reward is None:
         raise RewardNotFound(details={"reward": reward_code})
     program = compiled_program()
@@ -124,9 +127,6 @@ def _redeem(
         source_id=str(redemption.pk),
         reason=f"Redeemed {reward.code}",
     )
-    if reward.stock is not None:
-        Reward.objects.filter(pk=reward.pk).update(stock=F("stock") - 1)
-    Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") + 1)
     if reward.kind == Reward.Kind.COUPON:
         redemption.coupon_code = _hand_out_code(reward, redemption, now)
     redemption.save(update_fields=["spend_entry", "coupon_code"])
@@ -142,7 +142,24 @@ def _redeem(
             "coupon_code": redemption.coupon_code,
         },
     )
+    _take_stock(reward)
     return RedemptionResult(redemption=redemption)
+
+
+def _take_stock(reward: Reward) -> None:
+    """Count the redemption and take one unit of stock, if one is left: the last statement of
+    the redemption, so the reward's row stays locked only until the commit. Out of stock here
+    (another redemption took the last unit since we read the reward) rolls everything back."""
+    taken = (
+        Reward.objects.filter(pk=reward.pk)
+        .exclude(stock=0)
+        .update(
+            stock=F("stock") - 1,  # unlimited (NULL) stays unlimited
+            redeemed_count=F("redeemed_count") + 1,
+        )
+    )
+    if not taken:
+        raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")
 
 
 def _hand_out_code(reward: Reward, redemption: Redemption, now) -> str:
@@ -186,7 +203,7 @@ def redemption_cancel(
         return redemption
     if redemption.status in (Redemption.Status.SHIPPED, Redemption.Status.DELIVERED):
         raise CannotCancel(f"A {redemption.status} gift cannot be cancelled.")
-    reward = Reward.objects.select_for_update().get(pk=redemption.reward_id)
+    reward = redemption.reward
     # The refund keeps each spent lot's expiry: one refund per original expiry date.
     by_expiry: dict = {}
     for movement in LotMovement.objects.filter(entry_id=redemption.spend_entry_id).select_related(
@@ -208,9 +225,10 @@ def redemption_cancel(
             expires_at=expires_at,
             use_default_expiry=False,
         )
-    if reward.stock is not None:
-        Reward.objects.filter(pk=reward.pk).update(stock=F("stock") + 1)
-    Reward.objects.filter(pk=reward.pk).update(redeemed_count=F("redeemed_count") - 1)
+    Reward.objects.filter(pk=reward.pk).update(
+        stock=F("stock") + 1,  # unlimited (NULL) stays unlimited
+        redeemed_count=F("redeemed_count") - 1,
+    )
     CouponCode.objects.filter(redemption=redemption).update(redemption=None, assigned_at=None)
     redemption.status = Redemption.Status.CANCELLED
     redemption.cancelled_at = timezone.now()

@@ -77,3 +77,28 @@ def test_racing_cancels_refund_exactly_once():
     assert Reward.objects.get().stock == 5
     assert_balances_match_ledger()
     assert Member.objects.count() == 1
+
+
+def test_racing_redemptions_and_cancels_keep_stock_and_counts_true():
+    members = [give_points(f"m{i}", 1000) for i in range(24)]
+    make_reward(cost_points=100, stock=8)
+    first = [
+        redeem(member=members[i], reward_code="gift", idempotency_key=f"a{i}").redemption
+        for i in range(6)
+    ]
+
+    def act(i: int):
+        if i < 6:
+            return redemption_cancel(redemption_id=first[i].pk)
+        return redeem(member=members[i], reward_code="gift", idempotency_key=f"b{i}")
+
+    results = race(24, act)
+    assert all(
+        not isinstance(r, Exception) or getattr(r, "code", "") == "out_of_stock" for r in results
+    ), results
+    live = Redemption.objects.exclude(status=Redemption.Status.CANCELLED).count()
+    reward = Reward.objects.get()
+    assert reward.stock + live == 8
+    assert reward.redeemed_count == live
+    assert sum(1 for r in results[6:] if not isinstance(r, Exception)) == live
+    assert_balances_match_ledger()
