@@ -72,6 +72,12 @@ def setup(size: str, log: Callable[[str], None]) -> None:
         heavy_entries=10_000 if size != "smoke" else 1_000,
     )
     log(f"  done: {made.events:,} events, {made.entries:,} ledger entries in {made.seconds:.0f} s")
+    # The generator writes scores in bulk, past the store: a Redis store refills from them.
+    from loyalty.models import Leaderboard
+    from loyalty.services.leaderboards import store
+
+    for board in Leaderboard.objects.all():
+        store.forget(board)
 
 
 def ensure_database() -> None:
@@ -358,7 +364,7 @@ def single_events(
     return rates, latencies
 
 
-def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float]]:
+def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float], float]:
     """p50/p95 of top-10 and of a member's rank with neighbours, in-process through the store."""
     from loyalty.models import Leaderboard, LeaderboardScore
     from loyalty.services.leaderboards import LIFETIME_START, store
@@ -369,6 +375,10 @@ def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float]]:
             :100_000
         ]
     )
+    # The first read of a Redis store fills its set from the database; not a steady-state read.
+    started = time.monotonic()
+    store.count(board=board, period=LIFETIME_START)
+    fill_ms = (time.monotonic() - started) * 1000
     rng = random.Random(7)
     top, around = [], []
     for _ in range(samples):
@@ -380,7 +390,7 @@ def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float]]:
         store.rank(board=board, period=LIFETIME_START, member_id=member_id)
         store.around(board=board, period=LIFETIME_START, member_id=member_id, size=2)
         around.append((time.monotonic() - started) * 1000)
-    return top, around
+    return top, around, fill_ms
 
 
 def redemptions(
@@ -578,7 +588,11 @@ def main(argv: list[str] | None = None) -> int:
         from loyalty.models import LeaderboardScore
 
         ranked = LeaderboardScore.objects.filter(leaderboard__code="bench-growth").count()
-        top, around = leaderboard_latencies(samples=30 if smoke else 200)
+        top, around, fill_ms = leaderboard_latencies(samples=30 if smoke else 200)
+        from loyalty.services.leaderboards import store
+
+        kind = type(store).__name__.removesuffix("LeaderboardStore").lower()
+        first = f", first read (fill) {fill_ms:,.0f} ms" if kind == "redis" else ""
         figures.append(
             Figure(
                 f"leaderboard top-10 ({ranked:,} ranked)",
@@ -586,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
                 [percentile(top, 0.95)],
                 "p95 ≤ 5 ms (1M)",
                 percentile(top, 0.95) <= 5,
-                f"p50 {percentile(top, 0.5):.2f} ms",
+                f"p50 {percentile(top, 0.5):.2f} ms, {kind} store{first}",
             )
         )
         figures.append(
@@ -596,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
                 [percentile(around, 0.95)],
                 "p95 ≤ 10 ms (1M)",
                 percentile(around, 0.95) <= 10,
-                f"p50 {percentile(around, 0.5):.2f} ms",
+                f"p50 {percentile(around, 0.5):.2f} ms, {kind} store",
             )
         )
     if "verify" in only:

@@ -164,6 +164,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 # --- The loyalty program ----------------------------------------------------------------------
 # How long a member token minted by the host app stays valid, in seconds (default 15 minutes).
 LOYALTY_MEMBER_TOKEN_TTL = env.int("LOYALTY_MEMBER_TOKEN_TTL", default=15 * 60)
+# Set (redis://host:6379/1): leaderboards read ranks from Redis sorted sets mirroring the
+# database's scores, O(log n) at any size. Unset: ranks are counted in the database.
+LOYALTY_LEADERBOARD_REDIS_URL = env.str("LOYALTY_LEADERBOARD_REDIS_URL", default="")
 
 # --- E-mail -----------------------------------------------------------------------------------
 # EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587; the console by default.

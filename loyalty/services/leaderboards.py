@@ -12,11 +12,13 @@ Scores by metric, in the program's time zone, by when a movement counts (``effec
 definitions, so it reproduces the incremental scores exactly.
 """
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
@@ -33,6 +35,8 @@ from loyalty.models import (
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
+
+logger = logging.getLogger(__name__)
 
 GROWTH_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE}
 POINTS_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.ACTIVATE, EntryKind.REVERSE}
@@ -58,6 +62,17 @@ def counts_for(board: Leaderboard, *, currency: str, kind: str, pending: bool) -
 # --- The store --------------------------------------------------------------------------------
 
 
+def hidden_members(board: Leaderboard) -> QuerySet:
+    """Ids of the members never shown on the board: those who opted out (a partial index
+    finds the few) and those the operator excluded."""
+    return (
+        Member.objects.filter(leaderboard_opt_out=True)
+        .order_by()
+        .values_list("pk", flat=True)
+        .union(board.excluded_members.order_by().values_list("pk", flat=True))
+    )
+
+
 @dataclass(frozen=True)
 class Ranked:
     rank: int
@@ -78,6 +93,7 @@ class LeaderboardStore(Protocol):
     ) -> tuple[list[Ranked], list[Ranked]]: ...
     def count(self, *, board: Leaderboard, period: date) -> int: ...
     def below(self, *, board: Leaderboard, period: date, score: int) -> int: ...
+    def forget(self, board: Leaderboard) -> None: ...
 
 
 class DatabaseLeaderboardStore:
@@ -111,10 +127,7 @@ class DatabaseLeaderboardStore:
         scores = LeaderboardScore.objects.filter(
             leaderboard=board, period_start=period, score__gt=0
         ).filter(**score_filter)
-        hidden = Member.objects.filter(
-            Q(leaderboard_opt_out=True) | Q(pk__in=board.excluded_members.all())
-        ).values("pk")
-        return scores.count() - scores.filter(member_id__in=hidden).count()
+        return scores.count() - scores.filter(member_id__in=hidden_members(board)).count()
 
     def _rank_of(self, board: Leaderboard, period: date, score: int) -> int:
         return self._count(board, period, score__gt=score) + 1
@@ -178,8 +191,241 @@ class DatabaseLeaderboardStore:
     def below(self, *, board: Leaderboard, period: date, score: int) -> int:
         return self._count(board, period, score__lt=score)
 
+    def forget(self, board: Leaderboard) -> None:
+        """Nothing is kept outside the scores' table."""
 
-store: LeaderboardStore = DatabaseLeaderboardStore()
+
+class RedisLeaderboardStore(DatabaseLeaderboardStore):
+    """The database's scores mirrored in one Redis sorted set per board and period, so rank
+    and neighbours cost O(log n) at any size: the read figures of a million-member board.
+
+    The database stays the source of truth. ``add`` upserts there as the database store does
+    and, once the transaction commits, sets each changed score in Redis to its new absolute
+    value (a rolled-back write never reaches Redis; a retried one sets the same value). A set
+    is filled from the database on first read (``ZADD NX``, so a write racing the fill is never
+    overwritten by the older value) and marked ready; until then, and whenever Redis cannot be
+    reached, reads answer from the database. Redis keeping nothing on disk is fine: an empty
+    Redis refills. ``forget`` drops a board's sets after a rebuild.
+
+    Sets hold every member with a score above zero, stored as ``-score`` so that ascending
+    order is the board's order (score down, then member id up). Opted-out and excluded members
+    are few; reads leave them out as the database store does.
+    """
+
+    FILL_CHUNK = 20_000
+
+    def __init__(self, url: str, *, prefix: str = "loyalty:lb") -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.prefix = prefix
+
+    def _key(self, board_id: int, period: date) -> str:
+        return f"{self.prefix}:{board_id}:{period.isoformat()}"
+
+    @staticmethod
+    def _name(member_id: int) -> str:
+        return f"{member_id:012d}"
+
+    def add(self, deltas: ScoreDeltas) -> None:
+        rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
+        if not rows:
+            return
+        table = LeaderboardScore._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (leaderboard_id, period_start, member_id, score) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))} "
+                "ON CONFLICT (leaderboard_id, period_start, member_id) "
+                f"DO UPDATE SET score = {table}.score + EXCLUDED.score "
+                "RETURNING leaderboard_id, period_start, member_id, score",
+                [value for row in rows for value in row],
+            )
+            scores = cursor.fetchall()
+        transaction.on_commit(lambda: self._mirror(scores))
+
+    def _mirror(self, scores: list[tuple[int, date, int, int]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for board_id, period, member_id, score in scores:
+            key, name = self._key(board_id, period), self._name(member_id)
+            if score > 0:
+                pipe.zadd(key, {name: -score})
+            else:
+                pipe.zrem(key, name)
+        self._safely(pipe.execute)
+
+    def _safely(self, call):
+        import redis
+
+        try:
+            return call()
+        except redis.RedisError:
+            logger.warning("Leaderboard store: Redis unreachable, answering from the database")
+            return None
+
+    def _ready(self, board: Leaderboard, period: date) -> str | None:
+        """The set's key once it mirrors the database, filling it if nobody is; else None."""
+        key = self._key(board.pk, period)
+        state = self._safely(lambda: self.redis.get(f"{key}:state"))
+        if state == b"ready":
+            return key
+        if state is None and self._safely(
+            lambda: self.redis.set(f"{key}:state", "filling", nx=True, ex=600)
+        ):
+            return key if self._safely(lambda: self._fill(board, period, key)) else None
+        return None
+
+    def _fill(self, board: Leaderboard, period: date, key: str) -> bool:
+        scores = (
+            LeaderboardScore.objects.filter(leaderboard=board, period_start=period, score__gt=0)
+            .values_list("member_id", "score")
+            .iterator(chunk_size=self.FILL_CHUNK)
+        )
+        chunk: dict[str, int] = {}
+        for member_id, score in scores:
+            chunk[self._name(member_id)] = -score
+            if len(chunk) == self.FILL_CHUNK:
+                self.redis.zadd(key, chunk, nx=True)
+                chunk = {}
+        if chunk:
+            self.redis.zadd(key, chunk, nx=True)
+        self.redis.set(f"{key}:state", "ready")
+        return True
+
+    def forget(self, board: Leaderboard) -> None:
+        """Drop the board's sets (after a rebuild): they refill from the database."""
+
+        def drop() -> None:
+            if keys := list(self.redis.scan_iter(f"{self.prefix}:{board.pk}:*")):
+                self.redis.delete(*keys)
+
+        self._safely(drop)
+
+    def _hidden(self, board: Leaderboard, key: str) -> dict[int, int]:
+        """The hidden members on the board: member id → score."""
+        ids = list(hidden_members(board))
+        if not ids:
+            return {}
+        scores = self.redis.zmscore(key, [self._name(i) for i in ids])
+        return {i: int(-s) for i, s in zip(ids, scores, strict=True) if s is not None}
+
+    def _rows(
+        self, key: str, start: int, stop: int, hidden: dict[int, int]
+    ) -> list[tuple[int, int]]:
+        if stop < start:
+            return []
+        rows = self.redis.zrange(key, start, stop, withscores=True)
+        return [(int(n), int(-s)) for n, s in rows if int(n) not in hidden]
+
+    def _ranked(self, key: str, rows, hidden: dict[int, int]) -> list[Ranked]:
+        """Rank the rows: one more than the visible members scoring higher, counted for each
+        distinct score in one round trip."""
+        scores = sorted({score for _, score in rows})
+        pipe = self.redis.pipeline(transaction=False)
+        for score in scores:
+            pipe.zcount(key, "-inf", f"({-score}")
+        above = dict(zip(scores, pipe.execute(), strict=True))
+        return [
+            Ranked(
+                rank=above[score] - sum(1 for s in hidden.values() if s > score) + 1,
+                member_id=member_id,
+                score=score,
+            )
+            for member_id, score in rows
+        ]
+
+    def _read(self, board: Leaderboard, period: date, read, fallback):
+        """``read(key, hidden)`` from the board's set when it is ready; else, or if Redis fails
+        on the way, ``fallback()`` from the database."""
+        import redis
+
+        if (key := self._ready(board, period)) is None:
+            return fallback()
+        try:
+            return read(key, self._hidden(board, key))
+        except redis.RedisError:
+            logger.warning("Leaderboard store: Redis unreachable, answering from the database")
+            return fallback()
+
+    def top(self, *, board: Leaderboard, period: date, limit: int) -> list[Ranked]:
+        def read(key: str, hidden: dict[int, int]) -> list[Ranked]:
+            rows = self._rows(key, 0, limit + len(hidden) - 1, hidden)[:limit]
+            return self._ranked(key, rows, hidden)
+
+        return self._read(
+            board,
+            period,
+            read,
+            lambda: super(RedisLeaderboardStore, self).top(board=board, period=period, limit=limit),
+        )
+
+    def rank(self, *, board: Leaderboard, period: date, member_id: int) -> Ranked | None:
+        def read(key: str, hidden: dict[int, int]) -> Ranked | None:
+            score = None if member_id in hidden else self.redis.zscore(key, self._name(member_id))
+            if score is None:
+                return None
+            return self._ranked(key, [(member_id, int(-score))], hidden)[0]
+
+        return self._read(
+            board,
+            period,
+            read,
+            lambda: super(RedisLeaderboardStore, self).rank(
+                board=board, period=period, member_id=member_id
+            ),
+        )
+
+    def around(
+        self, *, board: Leaderboard, period: date, member_id: int, size: int
+    ) -> tuple[list[Ranked], list[Ranked]]:
+        def read(key: str, hidden: dict[int, int]) -> tuple[list[Ranked], list[Ranked]]:
+            position = None if member_id in hidden else self.redis.zrank(key, self._name(member_id))
+            if position is None:
+                return [], []
+            reach = size + len(hidden)
+            above = self._rows(key, max(position - reach, 0), position - 1, hidden)[-size:]
+            below = self._rows(key, position + 1, position + reach, hidden)[:size]
+            return self._ranked(key, above, hidden), self._ranked(key, below, hidden)
+
+        return self._read(
+            board,
+            period,
+            read,
+            lambda: super(RedisLeaderboardStore, self).around(
+                board=board, period=period, member_id=member_id, size=size
+            ),
+        )
+
+    def count(self, *, board: Leaderboard, period: date) -> int:
+        return self._read(
+            board,
+            period,
+            lambda key, hidden: self.redis.zcard(key) - len(hidden),
+            lambda: super(RedisLeaderboardStore, self).count(board=board, period=period),
+        )
+
+    def below(self, *, board: Leaderboard, period: date, score: int) -> int:
+        def read(key: str, hidden: dict[int, int]) -> int:
+            return self.redis.zcount(key, f"({-score}", "+inf") - sum(
+                1 for s in hidden.values() if s < score
+            )
+
+        return self._read(
+            board,
+            period,
+            read,
+            lambda: super(RedisLeaderboardStore, self).below(
+                board=board, period=period, score=score
+            ),
+        )
+
+
+def _configured_store() -> LeaderboardStore:
+    url = settings.LOYALTY_LEADERBOARD_REDIS_URL
+    return RedisLeaderboardStore(url) if url else DatabaseLeaderboardStore()
+
+
+store: LeaderboardStore = _configured_store()
 
 
 # --- Keeping scores as things happen ----------------------------------------------------------
@@ -316,6 +562,7 @@ def leaderboards_rebuild(*, boards: Iterable[Leaderboard] | None = None) -> int:
         ]
         LeaderboardScore.objects.bulk_create(rows, batch_size=2000)
         written += len(rows)
+        transaction.on_commit(lambda board=board: store.forget(board))
     return written
 
 

@@ -1,0 +1,169 @@
+"""The Redis leaderboard store: the same answers as the database store, writes mirrored on
+commit only, and the database as the fallback and the source to refill from."""
+
+import random
+import uuid
+
+import pytest
+import redis
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Member
+from loyalty.models import LeaderboardScore
+from loyalty.periods import LIFETIME_START
+from loyalty.services import leaderboards
+from loyalty.services.events import EventInput, record_event
+from loyalty.services.leaderboards import (
+    DatabaseLeaderboardStore,
+    RedisLeaderboardStore,
+    board_period_start,
+    leaderboard_view,
+    leaderboards_rebuild,
+)
+from loyalty.services.reversals import event_reverse
+from tests.factories import make_leaderboard, make_rule
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_store(monkeypatch):
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    store = RedisLeaderboardStore(REDIS_URL, prefix=f"test-lb-{uuid.uuid4().hex}")
+    monkeypatch.setattr(leaderboards, "store", store)
+    yield store
+    if keys := list(store.redis.scan_iter(f"{store.prefix}:*")):
+        store.redis.delete(*keys)
+
+
+def answers(store, board, period=LIFETIME_START) -> dict:
+    """Everything a store can be asked about the board, for every member."""
+    out = {
+        "count": store.count(board=board, period=period),
+        "top": store.top(board=board, period=period, limit=10),
+    }
+    for member_id, score in LeaderboardScore.objects.filter(
+        leaderboard=board, period_start=period
+    ).values_list("member_id", "score"):
+        out[member_id] = (
+            store.rank(board=board, period=period, member_id=member_id),
+            store.around(board=board, period=period, member_id=member_id, size=2),
+            store.below(board=board, period=period, score=score),
+        )
+    return out
+
+
+def filled(store, board, period=LIFETIME_START) -> bool:
+    return store.redis.get(f"{store._key(board.pk, period)}:state") == b"ready"
+
+
+@pytest.mark.django_db
+def test_the_redis_store_answers_exactly_as_the_database_store(redis_store):
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    rng = random.Random(11)
+    members = [Member.objects.create(external_id=f"m{i}") for i in range(60)]
+    LeaderboardScore.objects.bulk_create(
+        LeaderboardScore(
+            leaderboard=board,
+            period_start=LIFETIME_START,
+            member=member,
+            score=rng.choice([0, 5, 10, 10, 10, 25, 40, 40, 100, rng.randint(-5, 500)]),
+        )
+        for member in members
+    )
+    # Hidden members, both kinds, one of them at the top.
+    top_member = LeaderboardScore.objects.order_by("-score").first().member
+    Member.objects.filter(pk=top_member.pk).update(leaderboard_opt_out=True)
+    board.excluded_members.add(members[7], members[8])
+
+    expected = answers(DatabaseLeaderboardStore(), board)
+    assert answers(redis_store, board) == expected
+    assert filled(redis_store, board)
+    assert expected["count"] == LeaderboardScore.objects.filter(score__gt=0).count() - len(
+        {top_member.pk, members[7].pk, members[8].pk}
+        & set(LeaderboardScore.objects.filter(score__gt=0).values_list("member_id", flat=True))
+    )
+
+
+def view(board, member=None) -> dict:
+    period = board_period_start(board.period, timezone.now())
+    member_id = Member.objects.get(external_id=member).pk if member else None
+    return leaderboard_view(board=board, period=period, member_id=member_id)
+
+
+def event(member: str, key: str, amount: int) -> int:
+    return record_event(
+        client=None,
+        event=EventInput(
+            external_id=member,
+            action="purchase",
+            idempotency_key=key,
+            attributes={"amount": amount},
+        ),
+    ).event_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(redis_store):
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("weekly-growth", "growth", "week")
+    event("a", "a1", 50)
+    b_event = event("b", "b1", 30)
+    assert [r.score for r in view(board)["top"]] == [50, 30]  # fills the set
+    period = board_period_start(board.period, timezone.now())
+    assert filled(redis_store, board, period)
+
+    event("c", "c1", 70)
+    event("a", "a2", 5)
+    event_reverse(client=None, event_id=b_event, idempotency_key="rb")  # b falls to zero
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event("d", "d1", 999)
+        raise RuntimeError("rolled back")
+
+    shown = view(board, "a")
+    names = dict(Member.objects.values_list("pk", "external_id"))
+    assert [(r.rank, names[r.member_id], r.score) for r in shown["top"]] == [
+        (1, "c", 70),
+        (2, "a", 55),
+    ]
+    assert redis_store.redis.zcard(redis_store._key(board.pk, period)) == 2
+    leaderboards.store = DatabaseLeaderboardStore()
+    assert view(board, "a") == shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_emptied_redis_refills_and_a_rebuild_drops_the_sets(redis_store):
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    for i, amount in enumerate((10, 40, 40, 5)):
+        event(f"m{i}", f"k{i}", amount)
+    first = view(board, "m2")
+    assert filled(redis_store, board)
+
+    redis_store.redis.delete(*redis_store.redis.scan_iter(f"{redis_store.prefix}:*"))
+    assert view(board, "m2") == first
+    assert filled(redis_store, board)
+
+    leaderboards_rebuild(boards=[board])
+    assert not filled(redis_store, board)
+    assert view(board, "m2") == first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_unreachable_events_still_count_and_reads_come_from_the_database(
+    monkeypatch,
+):
+    store = RedisLeaderboardStore("redis://127.0.0.1:1/0", prefix="unreachable")
+    monkeypatch.setattr(leaderboards, "store", store)
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    event("a", "a1", 20)
+    event("b", "b1", 30)
+    shown = view(board, "a")
+    assert (shown["me"]["rank"], shown["me"]["score"], shown["ranked"]) == (2, 20, 2)
+    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
+    assert view(board, "a") == shown
