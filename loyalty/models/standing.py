@@ -13,7 +13,7 @@ class MemberStanding(models.Model):
         "accounts.Member", primary_key=True, on_delete=models.PROTECT, related_name="standing"
     )
     growth = models.BigIntegerField(default=0)
-    # Spends never take it below zero (checked under the lock and by a conditional UPDATE);
+    # Spends never take it below zero (checked under the member's lock);
     # only a reversal of already-spent points can, when the program allows negative balances.
     points = models.BigIntegerField(default=0, help_text="Spendable points.")
     points_pending = models.BigIntegerField(

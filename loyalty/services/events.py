@@ -189,7 +189,10 @@ def _record_items(
     )
     repeats: list[tuple[_Item, _Item]] = []
     if not dry_run:
-        todo = _settle_stored(client, todo, errors)
+        if len(todo) > 1:
+            # A retried batch is answered without taking locks. One event looks once, under
+            # its lock: looking first too would cost every new event a query.
+            todo = _settle_stored(client, todo, errors)
         todo, repeats = _split_repeats(todo, errors)
     if todo:
         try:

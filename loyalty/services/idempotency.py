@@ -32,15 +32,12 @@ def stored_write(
 
 
 def idempotent_write(write: Callable[[], T], *, stored: Callable[[], T | None]) -> T:
-    """Run ``write`` in a transaction unless ``stored()`` finds the outcome of an earlier
-    request with this key. A concurrent request that stored the key first makes our insert
+    """Run ``write`` in a transaction. ``write`` must call ``stored()`` first thing once it
+    holds its locks and answer with an earlier request's outcome if it finds one (that is where
+    a retry is answered: looking before the locks would cost every new request a query and
+    still have to look again). A concurrent request that stored the key first makes our insert
     fail on the key's unique constraint: we answer as its retry.
-
-    ``write`` should call ``stored()`` again once it holds its locks: a retry may have
-    committed while it waited.
     """
-    if (found := stored()) is not None:
-        return found
     try:
         with transaction.atomic():
             return write()

@@ -89,11 +89,8 @@ def points_debit_locked(
     """Take spendable points, from the lots closest to expiry first; refuses to go below zero."""
     if amount <= 0:
         raise InvalidInput("The amount must be positive.", code="invalid_amount")
+    # The caller holds the standing's lock (as the name says), so its balance is current.
     if standing.points < amount:
-        raise InsufficientPoints(details={"balance": standing.points, "required": amount})
-    # Belt and braces: a conditional UPDATE cannot take the balance below zero even if a
-    # caller forgot the lock.
-    if not MemberStanding.objects.filter(pk=standing.pk, points__gte=amount).exists():
         raise InsufficientPoints(details={"balance": standing.points, "required": amount})
     (entry,) = ledger_post(
         standing=standing,
