@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# In every idempotency key the suite sends: a run on reused data never replays an earlier one's.
+RUN = f"{int(time.time()):x}"
 
 
 @dataclass
@@ -187,7 +189,7 @@ def batch_ingestion(url: str, key: str, *, batches: int, clients: int = 2) -> li
                 {
                     "external_id": rng.choice(ids),
                     "action": "purchase",
-                    "idempotency_key": f"bi-{run}-{batch}-{i}",
+                    "idempotency_key": f"bi-{RUN}-{run}-{batch}-{i}",
                     "attributes": {"amount": str(rng.randint(100, 50000) / 100)},
                 }
                 for i in range(500)
@@ -349,7 +351,7 @@ def single_events(
             body = {
                 "external_id": rng.choice(ids),
                 "action": "purchase",
-                "idempotency_key": f"se-{run}-{i}",
+                "idempotency_key": f"se-{RUN}-{run}-{i}",
                 "attributes": {"amount": "42.00"},
             }
             started = time.monotonic()
@@ -425,7 +427,7 @@ def redemptions(
             body = {
                 "external_id": ids[i % len(ids)],
                 "reward": "bench-gift",
-                "idempotency_key": f"rd-{run}-{i}",
+                "idempotency_key": f"rd-{RUN}-{run}-{i}",
             }
             status = local.client.post(f"{url}/api/v1/redemptions", json=body).status_code
             return status, time.monotonic()
@@ -439,7 +441,7 @@ def redemptions(
         runs.append(len(made) / (max(made) - started) if made else 0.0)
         oversold += max(
             Redemption.objects.filter(
-                reward=reward, idempotency_key__startswith=f"rd-{run}-"
+                reward=reward, idempotency_key__startswith=f"rd-{RUN}-{run}-"
             ).count()
             - stock,
             0,
