@@ -137,7 +137,7 @@ def gift_grant_locked(*, standing: MemberStanding, kind: str, occasion: str) -> 
     _bonus(
         standing,
         SourceType.GIFT,
-        str(grant.pk),
+        grant,
         f"{gift.get_kind_display()} gift",
         gift.growth,
         gift.points,

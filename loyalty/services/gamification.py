@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, Value
+from django.db.models import Count, F, Max, Model, Q, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -200,13 +200,19 @@ def badge_award(
 ) -> BadgeAward:
     """Award the badge once more, with its bonus as ledger entries whose source is the award."""
     held = _held(standing.pk, badge)
-    award = BadgeAward.objects.create(
+    award = BadgeAward(
         member_id=standing.pk,
         badge=badge,
         sequence=held["last"] + 1,
         backfilled=backfilled,
         operator=operator if getattr(operator, "pk", None) else None,
     )
+    # Inside the event flow, written with its flush (before the bonus's ledger entries).
+    work = unit_of_work.current()
+    if work is not None:
+        work.award(award)
+    else:
+        award.save()
     held["held"] += 1
     held["last"] = award.sequence
     if not backfilled:  # a back-fill awards quietly: no flood of notifications
@@ -224,7 +230,7 @@ def badge_award(
     _bonus(
         standing,
         SourceType.BADGE,
-        str(award.pk),
+        award,
         f"Badge {badge.code}",
         badge.bonus_growth,
         badge.bonus_points,
@@ -260,11 +266,14 @@ def _held(member_id: int, badge: Badge) -> dict[str, int]:
 def _bonus(
     standing: MemberStanding,
     source_type: str,
-    source_id: str,
+    source: Model,
     reason: str,
     growth: int,
     points: int,
 ) -> None:
+    """Growth and points given for ``source`` (a grant, an award, a completed quest): its id
+    names the entries; a row the unit of work has not written yet gets it at the flush."""
+    named = {"source_id": str(source.pk)} if source.pk else {"source": source}
     if growth:
         ledger_post(
             standing=standing,
@@ -274,8 +283,8 @@ def _bonus(
                     kind=EntryKind.BONUS,
                     amount=growth,
                     source_type=source_type,
-                    source_id=source_id,
                     reason=reason,
+                    **named,
                 )
             ],
         )
@@ -285,8 +294,8 @@ def _bonus(
             amount=points,
             kind=EntryKind.BONUS,
             source_type=source_type,
-            source_id=source_id,
             reason=reason,
+            **named,
         )
 
 
@@ -345,7 +354,7 @@ def quests_progress(
             _bonus(
                 standing,
                 SourceType.QUEST,
-                str(progress.pk),
+                progress,
                 f"Quest {quest.code}",
                 quest.reward_growth,
                 quest.reward_points,

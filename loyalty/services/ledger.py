@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
@@ -32,6 +32,7 @@ class Movement:
     pending: bool = False
     event_id: int | None = None
     event: Event | None = None  # an event not written yet (its id becomes the source id)
+    source: Model | None = None  # another row not written yet (its id becomes the source id)
     rule_version_id: int | None = None
     operator_id: int | None = None
     reason: str = ""
@@ -75,6 +76,8 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
     """
     movements = [m for m in movements if m.amount]
     now = timezone.now()
+    work = unit_of_work.current()
+    assert work is not None or all(m.source is None for m in movements), "source row unwritten"
     entries = [
         LedgerEntry(
             member_id=standing.pk,
@@ -99,11 +102,10 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
         ).items()
         if delta
     }
-    work = unit_of_work.current()
     if work is not None:
         # Flushing writes the batch's own standing objects: the caller must be using them.
         assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
-        work.post(entries)
+        work.post(entries, sources=[m.source for m in movements])
     else:
         LedgerEntry.objects.bulk_create(entries)
         if deltas:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Model, Sum
 from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation, InvalidInput
@@ -45,13 +45,15 @@ def points_credit_locked(
     kind: str,
     source_type: str,
     source_id: str = "",
+    source: Model | None = None,
     reason: str = "",
     operator_id: int | None = None,
     expires_at: datetime | None = None,
     use_default_expiry: bool = True,
 ) -> LedgerEntry:
     """Credit spendable points and open their lot (with the program's default expiry unless
-    ``expires_at`` is given or ``use_default_expiry`` is off)."""
+    ``expires_at`` is given or ``use_default_expiry`` is off). ``source``: a row the unit of
+    work writes later, whose id becomes the source id."""
     now = timezone.now()
     (entry,) = ledger_post(
         standing=standing,
@@ -62,6 +64,7 @@ def points_credit_locked(
                 amount=amount,
                 source_type=source_type,
                 source_id=source_id,
+                source=source,
                 reason=reason,
                 operator_id=operator_id,
                 effective_at=now,

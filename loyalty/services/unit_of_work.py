@@ -2,15 +2,15 @@
 
 Recording an event reads and changes a handful of small rows per member (standing, rule
 counters, tallies, streaks, quest progress, activity, leaderboard scores) and appends others
-(the event, ledger entries, point lots). Inside ``unit_of_work(...)`` the services take those
-rows from here: each table is read once, for every member of the batch, on first use; changes
-stay in memory; ``flush`` writes each table in one bulk statement and appends the new rows in
-dependency order (events, entries, lots, lot movements).
+(the event, badge awards, ledger entries, point lots). Inside ``unit_of_work(...)`` the services
+take those rows from here: each table is read once, for every member of the batch, on first use;
+changes stay in memory; ``flush`` writes each table in one bulk statement and appends the new
+rows in dependency order (events, badge awards, entries, lots, lot movements).
 
 Values computed in memory are exact because the caller holds every member's standing lock for
 the whole transaction, and every write to these rows in the flow goes through here. Rare
-outcomes (a tier change, a badge award, a gift, an activity transition, webhooks) are written at
-once as before, to other rows or other columns: a tier change sets the standing's tier columns,
+outcomes (a tier change, a gift, a completed quest, an activity transition, webhooks) are written
+at once, to other rows or other columns: a tier change sets the standing's tier columns,
 the flush its balances and event counters. Their ledger entries go through here too.
 """
 
@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts import services as accounts_services
 from loyalty.models import (
     ActionTally,
+    BadgeAward,
     Currency,
     Event,
     LedgerEntry,
@@ -103,6 +104,8 @@ class UnitOfWork:
         self._growth_posted: dict[int, list[LedgerEntry]] = {}
         self.lots: list[PointLot] = []
         self.lot_movements: list[LotMovement] = []
+        self.awards: list[BadgeAward] = []
+        self._sourced: list[tuple[LedgerEntry, Model]] = []  # entries whose source is unwritten
         self.touched: set[int] = set()
         self.scores: dict[tuple[int, Any, int], int] = {}  # leaderboard score deltas
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
@@ -171,13 +174,21 @@ class UnitOfWork:
 
     # --- Writing ------------------------------------------------------------------------------
 
-    def post(self, entries: list[LedgerEntry]) -> None:
-        """Ledger entries to write (``ledger_post`` inside a unit of work)."""
+    def post(self, entries: list[LedgerEntry], sources: list[Model | None]) -> None:
+        """Ledger entries to write (``ledger_post`` inside a unit of work); an entry's source
+        row, if given, is written first and its id becomes the entry's source id."""
         self.entries += entries
+        self._sourced += [
+            (entry, source) for entry, source in zip(entries, sources, strict=True) if source
+        ]
         for entry in entries:
             self.touched.add(entry.member_id)
             if entry.currency == Currency.GROWTH:
                 self._growth_posted.setdefault(entry.member_id, []).append(entry)
+
+    def award(self, award: BadgeAward) -> None:
+        """A badge award to write (before the ledger entries of its bonus)."""
+        self.awards.append(award)
 
     def changed(self, row: Model) -> None:
         """Mark a row taken from ``row`` as changed: ``flush`` writes it."""
@@ -192,9 +203,12 @@ class UnitOfWork:
         from loyalty.services.ledger import BUCKETS
 
         _append(Event, self.events)
+        _append(BadgeAward, self.awards)
         for entry in self.entries:
             if entry.source_type == SourceType.EVENT and not entry.source_id:
                 entry.source_id = str(entry.event.pk)
+        for entry, source in self._sourced:
+            entry.source_id = str(source.pk)
         _append(LedgerEntry, self.entries)
         _append(PointLot, self.lots)
         _append(LotMovement, self.lot_movements)
@@ -215,6 +229,7 @@ class UnitOfWork:
             [*BUCKETS, "events_count", "last_event_at"],
         )
         self.events, self.entries, self.lots, self.lot_movements = [], [], [], []
+        self.awards, self._sourced = [], []
         self._growth_posted = {}
         self._dirty, self.touched, self.scores = {}, set(), {}
 

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import Member
-from loyalty.models import BadgeAward, EntryKind, LedgerEntry, MemberStanding
+from loyalty.models import BadgeAward, EntryKind, LedgerEntry, MemberStanding, PointLot
 from loyalty.selectors import member_badges
 from loyalty.services.gamification import badge_backfill, badge_grant
 from loyalty.services.reversals import event_reverse
@@ -40,6 +40,10 @@ def test_an_action_count_badge_is_awarded_in_the_event_with_its_bonus(earn):
     assert outcome["badges_awarded"] == [{"badge": "first-purchase", "level": "", "sequence": 1}]
     bonus = LedgerEntry.objects.filter(kind=EntryKind.BONUS, source_type="badge")
     assert sorted(bonus.values_list("currency", "amount")) == [("growth", 5), ("points", 50)]
+    # The bonus names the award it was given for (written in the same flush).
+    award = BadgeAward.objects.get()
+    assert set(bonus.values_list("source_id", flat=True)) == {str(award.pk)}
+    assert PointLot.objects.filter(entry__in=bonus).get().amount == 50
     assert earn()["badges_awarded"] == []
     assert held("first-purchase") == 1
     assert_balances_match_ledger()
