@@ -107,19 +107,36 @@ class DatabaseLeaderboardStore:
         ).exclude(member__in=board.excluded_members.all())
 
     def add(self, deltas: ScoreDeltas) -> None:
-        """Add to the scores in one statement (an upsert adding to the stored score)."""
+        self._add(deltas)
+
+    def _add(self, deltas: ScoreDeltas) -> list[tuple[int, date, int, int]]:
+        """Add to the scores in one statement (an upsert adding to the stored score); the new
+        scores of the rows it touched."""
         rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
         if not rows:
-            return
+            return []
         table = LeaderboardScore._meta.db_table
+        columns = ["leaderboard_id", "period_start", "member_id", "score"]
+        if connection.vendor == "postgresql":
+            # One array per column: the statement's text is the same for any number of rows.
+            types = [
+                LeaderboardScore._meta.get_field(name).db_type(connection)
+                for name in ("leaderboard", "period_start", "member", "score")
+            ]
+            source = f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in types)})"
+            params = [list(column) for column in zip(*rows, strict=True)]
+        else:
+            source = f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
+            params = [value for row in rows for value in row]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (leaderboard_id, period_start, member_id, score) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))} "
+                f"INSERT INTO {table} ({', '.join(columns)}) {source} "
                 "ON CONFLICT (leaderboard_id, period_start, member_id) "
-                f"DO UPDATE SET score = {table}.score + EXCLUDED.score",
-                [value for row in rows for value in row],
+                f"DO UPDATE SET score = {table}.score + EXCLUDED.score "
+                f"RETURNING {', '.join(columns)}",
+                params,
             )
+            return cursor.fetchall()
 
     def _count(self, board: Leaderboard, period: date, **score_filter) -> int:
         """Visible scores matching the filter: counted through the (board, period, -score)
@@ -228,21 +245,8 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
         return f"{member_id:012d}"
 
     def add(self, deltas: ScoreDeltas) -> None:
-        rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
-        if not rows:
-            return
-        table = LeaderboardScore._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (leaderboard_id, period_start, member_id, score) "
-                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))} "
-                "ON CONFLICT (leaderboard_id, period_start, member_id) "
-                f"DO UPDATE SET score = {table}.score + EXCLUDED.score "
-                "RETURNING leaderboard_id, period_start, member_id, score",
-                [value for row in rows for value in row],
-            )
-            scores = cursor.fetchall()
-        transaction.on_commit(lambda: self._mirror(scores))
+        if scores := self._add(deltas):
+            transaction.on_commit(lambda: self._mirror(scores))
 
     def _mirror(self, scores: list[tuple[int, date, int, int]]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import JSONField, Model, QuerySet, Sum
+from django.db.models import Field, JSONField, Model, QuerySet, Sum
 from django.utils import timezone
 
 from accounts import services as accounts_services
@@ -213,13 +213,7 @@ class UnitOfWork:
         _append(PointLot, self.lots)
         _append(LotMovement, self.lot_movements)
         for model, rows in self._dirty.items():
-            unique, fields = UPSERTS[model]
-            model.objects.bulk_create(
-                list(rows.values()),
-                update_conflicts=True,
-                unique_fields=unique,
-                update_fields=fields,
-            )
+            _upsert(model, list(rows.values()), *UPSERTS[model])
         if self.scores:
             from loyalty.services.leaderboards import store
 
@@ -247,9 +241,60 @@ def unit_of_work(
         _current.reset(token)
 
 
+def unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]]]:
+    """The rows' values of ``fields`` as one array per column, with the ``unnest(…)`` that
+    turns them back into rows on PostgreSQL: a statement of fixed text whatever the number of
+    rows (a long ``VALUES`` list is parsed again for every batch; this is parsed once)."""
+    arrays, casts = [], []
+    for field in fields:
+        values = [getattr(row, field.attname) for row in rows]
+        if isinstance(field, JSONField):
+            values = [json.dumps(value, cls=field.encoder) for value in values]
+            casts.append("%s::text[]")
+        else:
+            casts.append(f"%s::{field.db_type(connection)}[]")
+        arrays.append(values)
+    return f"unnest({', '.join(casts)})", arrays
+
+
+def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: list[str]) -> None:
+    """Insert the rows, or update ``changed`` where a row with the same ``unique`` fields is
+    there: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT`` on PostgreSQL."""
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=unique, update_fields=changed
+        )
+        return
+    meta = model._meta
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if not (f.primary_key and f.get_internal_type().endswith("AutoField"))
+    ]
+    now = timezone.now()
+    for field in fields:
+        if getattr(field, "auto_now", False):
+            for row in rows:
+                setattr(row, field.attname, now)
+    source, arrays = unnest(fields, rows)
+    columns = [f.column for f in fields]
+    selected = [f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields]
+    target = ", ".join(meta.get_field(name).column for name in unique)
+    updates = ", ".join(
+        f"{meta.get_field(n).column} = EXCLUDED.{meta.get_field(n).column}" for n in changed
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
+            f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
+            [*arrays],
+        )
+
+
 def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None:
     """Write the standings' values computed in memory (the caller holds their locks): one
-    ``UPDATE … FROM (VALUES …)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
+    ``UPDATE … FROM unnest(…)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
     if not standings:
         return
     now = timezone.now()
@@ -259,27 +304,16 @@ def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None
         MemberStanding.objects.bulk_update(standings, [*fields, "updated_at"])
         return
     meta = MemberStanding._meta
-    columns = [meta.get_field(name) for name in fields]
-    types = ["bigint", *(f.db_type(connection) for f in columns)]
-    row = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
-    table = meta.db_table
+    columns = [meta.get_field("member"), *(meta.get_field(name) for name in fields)]
+    source, arrays = unnest(columns, standings)
+    names = [f.column for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS s SET "
-            + ", ".join(f"{f.column} = v.{f.column}" for f in columns)
-            + ", updated_at = %s FROM (VALUES "
-            + ", ".join([row] * len(standings))
-            + ") AS v(member_id, "
-            + ", ".join(f.column for f in columns)
-            + ") WHERE s.member_id = v.member_id",
-            [
-                now,
-                *(
-                    value
-                    for standing in standings
-                    for value in (standing.pk, *(getattr(standing, f.attname) for f in columns))
-                ),
-            ],
+            f"UPDATE {meta.db_table} AS s SET "
+            + ", ".join(f"{name} = v.{name}" for name in names[1:])
+            + f", updated_at = %s FROM {source} AS v({', '.join(names)}) "
+            "WHERE s.member_id = v.member_id",
+            [now, *arrays],
         )
 
 
