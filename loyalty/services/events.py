@@ -197,8 +197,7 @@ def _record_items(
     if todo:
         try:
             with transaction.atomic():
-                todo = _resolve_members(todo, errors, program)
-                standings = lock_standings(item.member.pk for item in todo)
+                todo, standings = _resolve_and_lock(todo, errors, program)
                 if not dry_run:
                     # A retry of one of these may have committed while we waited for the locks.
                     todo = _settle_stored(client, todo, errors)
@@ -275,19 +274,39 @@ def _split_repeats(
     return list(firsts.values()), repeats
 
 
-def _resolve_members(
+def _resolve_and_lock(
     items: list[_Item], errors: dict[int, DomainError], program: CompiledProgram
-) -> list[_Item]:
-    """Find each item's member (one query); create the unknown ones if the program says so."""
+) -> tuple[list[_Item], dict[int, MemberStanding]]:
+    """Find each item's member and lock its standing: one query (standings locked in primary
+    key order, members read beside them) for members who have one. The others are found,
+    created if unknown and the program says so, and locked after (``lock_standings``)."""
     wanted = {item.event.external_id for item in items}
-    members = {m.external_id: m for m in Member.objects.filter(external_id__in=wanted)}
-    missing = wanted - members.keys()
-    if missing and program.unknown_members != Program.UnknownMembers.REFUSE:
-        Member.objects.bulk_create(
-            [Member(external_id=external_id) for external_id in sorted(missing)],
-            ignore_conflicts=True,
-        )
-        members.update((m.external_id, m) for m in Member.objects.filter(external_id__in=missing))
+    standings = {
+        standing.pk: standing
+        for standing in MemberStanding.objects.select_for_update(of=("self",))
+        .select_related("member")
+        .filter(member__external_id__in=wanted)
+        .order_by("pk")
+    }
+    members = {standing.member.external_id: standing.member for standing in standings.values()}
+    if missing := wanted - members.keys():
+        found = {m.external_id: m for m in Member.objects.filter(external_id__in=missing)}
+        unknown = missing - found.keys()
+        if unknown and program.unknown_members != Program.UnknownMembers.REFUSE:
+            Member.objects.bulk_create(
+                [Member(external_id=external_id) for external_id in sorted(unknown)],
+                ignore_conflicts=True,
+            )
+            found.update((m.external_id, m) for m in Member.objects.filter(external_id__in=unknown))
+        members.update(found)
+        standings.update(lock_standings(m.pk for m in found.values()))
+    return _with_members(items, members, errors), standings
+
+
+def _with_members(
+    items: list[_Item], members: dict[str, Member], errors: dict[int, DomainError]
+) -> list[_Item]:
+    """The items whose member is known; the others are answered ``member_not_found``."""
     left = []
     for item in items:
         item.member = members.get(item.event.external_id)
