@@ -14,6 +14,7 @@ from loyalty.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from loyalty.services.program import program_changed
 from loyalty.services.webhooks import EVENT_TYPES, webhook_deliver, webhook_replay
 
 
@@ -30,6 +31,15 @@ class KeyActionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        program_changed()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        program_changed()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        program_changed()
 
 
 @admin.register(MemberActivity)

@@ -132,3 +132,15 @@ def make_leaderboard(code: str, metric: str, period: str, action: str | None = N
     )
     program_changed()
     return board
+
+
+def make_key_action(action: str, *, effective_from, min_per_day: int = 1):
+    """A dated key action definition, as the admin saves it (the program recompiles)."""
+    from loyalty.models import KeyAction
+    from loyalty.services.program import program_changed
+
+    definition = KeyAction.objects.create(
+        action=ActionFactory(code=action), min_per_day=min_per_day, effective_from=effective_from
+    )
+    program_changed()
+    return definition

@@ -30,21 +30,17 @@ from loyalty.periods import local_date, start_of_day
 from loyalty.services import unit_of_work
 from loyalty.services.gamification import _bonus, badge_award
 from loyalty.services.locks import lock_standing
-from loyalty.services.program import program_settings
+from loyalty.services.program import program_settings, program_snapshot
 from loyalty.services.unit_of_work import member_external_id
 from loyalty.services.webhooks import webhook_emit
 
 
 def key_action_at(at: datetime) -> KeyAction | None:
-    """The key action definition in force at ``at`` (definitions are dated; a unit of work
-    reads them once)."""
-    work = unit_of_work.current()
-    if work is None:
+    """The key action definition in force at ``at`` (definitions are dated). Inside the event
+    flow, from the program it compiled at its start."""
+    if unit_of_work.current() is None:
         return KeyAction.objects.filter(effective_from__lte=at).order_by("-effective_from").first()
-    definitions = work.memo(
-        "key_actions", lambda: list(KeyAction.objects.order_by("-effective_from"))
-    )
-    return next((d for d in definitions if d.effective_from <= at), None)
+    return next((d for d in program_snapshot().key_actions if d.effective_from <= at), None)
 
 
 def state_after(days: int, *, ever_active: bool) -> str:

@@ -18,6 +18,7 @@ from loyalty.models import (
     Badge,
     EarningRule,
     EarningRuleVersion,
+    KeyAction,
     Leaderboard,
     Program,
     Quest,
@@ -75,6 +76,8 @@ class CompiledProgram:
     streaks_by_action: dict[int, tuple[Streak, ...]] = field(default_factory=dict)
     quests_by_action: dict[int, tuple[Quest, ...]] = field(default_factory=dict)
     leaderboards: tuple[Leaderboard, ...] = ()
+    # Dated key action definitions, the latest first.
+    key_actions: tuple[KeyAction, ...] = ()
 
     def expiry_for(self, rule: CompiledRule | None) -> ExpiryRule:
         """The rule's own expiry policy, or the program's default."""
@@ -215,6 +218,7 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
         leaderboards=tuple(
             Leaderboard.objects.filter(is_active=True).prefetch_related("excluded_members")
         ),
+        key_actions=tuple(KeyAction.objects.order_by("-effective_from")),
     )
 
 

@@ -9,12 +9,11 @@ from loyalty.models import (
     ActivityTransition,
     Gift,
     GiftGrant,
-    KeyAction,
     MemberActivity,
     MemberStanding,
 )
 from loyalty.services.activity import grant_birthday_gifts, update_activity_states
-from tests.factories import ActionFactory, MemberFactory
+from tests.factories import MemberFactory, make_key_action
 from tests.loyalty.conftest import local
 
 pytestmark = pytest.mark.django_db
@@ -23,9 +22,7 @@ SH = "Asia/Shanghai"
 
 @pytest.fixture
 def key_action(db):
-    return KeyAction.objects.create(
-        action=ActionFactory(code="check_in"), min_per_day=1, effective_from=local(2020, 1, 1)
-    )
+    return make_key_action("check_in", effective_from=local(2020, 1, 1))
 
 
 def state(member="m1") -> str:
@@ -58,9 +55,7 @@ def test_states_move_at_each_windows_edge_in_local_days(earn, key_action, settin
 
 
 def test_the_key_action_needs_its_daily_minimum(earn, db):
-    KeyAction.objects.create(
-        action=ActionFactory(code="browse_item"), min_per_day=3, effective_from=local(2020, 1, 1)
-    )
+    make_key_action("browse_item", min_per_day=3, effective_from=local(2020, 1, 1))
     for minute in range(2):
         earn(action="browse_item", at=local(2026, 3, 1, 10, minute))
     assert state() == "new"
@@ -83,9 +78,7 @@ def test_a_churned_member_returns_with_one_return_gift(earn, key_action):
 
 
 def test_a_changed_key_action_applies_from_its_date(earn, key_action):
-    KeyAction.objects.create(
-        action=ActionFactory(code="purchase"), min_per_day=1, effective_from=local(2026, 6, 1)
-    )
+    make_key_action("purchase", effective_from=local(2026, 6, 1))
     earn(action="check_in", at=local(2026, 5, 31, 12))
     assert state() == "active"
     update_activity_states(at=local(2026, 6, 9, 12))

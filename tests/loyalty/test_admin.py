@@ -262,3 +262,26 @@ def test_webhook_and_activity_admin(admin_client, demo):
         assert admin_client.get(reverse(f"admin:loyalty_{name}_changelist")).status_code == 200, (
             name
         )
+
+
+def test_a_key_action_saved_in_the_admin_applies_to_the_next_event(admin_client, demo):
+    from loyalty.models import Action, MemberActivity
+    from loyalty.services.events import EventInput, record_event
+
+    review = Action.objects.get(code="review")
+    response = admin_client.post(
+        reverse("admin:loyalty_keyaction_add"),
+        {
+            "action": review.pk,
+            "min_per_day": 1,
+            "effective_from_0": "2020-01-01",
+            "effective_from_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content
+    record_event(
+        client=None,
+        event=EventInput(external_id="newcomer", action="review", idempotency_key="kr"),
+    )
+    activity = MemberActivity.objects.get(member__external_id="newcomer")
+    assert activity.last_key_day is not None

@@ -15,7 +15,6 @@ from django.utils import timezone
 from accounts.models import Member
 from loyalty.models import (
     Gift,
-    KeyAction,
     PointLot,
     Program,
     WebhookDelivery,
@@ -39,6 +38,7 @@ from loyalty.services.webhooks import (
 from tests.factories import (
     ActionFactory,
     make_badge,
+    make_key_action,
     make_quest,
     make_reward,
     make_rule,
@@ -214,9 +214,7 @@ def test_every_event_type_arrives_exactly_as_documented(endpoint, receiver):
     Program.objects.update_or_create(
         pk=1, defaults={"points_expiry": "days", "points_expiry_n": 10}
     )
-    KeyAction.objects.create(
-        action=ActionFactory(code="check_in"), min_per_day=1, effective_from=local(2020, 1, 1)
-    )
+    make_key_action("check_in", effective_from=local(2020, 1, 1))
     Gift.objects.create(kind="welcome", points=10)
     make_rule("purchase", growth_per_occurrence=100, points_per_occurrence=1000)
     make_tiers(("member", 0), ("gold", 100))
