@@ -1,4 +1,6 @@
+import resource
 import sys
+import time
 
 from django.core.management.base import BaseCommand
 
@@ -15,10 +17,15 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=2000)
 
     def handle(self, *args, chunk_size: int, **options) -> None:
+        started = time.monotonic()
         report = verify_ledger(chunk_size=chunk_size)
+        # Peak memory of this process (Linux reports kilobytes), for monitoring and benchmarks.
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        took = f"in {time.monotonic() - started:.1f} s, peak memory {peak_mb:.0f} MB"
         if report.ok:
             self.stdout.write(
-                f"OK: {report.members} members, {report.entries} ledger entries, no mismatch."
+                f"OK: {report.members} members, {report.entries} ledger entries, no mismatch "
+                f"({took})."
             )
             return
         self.stderr.write(
