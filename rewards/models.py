@@ -125,12 +125,20 @@ class Redemption(models.Model):
         DELIVERED = "delivered", "Delivered"
         CANCELLED = "cancelled", "Cancelled"
 
+    # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="redemptions"
+        "accounts.Member", on_delete=models.PROTECT, related_name="redemptions", db_index=False
     )
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
+    # (a second one on client alone misled the planner into scanning a client's every row).
     client = models.ForeignKey(
-        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)

@@ -17,8 +17,15 @@ class Adjustment(models.Model):
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
+    # (a second one on client alone misled the planner into scanning a client's every row).
     client = models.ForeignKey(
-        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=200)
     request_hash = models.CharField(max_length=64)

@@ -8,7 +8,10 @@ from loyalty.models.audit import operator_of
 class ActionTally(models.Model):
     """How often a member did an action, ever (badges count it; reversals take it back)."""
 
-    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: a composite index of the table (below) leads with it.
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     action = models.ForeignKey("loyalty.Action", on_delete=models.CASCADE, related_name="+")
     count = models.PositiveIntegerField(default=0)
 
@@ -38,7 +41,10 @@ class Streak(models.Model):
 
 
 class MemberStreak(models.Model):
-    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="streaks")
+    # No index of its own: a composite index of the table (below) leads with it.
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="streaks", db_index=False
+    )
     streak = models.ForeignKey(Streak, on_delete=models.CASCADE, related_name="+")
     current = models.PositiveIntegerField(default=0)
     longest = models.PositiveIntegerField(default=0)
@@ -112,8 +118,9 @@ class Badge(models.Model):
 class BadgeAward(models.Model):
     """One award of a badge to a member; ``sequence`` counts the awards of a repeatable badge."""
 
+    # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="badge_awards"
+        "accounts.Member", on_delete=models.PROTECT, related_name="badge_awards", db_index=False
     )
     badge = models.ForeignKey(Badge, on_delete=models.PROTECT, related_name="awards")
     sequence = models.PositiveIntegerField(default=1)

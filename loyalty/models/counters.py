@@ -10,7 +10,10 @@ class RuleCounter(models.Model):
     counters use 1970-01-01. Rows are bumped with ``F()`` under the member's lock.
     """
 
-    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: a composite index of the table (below) leads with it.
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=10, choices=Period.choices)
     period_start = models.DateField()

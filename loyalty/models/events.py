@@ -13,12 +13,22 @@ class Event(models.Model):
         CREDITED = "credited", "Credited"
         NOT_CREDITED = "not_credited", "Nothing credited"
 
+    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
+    # (a second one on client alone misled the planner into scanning a client's every row).
     client = models.ForeignKey(
-        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)
-    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="events")
+    # No index of its own: a composite index of the table (below) leads with it.
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     action = models.ForeignKey(
         "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
     )
@@ -88,8 +98,15 @@ class EventReversal(models.Model):
     idempotency key with what it took back."""
 
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="reversals")
+    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
+    # (a second one on client alone misled the planner into scanning a client's every row).
     client = models.ForeignKey(
-        "accounts.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)

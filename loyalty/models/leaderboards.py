@@ -44,7 +44,10 @@ class LeaderboardScore(models.Model):
     """A member's score on a board in one period, kept as events arrive (and rebuildable from
     the ledger and events)."""
 
-    leaderboard = models.ForeignKey(Leaderboard, on_delete=models.CASCADE, related_name="scores")
+    # No index of its own: a composite index of the table (below) leads with it.
+    leaderboard = models.ForeignKey(
+        Leaderboard, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     period_start = models.DateField()
     member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
     score = models.BigIntegerField(default=0)

@@ -241,7 +241,7 @@ def unit_of_work(
         _current.reset(token)
 
 
-def unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]]]:
+def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]]]:
     """The rows' values of ``fields`` as one array per column, with the ``unnest(…)`` that
     turns them back into rows on PostgreSQL: a statement of fixed text whatever the number of
     rows (a long ``VALUES`` list is parsed again for every batch; this is parsed once)."""
@@ -249,7 +249,9 @@ def unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]]
     for field in fields:
         values = [getattr(row, field.attname) for row in rows]
         if isinstance(field, JSONField):
-            values = [json.dumps(value, cls=field.encoder) for value in values]
+            values = [
+                None if value is None else json.dumps(value, cls=field.encoder) for value in values
+            ]
             casts.append("%s::text[]")
         else:
             casts.append(f"%s::{field.db_type(connection)}[]")
@@ -276,7 +278,7 @@ def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: l
         if getattr(field, "auto_now", False):
             for row in rows:
                 setattr(row, field.attname, now)
-    source, arrays = unnest(fields, rows)
+    source, arrays = _unnest(fields, rows)
     columns = [f.column for f in fields]
     selected = [f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields]
     target = ", ".join(meta.get_field(name).column for name in unique)
@@ -305,7 +307,7 @@ def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None
         return
     meta = MemberStanding._meta
     columns = [meta.get_field("member"), *(meta.get_field(name) for name in fields)]
-    source, arrays = unnest(columns, standings)
+    source, arrays = _unnest(columns, standings)
     names = [f.column for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(
