@@ -81,3 +81,17 @@ class ApiClient(models.Model):
 
     def has_scopes(self, required: list[str] | tuple[str, ...]) -> bool:
         return set(required) <= set(self.scopes)
+
+
+def idempotency_client() -> models.ForeignKey:
+    """The API client a keyed write came from. Tables with one declare a unique constraint on
+    (client, idempotency_key), which also serves lookups by client: no index of its own (a
+    second one on the client alone misled the planner into scanning a client's every row)."""
+    return models.ForeignKey(
+        "accounts.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )

@@ -3,6 +3,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from accounts.models import idempotency_client
 from loyalty.models import Period
 from loyalty.models.audit import operator_of
 
@@ -130,16 +131,7 @@ class Redemption(models.Model):
         "accounts.Member", on_delete=models.PROTECT, related_name="redemptions", db_index=False
     )
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
-    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
-    # (a second one on client alone misled the planner into scanning a client's every row).
-    client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    client = idempotency_client()
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)
     points_cost = models.PositiveIntegerField(

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 
+from accounts.models import idempotency_client
 from loyalty.models.ledger import Currency
 
 
@@ -17,16 +18,7 @@ class Adjustment(models.Model):
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
-    # (a second one on client alone misled the planner into scanning a client's every row).
-    client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    client = idempotency_client()
     idempotency_key = models.CharField(max_length=200)
     request_hash = models.CharField(max_length=64)
     entry = models.OneToOneField("loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+")

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from accounts.models import idempotency_client
+
 
 class Event(models.Model):
     """One occurrence reported by the host app, stored once with its outcome.
@@ -13,16 +15,7 @@ class Event(models.Model):
         CREDITED = "credited", "Credited"
         NOT_CREDITED = "not_credited", "Nothing credited"
 
-    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
-    # (a second one on client alone misled the planner into scanning a client's every row).
-    client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    client = idempotency_client()
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)
     # No index of its own: a composite index of the table (below) leads with it.
@@ -98,16 +91,7 @@ class EventReversal(models.Model):
     idempotency key with what it took back."""
 
     event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="reversals")
-    # No index of its own: the (client, idempotency_key) unique index serves lookups by client
-    # (a second one on client alone misled the planner into scanning a client's every row).
-    client = models.ForeignKey(
-        "accounts.ApiClient",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-    )
+    client = idempotency_client()
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)
     amount = models.DecimalField(
