@@ -107,11 +107,11 @@ class DatabaseLeaderboardStore:
         ).exclude(member__in=board.excluded_members.all())
 
     def add(self, deltas: ScoreDeltas) -> None:
-        self._add(deltas)
+        self._add(deltas, returning=False)
 
-    def _add(self, deltas: ScoreDeltas) -> list[tuple[int, date, int, int]]:
-        """Add to the scores in one statement (an upsert adding to the stored score); the new
-        scores of the rows it touched."""
+    def _add(self, deltas: ScoreDeltas, *, returning: bool) -> list[tuple[int, date, int, int]]:
+        """Add to the scores in one statement (an upsert adding to the stored score); with
+        ``returning``, the new scores of the rows it touched."""
         rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
         if not rows:
             return []
@@ -132,11 +132,11 @@ class DatabaseLeaderboardStore:
             cursor.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) {source} "
                 "ON CONFLICT (leaderboard_id, period_start, member_id) "
-                f"DO UPDATE SET score = {table}.score + EXCLUDED.score "
-                f"RETURNING {', '.join(columns)}",
+                f"DO UPDATE SET score = {table}.score + EXCLUDED.score"
+                + (f" RETURNING {', '.join(columns)}" if returning else ""),
                 params,
             )
-            return cursor.fetchall()
+            return cursor.fetchall() if returning else []
 
     def _count(self, board: Leaderboard, period: date, **score_filter) -> int:
         """Visible scores matching the filter: counted through the (board, period, -score)
@@ -245,7 +245,7 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
         return f"{member_id:012d}"
 
     def add(self, deltas: ScoreDeltas) -> None:
-        if scores := self._add(deltas):
+        if scores := self._add(deltas, returning=True):
             transaction.on_commit(lambda: self._mirror(scores))
 
     def _mirror(self, scores: list[tuple[int, date, int, int]]) -> None:

@@ -86,10 +86,7 @@ def _move(
     standing.tier_id = to_tier.id if to_tier else None
     standing.tier_since = at
     standing.grace_until = None
-    MemberStanding.objects.filter(pk=standing.pk).update(
-        tier_id=standing.tier_id, tier_since=at, grace_until=None
-    )
-    TierChange.objects.create(
+    change = TierChange(
         member_id=standing.pk,
         from_tier_id=from_tier.id if from_tier else None,
         to_tier_id=standing.tier_id,
@@ -98,6 +95,15 @@ def _move(
         operator=operator,
         note=note,
     )
+    # Inside the event flow the flush writes the standing's tier and the change.
+    work = unit_of_work.current()
+    if work is not None:
+        work.tier_moved(standing, change)
+    else:
+        MemberStanding.objects.filter(pk=standing.pk).update(
+            tier_id=standing.tier_id, tier_since=at, grace_until=None
+        )
+        change.save()
     webhook_emit(
         type="member.tier_changed",
         member_id=standing.pk,
@@ -137,7 +143,11 @@ def tier_upgrade_if_qualified(
     current = program.tier(standing.tier_id)
     if standing.grace_until and current and windows.for_tier(current) >= current.growth_threshold:
         standing.grace_until = None
-        MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
+        work = unit_of_work.current()
+        if work is not None:
+            work.tier_moved(standing)
+        else:
+            MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
     return None
 
 

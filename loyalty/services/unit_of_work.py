@@ -9,9 +9,9 @@ rows in dependency order (events, badge awards, entries, lots, lot movements).
 
 Values computed in memory are exact because the caller holds every member's standing lock for
 the whole transaction, and every write to these rows in the flow goes through here. Rare
-outcomes (a tier change, a gift, a completed quest, an activity transition, webhooks) are written
-at once, to other rows or other columns: a tier change sets the standing's tier columns,
-the flush its balances and event counters. Their ledger entries go through here too.
+outcomes (a gift, a completed quest, an activity transition, webhooks) are written at once, to
+other rows; their ledger entries go through here too. A tier change is kept here too: the flush
+writes the standing's tier columns with its balances and appends the change.
 """
 
 import json
@@ -40,6 +40,7 @@ from loyalty.models import (
     QuestProgress,
     RuleCounter,
     SourceType,
+    TierChange,
 )
 from loyalty.periods import period_start
 
@@ -105,6 +106,7 @@ class UnitOfWork:
         self.lots: list[PointLot] = []
         self.lot_movements: list[LotMovement] = []
         self.awards: list[BadgeAward] = []
+        self.tier_changes: list[TierChange] = []
         self._sourced: list[tuple[LedgerEntry, Model]] = []  # entries whose source is unwritten
         self.touched: set[int] = set()
         self.scores: dict[tuple[int, Any, int], int] = {}  # leaderboard score deltas
@@ -186,6 +188,13 @@ class UnitOfWork:
             if entry.currency == Currency.GROWTH:
                 self._growth_posted.setdefault(entry.member_id, []).append(entry)
 
+    def tier_moved(self, standing: MemberStanding, change: TierChange | None = None) -> None:
+        """The standing's tier columns changed in memory (and ``change`` records why): the
+        flush writes both."""
+        self.touched.add(standing.pk)
+        if change is not None:
+            self.tier_changes.append(change)
+
     def award(self, award: BadgeAward) -> None:
         """A badge award to write (before the ledger entries of its bonus)."""
         self.awards.append(award)
@@ -212,6 +221,7 @@ class UnitOfWork:
         _append(LedgerEntry, self.entries)
         _append(PointLot, self.lots)
         _append(LotMovement, self.lot_movements)
+        _append(TierChange, self.tier_changes)
         for model, rows in self._dirty.items():
             _upsert(model, list(rows.values()), *UPSERTS[model])
         if self.scores:
@@ -220,10 +230,10 @@ class UnitOfWork:
             store.add(self.scores)
         _standings_write(
             [self.standings[pk] for pk in sorted(self.touched)],
-            [*BUCKETS, "events_count", "last_event_at"],
+            [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"],
         )
         self.events, self.entries, self.lots, self.lot_movements = [], [], [], []
-        self.awards, self._sourced = [], []
+        self.awards, self._sourced, self.tier_changes = [], [], []
         self._growth_posted = {}
         self._dirty, self.touched, self.scores = {}, set(), {}
 

@@ -22,6 +22,7 @@ from loyalty.models import (
     PointLot,
     QuestProgress,
     RuleCounter,
+    TierChange,
 )
 from loyalty.services.events import EventInput, record_event, record_events
 from loyalty.services.idempotency import IdempotencyConflict
@@ -123,6 +124,14 @@ def _state(prefix: str) -> dict:
             order=["leaderboard__code", "period_start"],
         ),
         "activity": by_member(MemberActivity, "state", "last_key_day", "key_day", "key_count"),
+        "tier_changes": by_member(
+            TierChange,
+            "from_tier__code",
+            "to_tier__code",
+            "reason",
+            "qualifying_growth",
+            order=["id"],
+        ),
     }
 
 
