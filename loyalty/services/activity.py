@@ -65,7 +65,7 @@ def _activity(member: Member) -> MemberActivity:
         MemberActivity,
         member.pk,
         index=lambda activity: activity.pk,
-        query=lambda ids: MemberActivity.objects.filter(pk__in=ids),
+        query=lambda ids: MemberActivity.objects.filter(pk__any=ids),
         new=lambda: MemberActivity(member=member, since=member.joined_at),
     )
 

@@ -7,12 +7,12 @@ caps and cooldowns, post ledger entries, bump counters, then check the tier.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -236,9 +236,7 @@ def _settle_stored(
     differs); return the others."""
     stored = {
         event.idempotency_key: event
-        for event in Event.objects.filter(
-            client=client, idempotency_key__in=[item.event.idempotency_key for item in items]
-        ).only("pk", "idempotency_key", "request_hash", "outcome")
+        for event in _stored_events(client, [item.event.idempotency_key for item in items])
     }
     left = []
     for item in items:
@@ -252,6 +250,25 @@ def _settle_stored(
         else:
             item.stored, item.outcome, item.replayed = event, event.outcome, True
     return left
+
+
+def _stored_events(client: ApiClient | None, keys: list[str]) -> Iterable[Event]:
+    """The client's events stored under any of ``keys``. On PostgreSQL one index probe per key
+    on (client, key): looked up as a list, the planner may instead walk every event of the
+    client and filter, whenever its statistics have not yet seen how many the client has."""
+    if connection.vendor != "postgresql":
+        return Event.objects.filter(client=client, idempotency_key__in=keys).only(
+            "pk", "idempotency_key", "request_hash", "outcome"
+        )
+    # (IS NOT DISTINCT FROM would not use the index: a NULL client is asked for as such.)
+    same_client, params = ("client_id = %s", [client.pk]) if client else ("client_id IS NULL", [])
+    return Event.objects.raw(
+        "SELECT e.id, e.idempotency_key, e.request_hash, e.outcome "
+        "FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
+        "SELECT id, idempotency_key, request_hash, outcome "
+        f"FROM {Event._meta.db_table} WHERE {same_client} AND idempotency_key = k.key) AS e",
+        [keys, *params],
+    )
 
 
 def _split_repeats(
@@ -285,19 +302,21 @@ def _resolve_and_lock(
         standing.pk: standing
         for standing in MemberStanding.objects.select_for_update(of=("self",))
         .select_related("member")
-        .filter(member__external_id__in=wanted)
+        .filter(member__external_id__any=sorted(wanted))
         .order_by("pk")
     }
     members = {standing.member.external_id: standing.member for standing in standings.values()}
     if missing := wanted - members.keys():
-        found = {m.external_id: m for m in Member.objects.filter(external_id__in=missing)}
+        found = {m.external_id: m for m in Member.objects.filter(external_id__any=sorted(missing))}
         unknown = missing - found.keys()
         if unknown and program.unknown_members != Program.UnknownMembers.REFUSE:
             Member.objects.bulk_create(
                 [Member(external_id=external_id) for external_id in sorted(unknown)],
                 ignore_conflicts=True,
             )
-            found.update((m.external_id, m) for m in Member.objects.filter(external_id__in=unknown))
+            found.update(
+                (m.external_id, m) for m in Member.objects.filter(external_id__any=sorted(unknown))
+            )
         members.update(found)
         standings.update(lock_standings(m.pk for m in found.values()))
     return _with_members(items, members, errors), standings
@@ -506,7 +525,8 @@ def _counters(
                 key,
                 index=lambda c: (c.member_id, c.rule_id, c.period, c.period_start),
                 query=lambda ids: RuleCounter.objects.filter(
-                    Q(period="lifetime") | Q(period_start__gte=work.period_floor), member_id__in=ids
+                    Q(period="lifetime") | Q(period_start__gte=work.period_floor),
+                    member_id__any=ids,
                 ),
                 new=lambda key=key: RuleCounter(
                     member_id=key[0], rule_id=key[1], period=key[2], period_start=key[3]

@@ -67,7 +67,7 @@ def _tally(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
         ActionTally,
         (member_id, action_id),
         index=lambda t: (t.member_id, t.action_id),
-        query=lambda ids: ActionTally.objects.filter(member_id__in=ids),
+        query=lambda ids: ActionTally.objects.filter(member_id__any=ids),
         new=lambda: ActionTally(member_id=member_id, action_id=action_id, count=0),
     )
 
@@ -80,7 +80,7 @@ def _streak_state(member_id: int, streak_id: int) -> MemberStreak:
         MemberStreak,
         (member_id, streak_id),
         index=lambda s: (s.member_id, s.streak_id),
-        query=lambda ids: MemberStreak.objects.filter(member_id__in=ids),
+        query=lambda ids: MemberStreak.objects.filter(member_id__any=ids),
         new=lambda: MemberStreak(member_id=member_id, streak_id=streak_id),
     )
 
@@ -257,7 +257,7 @@ def _held(member_id: int, badge: Badge) -> dict[str, int]:
         "badge_awards",
         lambda: {
             (row["member_id"], row["badge_id"]): {"held": row["held"], "last": row["last"]}
-            for row in awards(member_id__in=work.member_ids)
+            for row in awards(member_id__any=work.member_ids)
         },
     )
     return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})
@@ -387,7 +387,7 @@ def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
         index=lambda p: (p.member_id, p.quest_id, p.period_start),
         query=lambda ids: QuestProgress.objects.filter(
             Q(period_start=LIFETIME_START) | Q(period_start__gte=work.period_floor),
-            member_id__in=ids,
+            member_id__any=ids,
         ),
         new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
     )

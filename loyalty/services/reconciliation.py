@@ -52,7 +52,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
         ids = [s["pk"] for s in standings]
         entries = defaultdict(list)
         for row in (
-            LedgerEntry.objects.filter(member_id__in=ids)
+            LedgerEntry.objects.filter(member_id__any=ids)
             .values("member_id", "currency", "kind", "pending")
             .annotate(
                 positive=Case(
@@ -68,7 +68,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
             report.entries += row["count"]
         lots = defaultdict(lambda: {True: 0, False: 0})
         for row in (
-            PointLot.objects.filter(member_id__in=ids)
+            PointLot.objects.filter(member_id__any=ids)
             .values("member_id", "pending")
             .annotate(total=Sum("remaining"))
         ):
@@ -88,7 +88,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
                     member_id, "pending lots", standing["points_pending"], lots[member_id][True]
                 )
         broken_lots = (
-            PointLot.objects.filter(member_id__in=ids)
+            PointLot.objects.filter(member_id__any=ids)
             .annotate(moved=Coalesce(Sum("movements__amount"), 0))
             .filter(~Q(remaining=F("amount") - F("moved")))
             .values("pk", "member_id", "remaining", "amount", "moved")

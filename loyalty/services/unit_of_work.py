@@ -158,7 +158,7 @@ class UnitOfWork:
             ("growth_since", start),
             lambda: dict(
                 LedgerEntry.objects.filter(
-                    member_id__in=self.member_ids,
+                    member_id__any=self.member_ids,
                     currency=Currency.GROWTH,
                     effective_at__gte=start,
                 )
