@@ -108,7 +108,9 @@ def event(member: str, key: str, amount: int) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(redis_store):
+def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(
+    redis_store, monkeypatch
+):
     make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
     board = make_leaderboard("weekly-growth", "growth", "week")
     event("a", "a1", 50)
@@ -131,7 +133,7 @@ def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(redis
         (2, "a", 55),
     ]
     assert redis_store.redis.zcard(redis_store._key(board.pk, period)) == 2
-    leaderboards.store = DatabaseLeaderboardStore()
+    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
     assert view(board, "a") == shown
 
 
