@@ -208,7 +208,8 @@ class UnitOfWork:
         self._dirty.get(type(row), {}).pop(id(row), None)
 
     def flush(self) -> None:
-        """Write everything, in as few statements as the tables allow."""
+        """Write everything, in as few statements as the tables allow: the last step of the
+        unit of work."""
         from loyalty.services.ledger import BUCKETS
 
         _append(Event, self.events)
@@ -232,10 +233,6 @@ class UnitOfWork:
             [self.standings[pk] for pk in sorted(self.touched)],
             [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"],
         )
-        self.events, self.entries, self.lots, self.lot_movements = [], [], [], []
-        self.awards, self._sourced, self.tier_changes = [], [], []
-        self._growth_posted = {}
-        self._dirty, self.touched, self.scores = {}, set(), {}
 
 
 @contextmanager
