@@ -493,7 +493,8 @@ def _record(
     work.touched.add(standing.pk)
     # The entries' source id is the event's, known once ``work`` has written it.
     entries = ledger_post(
-        standing=standing, movements=[replace(m, event=stored_event) for m in movements]
+        standing=standing,
+        movements=[replace(m, event=stored_event, source=stored_event) for m in movements],
     )
     lots_open(
         standing=standing,

@@ -31,8 +31,8 @@ class Movement:
     source_id: str = ""
     pending: bool = False
     event_id: int | None = None
-    event: Event | None = None  # an event not written yet (its id becomes the source id)
-    source: Model | None = None  # another row not written yet (its id becomes the source id)
+    event: Event | None = None  # an event not written yet
+    source: Model | None = None  # a row not written yet (its id becomes the source id)
     rule_version_id: int | None = None
     operator_id: int | None = None
     reason: str = ""

@@ -39,7 +39,6 @@ from loyalty.models import (
     PointLot,
     QuestProgress,
     RuleCounter,
-    SourceType,
     TierChange,
 )
 from loyalty.periods import period_start
@@ -214,9 +213,6 @@ class UnitOfWork:
 
         _append(Event, self.events)
         _append(BadgeAward, self.awards)
-        for entry in self.entries:
-            if entry.source_type == SourceType.EVENT and not entry.source_id:
-                entry.source_id = str(entry.event.pk)
         for entry, source in self._sourced:
             entry.source_id = str(source.pk)
         _append(LedgerEntry, self.entries)

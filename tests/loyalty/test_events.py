@@ -42,6 +42,9 @@ def test_each_credit_names_the_rule_version_that_produced_it(earn):
         LedgerEntry.objects.filter(currency="points").values_list("rule_version__version", "amount")
     )
     assert versions == [(1, 5), (2, 8)]
+    # And the event that earned it, as its source (the id is known once the batch is written).
+    for entry in LedgerEntry.objects.all():
+        assert (entry.source_type, entry.source_id) == ("event", str(entry.event_id))
 
 
 def test_publishing_an_unchanged_rule_makes_no_new_version(db):
