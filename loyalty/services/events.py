@@ -34,7 +34,7 @@ from loyalty.services.gamification import on_event
 from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
-from loyalty.services.locks import lock_standings
+from loyalty.services.locks import lock_standings, lock_standings_of
 from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, compiled_program
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
@@ -300,13 +300,7 @@ def _resolve_and_lock(
     key order, members read beside them) for members who have one. The others are found,
     created if unknown and the program says so, and locked after (``lock_standings``)."""
     wanted = {item.event.external_id for item in items}
-    standings = {
-        standing.pk: standing
-        for standing in MemberStanding.objects.select_for_update(of=("self",))
-        .select_related("member")
-        .filter(member__external_id__any=sorted(wanted))
-        .order_by("pk")
-    }
+    standings = lock_standings_of(wanted)
     members = {standing.member.external_id: standing.member for standing in standings.values()}
     if missing := wanted - members.keys():
         found = {m.external_id: m for m in Member.objects.filter(external_id__any=sorted(missing))}

@@ -28,3 +28,16 @@ def lock_standings(member_ids: Iterable[int]) -> dict[int, MemberStanding]:
         )
         standings.update((s.pk, s) for s in locked.filter(pk__any=missing))
     return standings
+
+
+def lock_standings_of(external_ids: Iterable[str]) -> dict[int, MemberStanding]:
+    """Lock the standings of the members with these host ids, in primary-key order, each with
+    its ``member`` read beside it: one statement. Members without a standing (or unknown) are
+    not in the answer; lock theirs with ``lock_standings``. Call inside ``transaction.atomic``."""
+    return {
+        standing.pk: standing
+        for standing in MemberStanding.objects.select_for_update(of=("self",))
+        .select_related("member")
+        .filter(member__external_id__any=sorted(set(external_ids)))
+        .order_by("pk")
+    }
