@@ -14,6 +14,7 @@ other rows; their ledger entries go through here too. A tier change is kept here
 writes the standing's tier columns with its balances and appends the change.
 """
 
+import functools
 import json
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -248,18 +249,24 @@ def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]
     """The rows' values of ``fields`` as one array per column, with the ``unnest(…)`` that
     turns them back into rows on PostgreSQL: a statement of fixed text whatever the number of
     rows (a long ``VALUES`` list is parsed again for every batch; this is parsed once)."""
-    arrays, casts = [], []
+    arrays = []
     for field in fields:
         values = [getattr(row, field.attname) for row in rows]
         if isinstance(field, JSONField):
             values = [
                 None if value is None else json.dumps(value, cls=field.encoder) for value in values
             ]
-            casts.append("%s::text[]")
-        else:
-            casts.append(f"%s::{field.db_type(connection)}[]")
         arrays.append(values)
-    return f"unnest({', '.join(casts)})", arrays
+    return _unnest_source(tuple(fields)), arrays
+
+
+@functools.cache
+def _unnest_source(fields: tuple[Field, ...]) -> str:
+    casts = [
+        "%s::text[]" if isinstance(field, JSONField) else f"%s::{field.db_type(connection)}[]"
+        for field in fields
+    ]
+    return f"unnest({', '.join(casts)})"
 
 
 def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: list[str]) -> None:
@@ -326,26 +333,41 @@ def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None
 COPY_FROM_ROWS = 50
 
 
-def _append(model: type[Model], rows: list[Model]) -> None:
-    """Insert new rows: by ``COPY`` on PostgreSQL when there are many (ids drawn from the
-    table's sequence first, so rows written later can point at them), else ``bulk_create``."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql" or len(rows) < COPY_FROM_ROWS:
-        model.objects.bulk_create(rows)
-        return
-    meta = model._meta
+def _insert_returning(model: type[Model], rows: list[Model]) -> None:
+    """A few new rows in one ``INSERT … SELECT FROM unnest(…) RETURNING id``: what
+    ``bulk_create`` sends, without building the statement again for every call."""
+    fields, sql = _insert_statement(model)
+    _link_and_stamp(model, rows)
+    _, arrays = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [meta.db_table, len(rows)],
-        )
+        cursor.execute(sql, arrays)
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
-    fields = meta.concrete_fields
+            row._state.adding, row._state.db = False, connection.alias
+
+
+@functools.cache
+def _insert_statement(model: type[Model]) -> tuple[list[Field], str]:
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    source, _ = _unnest(fields, [])
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    selected = ", ".join(
+        f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields
+    )
+    return fields, (
+        f"INSERT INTO {meta.db_table} ({columns}) SELECT {selected} "
+        f"FROM {source} WITH ORDINALITY AS v({', '.join(f.column for f in fields)}, n) "
+        f"ORDER BY n RETURNING {meta.pk.column}"
+    )
+
+
+def _link_and_stamp(model: type[Model], rows: list[Model]) -> None:
+    """Set foreign keys given as objects written just before (the entry of a lot, …) and the
+    creation and change stamps, as ``save`` would."""
+    fields = model._meta.concrete_fields
     relations = [field for field in fields if field.is_relation]
     for row in rows:
-        # Foreign keys set as objects written just before (the entry of a lot, …).
         for field in relations:
             target = field.get_cached_value(row) if field.is_cached(row) else None
             if target is not None and getattr(row, field.attname) is None:
@@ -359,6 +381,29 @@ def _append(model: type[Model], rows: list[Model]) -> None:
     for row in rows:
         for attname in stamped:
             setattr(row, attname, now)
+
+
+def _append(model: type[Model], rows: list[Model]) -> None:
+    """Insert new rows: by ``COPY`` on PostgreSQL when there are many (ids drawn from the
+    table's sequence first, so rows written later can point at them), else ``bulk_create``."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(rows)
+        return
+    meta = model._meta
+    if len(rows) < COPY_FROM_ROWS:
+        _insert_returning(model, rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [meta.db_table, len(rows)],
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            row.pk = pk
+    fields = meta.concrete_fields
+    _link_and_stamp(model, rows)
     # Plain values suit COPY as they are, but JSON goes as text.
     json_fields = [
         (position, field.encoder)
