@@ -9,15 +9,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import DomainError, MemberNotFound
 from accounts.models import ApiClient, Member
+from loyalty import sql
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -521,15 +521,22 @@ def _counters(
                 RuleCounter,
                 key,
                 index=lambda c: (c.member_id, c.rule_id, c.period, c.period_start),
-                query=lambda ids: RuleCounter.objects.filter(
-                    Q(period="lifetime") | Q(period_start__gte=work.period_floor),
-                    member_id__any=ids,
-                ),
+                query=lambda ids: _counters_of(ids, work.period_floor),
                 new=lambda key=key: RuleCounter(
                     member_id=key[0], rule_id=key[1], period=key[2], period_start=key[3]
                 ),
             )
     return counters
+
+
+def _counters_of(member_ids: list[int], floor: date) -> list[RuleCounter]:
+    """The members' lifetime rule counters and those of periods starting from ``floor``."""
+    members, params = sql.any_of("member_id", member_ids)
+    return sql.select(
+        RuleCounter,
+        f"{members} AND (period = %s OR period_start >= %s)",
+        [*params, "lifetime", floor],
+    )
 
 
 def _evaluate(

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import Count, F, Max, Model, Q, Value
+from django.db.models import Count, F, Model, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from loyalty import sql
 from loyalty.models import (
     ActionTally,
     Badge,
@@ -67,7 +68,7 @@ def _tally(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
         ActionTally,
         (member_id, action_id),
         index=lambda t: (t.member_id, t.action_id),
-        query=lambda ids: ActionTally.objects.filter(member_id__any=ids),
+        query=lambda ids: sql.select(ActionTally, *sql.any_of("member_id", ids)),
         new=lambda: ActionTally(member_id=member_id, action_id=action_id, count=0),
     )
 
@@ -238,28 +239,28 @@ def badge_award(
     return award
 
 
+def _held_by(member_ids: list[int]) -> dict[tuple[int, int], dict[str, int]]:
+    """``_held`` of every badge the members have been awarded, keyed by (member, badge)."""
+    members, params = sql.any_of("member_id", member_ids)
+    rows = sql.fetch(
+        "SELECT member_id, badge_id, "
+        "SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), MAX(sequence) "
+        f"FROM {BadgeAward._meta.db_table} WHERE {members} GROUP BY member_id, badge_id",
+        params,
+    )
+    return {
+        (member, badge): {"held": int(held), "last": last} for member, badge, held, last in rows
+    }
+
+
 def _held(member_id: int, badge: Badge) -> dict[str, int]:
     """The member's awards of the badge not revoked (``held``) and the last sequence given
     (``last``): read once per unit of work for all its members, else now."""
-
-    def awards(**members):
-        return (
-            BadgeAward.objects.filter(**members)
-            .values("member_id", "badge_id")
-            .annotate(held=Count("id", filter=Q(revoked_at__isnull=True)), last=Max("sequence"))
-        )
-
     work = unit_of_work.current()
     if work is None:
-        row = next(iter(awards(member_id=member_id).filter(badge=badge)), None)
-        return {"held": row["held"], "last": row["last"]} if row else {"held": 0, "last": 0}
-    rows = work.memo(
-        "badge_awards",
-        lambda: {
-            (row["member_id"], row["badge_id"]): {"held": row["held"], "last": row["last"]}
-            for row in awards(member_id__any=work.member_ids)
-        },
-    )
+        rows = _held_by([member_id])
+    else:
+        rows = work.memo("badge_awards", lambda: _held_by(work.member_ids))
     return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})
 
 
@@ -375,6 +376,16 @@ def quests_progress(
     return completed, awards
 
 
+def _progress_of(member_ids: list[int], floor: date) -> list[QuestProgress]:
+    """The members' lifetime quest progress and that of periods starting from ``floor``."""
+    members, params = sql.any_of("member_id", member_ids)
+    return sql.select(
+        QuestProgress,
+        f"{members} AND (period_start = %s OR period_start >= %s)",
+        [*params, LIFETIME_START, floor],
+    )
+
+
 def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
     work = unit_of_work.current()
     if work is None:
@@ -385,10 +396,7 @@ def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
         QuestProgress,
         (member_id, quest.pk, start),
         index=lambda p: (p.member_id, p.quest_id, p.period_start),
-        query=lambda ids: QuestProgress.objects.filter(
-            Q(period_start=LIFETIME_START) | Q(period_start__gte=work.period_floor),
-            member_id__any=ids,
-        ),
+        query=lambda ids: _progress_of(ids, work.period_floor),
         new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
     )
 
@@ -497,7 +505,6 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
 
 def _candidates(badge: Badge):
     """Members who might qualify: a cheap filter before the exact check under the lock."""
-    from django.db.models import Count
 
     threshold = badge_threshold(badge)
     kind = badge.criterion

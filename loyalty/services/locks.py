@@ -7,6 +7,10 @@ transactions can never deadlock on each other.
 
 from collections.abc import Iterable
 
+from django.db import connection
+
+from accounts.models import Member
+from loyalty import sql
 from loyalty.models import MemberStanding
 
 
@@ -34,10 +38,20 @@ def lock_standings_of(external_ids: Iterable[str]) -> dict[int, MemberStanding]:
     """Lock the standings of the members with these host ids, in primary-key order, each with
     its ``member`` read beside it: one statement. Members without a standing (or unknown) are
     not in the answer; lock theirs with ``lock_standings``. Call inside ``transaction.atomic``."""
-    return {
-        standing.pk: standing
-        for standing in MemberStanding.objects.select_for_update(of=("self",))
-        .select_related("member")
-        .filter(member__external_id__any=sorted(set(external_ids)))
-        .order_by("pk")
-    }
+    where, params = sql.any_of("m.external_id", sorted(set(external_ids)))
+    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    rows = sql.fetch(
+        f"SELECT {sql.columns(MemberStanding, 's')}, {sql.columns(Member, 'm')} "
+        f"FROM {MemberStanding._meta.db_table} s "
+        f"JOIN {Member._meta.db_table} m ON m.id = s.member_id "
+        f"WHERE {where} ORDER BY s.member_id{lock}",
+        params,
+    )
+    width = len(MemberStanding._meta.concrete_fields)
+    standings = {}
+    for standing, member in zip(
+        sql.rows_to(MemberStanding, rows), sql.rows_to(Member, rows, start=width), strict=True
+    ):
+        standing.member = member
+        standings[standing.pk] = standing
+    return standings

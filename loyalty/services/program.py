@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Max
 
+from loyalty import sql
 from loyalty.models import (
     Action,
     Badge,
@@ -108,8 +109,8 @@ def program_settings() -> Program:
 
 
 def current_revision() -> uuid.UUID:
-    revision = Program.objects.filter(pk=1).values_list("revision", flat=True).first()
-    return revision if revision is not None else program_settings().revision
+    found = sql.select(Program, "t.id = %s", [1])  # every event asks: no queryset to build
+    return found[0].revision if found else program_settings().revision
 
 
 def compiled_program() -> CompiledProgram:

@@ -23,10 +23,11 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, JSONField, Model, QuerySet, Sum
+from django.db.models import Field, JSONField, Model, QuerySet
 from django.utils import timezone
 
 from accounts import services as accounts_services
+from loyalty import sql
 from loyalty.models import (
     ActionTally,
     BadgeAward,
@@ -154,25 +155,24 @@ class UnitOfWork:
     def growth_since(self, member_id: int, start: datetime) -> int:
         """The member's growth effective from ``start``: what the ledger held when the batch
         began (one query for all members per window start) plus what the batch posted."""
-        sums = self.memo(
-            ("growth_since", start),
-            lambda: dict(
-                LedgerEntry.objects.filter(
-                    member_id__any=self.member_ids,
-                    currency=Currency.GROWTH,
-                    effective_at__gte=start,
-                )
-                .values("member_id")
-                .annotate(total=Sum("amount"))
-                .values_list("member_id", "total")
-            ),
-        )
+        sums = self.memo(("growth_since", start), lambda: self._growth_sums(start))
         posted = sum(
             entry.amount
             for entry in self._growth_posted.get(member_id, ())
             if entry.effective_at >= start
         )
         return (sums.get(member_id) or 0) + posted
+
+    def _growth_sums(self, start: datetime) -> dict[int, int]:
+        members, params = sql.any_of("member_id", self.member_ids)
+        return dict(
+            sql.fetch(
+                "SELECT member_id, CAST(SUM(amount) AS BIGINT) "
+                f"FROM {LedgerEntry._meta.db_table} "
+                f"WHERE {members} AND currency = %s AND effective_at >= %s GROUP BY member_id",
+                [*params, Currency.GROWTH, start],
+            )
+        )
 
     # --- Writing ------------------------------------------------------------------------------
 

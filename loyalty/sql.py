@@ -1,0 +1,72 @@
+"""The event flow's fixed reads, as statements whose text is built once.
+
+Every event reads the same handful of rows (its member's standing, tallies, quest progress,
+badge awards, recent growth). Building and compiling a queryset for each costs about as much
+Python as running it, so these reads are written here as SQL, kept as text per model, and turned
+into model instances the way the ORM does (``Model.from_db`` after the fields' converters). They
+run on PostgreSQL and SQLite alike: ``any_of`` writes a list membership each understands.
+"""
+
+import functools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+
+def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``, as SQL and its one parameter: an array on PostgreSQL
+    (the text does not grow with the list), a JSON list elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
+
+
+@functools.cache
+def _shape(model: type[Model], alias: str) -> tuple[str, list[str], list[tuple[int, Any, list]]]:
+    """The model's columns (prefixed by ``alias``), field names, and the converters to apply
+    to each value read (by position): what the ORM applies when it reads the model."""
+    fields = model._meta.concrete_fields
+    columns = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+    converters = []
+    for position, field in enumerate(fields):
+        col = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+        if found:
+            converters.append((position, col, found))
+    return columns, [f.attname for f in fields], converters
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """The model's columns as a select list, for ``rows_to``."""
+    return _shape(model, alias)[0]
+
+
+def rows_to(model: type[Model], rows: Sequence[Sequence[Any]], start: int = 0) -> list[Model]:
+    """Model instances from rows whose values from ``start`` on are ``columns(model, …)``."""
+    _, names, converters = _shape(model, "t")
+    end = start + len(names)
+    made = []
+    for row in rows:
+        values = list(row[start:end])
+        for position, col, found in converters:
+            for converter in found:
+                values[position] = converter(values[position], col, connection)
+        made.append(model.from_db(connection.alias, names, values))
+    return made
+
+
+def select(model: type[Model], where: str, params: Sequence[Any]) -> list[Model]:
+    """The model's rows matching ``where`` (SQL over the table aliased ``t``)."""
+    return rows_to(
+        model,
+        fetch(f"SELECT {columns(model, 't')} FROM {model._meta.db_table} t WHERE {where}", params),
+    )
+
+
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
