@@ -59,7 +59,8 @@ def rows_to(model: type[Model], rows: Sequence[Sequence[Any]], start: int = 0) -
 
 
 def select(model: type[Model], where: str, params: Sequence[Any]) -> list[Model]:
-    """The model's rows matching ``where`` (SQL over the table aliased ``t``)."""
+    """The model's rows matching ``where`` (SQL over the table aliased ``t``, which may go on
+    with ``ORDER BY``, ``LIMIT`` or ``FOR UPDATE``)."""
     return rows_to(
         model,
         fetch(f"SELECT {columns(model, 't')} FROM {model._meta.db_table} t WHERE {where}", params),

@@ -10,6 +10,7 @@ from django.db.models import Model, QuerySet
 
 from accounts.errors import Conflict
 from accounts.models import ApiClient
+from loyalty import sql
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -25,10 +26,19 @@ def stored_write(
 ) -> M | None:
     """The row this client already wrote under ``key``, if any; ``IdempotencyConflict`` if it
     was written for another request."""
-    stored = rows.filter(client=client, idempotency_key=key).first()
-    if stored is not None and stored.request_hash != request_hash:
+    # Asked before every write and mostly not there: a plain probe first, the row only if found.
+    same_client, params = ("client_id = %s", [client.pk]) if client else ("client_id IS NULL", [])
+    found = sql.fetch(
+        f"SELECT id, request_hash FROM {rows.model._meta.db_table} "
+        f"WHERE {same_client} AND idempotency_key = %s",
+        [*params, key],
+    )
+    if not found:
+        return None
+    ((pk, stored_hash),) = found
+    if stored_hash != request_hash:
         raise IdempotencyConflict(details={"idempotency_key": key})
-    return stored
+    return rows.get(pk=pk)
 
 
 def idempotent_write(write: Callable[[], T], *, stored: Callable[[], T | None]) -> T:

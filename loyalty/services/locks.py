@@ -23,15 +23,23 @@ def lock_standings(member_ids: Iterable[int]) -> dict[int, MemberStanding]:
     """Lock (creating if needed) several members' standings, in primary-key order: one
     statement, two more for members without one yet. Call inside ``transaction.atomic``."""
     ids = sorted(set(member_ids))
-    locked = MemberStanding.objects.select_for_update().filter(pk__any=ids).order_by("pk")
-    standings = {standing.pk: standing for standing in locked}
+    standings = _locked(ids)
     if missing := [member_id for member_id in ids if member_id not in standings]:
         # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
         MemberStanding.objects.bulk_create(
             [MemberStanding(member_id=member_id) for member_id in missing], ignore_conflicts=True
         )
-        standings.update((s.pk, s) for s in locked.filter(pk__any=missing))
+        standings.update(_locked(missing))
     return standings
+
+
+def _locked(member_ids: list[int]) -> dict[int, MemberStanding]:
+    where, params = sql.any_of("t.member_id", member_ids)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return {
+        standing.pk: standing
+        for standing in sql.select(MemberStanding, f"{where} ORDER BY t.member_id{lock}", params)
+    }
 
 
 def lock_standings_of(external_ids: Iterable[str]) -> dict[int, MemberStanding]:

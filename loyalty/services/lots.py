@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db.models import F
 
+from loyalty import sql
 from loyalty.models import LedgerEntry, LotMovement, MemberStanding, PointLot
 from loyalty.services import unit_of_work
 
@@ -92,15 +93,15 @@ def lots_take(
     """Take up to ``amount`` from the member's open lots (spendable, or pending ones), those
     closest to expiry first (never-expiring last, then oldest first), optionally only the
     lots of one event or one lot. Records each take against ``entry``; returns the points taken."""
-    lots = PointLot.objects.filter(member_id=member_id, pending=pending, remaining__gt=0)
+    where, params = "t.member_id = %s AND t.pending = %s AND t.remaining > 0", [member_id, pending]
     if event_id is not None:
-        lots = lots.filter(event_id=event_id)
+        where, params = f"{where} AND t.event_id = %s", [*params, event_id]
     if lot_id is not None:
-        lots = lots.filter(pk=lot_id)
-    lots = lots.order_by(F("expires_at").asc(nulls_last=True), "id")
+        where, params = f"{where} AND t.id = %s", [*params, lot_id]
+    where += " ORDER BY t.expires_at ASC NULLS LAST, t.id LIMIT %s"
     taken = 0
     while taken < amount:
-        batch = list(lots[:TAKE_BATCH])
+        batch = sql.select(PointLot, where, [*params, TAKE_BATCH])
         if not batch:
             break
         movements = []
@@ -111,6 +112,6 @@ def lots_take(
             lot.remaining -= take
             taken += take
             movements.append(LotMovement(lot=lot, entry=entry, amount=take))
-        PointLot.objects.bulk_update([m.lot for m in movements], ["remaining"])
-        LotMovement.objects.bulk_create(movements)
+        unit_of_work.set_columns(PointLot, [m.lot for m in movements], ["remaining"])
+        unit_of_work.insert(LotMovement, movements)
     return taken

@@ -305,28 +305,37 @@ def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: l
 
 
 def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None:
-    """Write the standings' values computed in memory (the caller holds their locks): one
-    ``UPDATE … FROM unnest(…)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
-    if not standings:
-        return
+    """Write the standings' values computed in memory (the caller holds their locks)."""
     now = timezone.now()
     for standing in standings:
         standing.updated_at = now
-    if connection.vendor != "postgresql":
-        MemberStanding.objects.bulk_update(standings, [*fields, "updated_at"])
+    set_columns(MemberStanding, standings, [*fields, "updated_at"])
+
+
+def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> None:
+    """Write these fields of the rows (found by primary key) as they are in memory: one
+    ``UPDATE … FROM unnest(…)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
+    if not rows:
         return
-    meta = MemberStanding._meta
-    columns = [meta.get_field("member"), *(meta.get_field(name) for name in fields)]
-    source, arrays = _unnest(columns, standings)
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(rows, fields)
+        return
+    meta = model._meta
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    source, arrays = _unnest(columns, rows)
     names = [f.column for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {meta.db_table} AS s SET "
             + ", ".join(f"{name} = v.{name}" for name in names[1:])
-            + f", updated_at = %s FROM {source} AS v({', '.join(names)}) "
-            "WHERE s.member_id = v.member_id",
-            [now, *arrays],
+            + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
+            arrays,
         )
+
+
+def insert(model: type[Model], rows: list[Model]) -> None:
+    """Insert new rows now, in as few statements as ``flush`` would (ids are set on them)."""
+    _append(model, rows)
 
 
 # Below this many rows one INSERT … RETURNING costs fewer round trips than drawing ids + COPY.
