@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, Model
+from django.db.models import Model
 from django.utils import timezone
 
+from loyalty import sql
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.services import unit_of_work
 from loyalty.services.leaderboards import leaderboards_record_entries
@@ -107,10 +108,13 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
         assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
         work.post(entries, sources=[m.source for m in movements])
     else:
-        LedgerEntry.objects.bulk_create(entries)
+        unit_of_work.insert(LedgerEntry, entries)
         if deltas:
-            MemberStanding.objects.filter(pk=standing.pk).update(
-                **{name: F(name) + delta for name, delta in deltas.items()}
+            sql.execute(
+                f"UPDATE {MemberStanding._meta.db_table} SET "
+                + ", ".join(f"{name} = {name} + %s" for name in deltas)
+                + " WHERE member_id = %s",
+                [*deltas.values(), standing.pk],
             )
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)

@@ -20,7 +20,9 @@ from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
+from loyalty import sql
 from loyalty.models import EntryKind, LotMovement, SourceType
+from loyalty.services import unit_of_work
 from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_credit_locked, points_debit_locked
@@ -91,7 +93,7 @@ def _redeem(
     standing = lock_standing(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    reward = Reward.objects.filter(code=reward_code).first()
+    reward = next(iter(sql.select(Reward, "t.code = %s", [reward_code])), None)
     if reward is None:
         raise RewardNotFound(details={"reward": reward_code})
     program = compiled_program()
@@ -107,7 +109,7 @@ def _redeem(
     )
     if refusal is not None:
         raise refusal
-    redemption = Redemption.objects.create(
+    redemption = Redemption(
         member=member,
         reward=reward,
         client=client,
@@ -119,6 +121,7 @@ def _redeem(
         if reward.kind == Reward.Kind.PHYSICAL
         else Redemption.Status.COMPLETED,
     )
+    unit_of_work.insert(Redemption, [redemption])
     redemption.spend_entry = points_debit_locked(
         standing=standing,
         amount=price,
@@ -129,7 +132,7 @@ def _redeem(
     )
     if reward.kind == Reward.Kind.COUPON:
         redemption.coupon_code = _hand_out_code(reward, redemption, now)
-    redemption.save(update_fields=["spend_entry", "coupon_code"])
+    unit_of_work.set_columns(Redemption, [redemption], ["spend_entry", "coupon_code"])
     webhook_emit(
         type="reward.redeemed",
         member_id=member.pk,
@@ -150,13 +153,10 @@ def _take_stock(reward: Reward) -> None:
     """Count the redemption and take one unit of stock, if one is left: the last statement of
     the redemption, so the reward's row stays locked only until the commit. Out of stock here
     (another redemption took the last unit since we read the reward) rolls everything back."""
-    taken = (
-        Reward.objects.filter(pk=reward.pk)
-        .exclude(stock=0)
-        .update(
-            stock=F("stock") - 1,  # unlimited (NULL) stays unlimited
-            redeemed_count=F("redeemed_count") + 1,
-        )
+    taken = sql.execute(
+        f"UPDATE {Reward._meta.db_table} SET stock = stock - 1, "  # unlimited (NULL) stays so
+        "redeemed_count = redeemed_count + 1 WHERE id = %s AND (stock IS NULL OR stock <> 0)",
+        [reward.pk],
     )
     if not taken:
         raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")
