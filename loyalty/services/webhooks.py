@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from loyalty import sql
 from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from loyalty.services import unit_of_work
 
@@ -81,9 +82,9 @@ def webhook_emit(
     assert type in EVENT_TYPES, type
     work = unit_of_work.current()
     active = (
-        work.memo("webhook_endpoints", lambda: list(WebhookEndpoint.objects.filter(is_active=True)))
+        work.memo("webhook_endpoints", _active_endpoints)
         if work is not None
-        else WebhookEndpoint.objects.filter(is_active=True)
+        else _active_endpoints()
     )
     endpoints = [e for e in active if e.wants(type)]
     if not endpoints:
@@ -99,6 +100,10 @@ def webhook_emit(
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: _queue(ids))
     return event
+
+
+def _active_endpoints() -> list[WebhookEndpoint]:
+    return sql.select(WebhookEndpoint, "t.is_active = %s", [True])
 
 
 def _queue(delivery_ids: list[int]) -> None:

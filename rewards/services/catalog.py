@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.errors import BusinessRuleViolation
 from accounts.models import Member
+from loyalty import sql
 from loyalty.models import MemberStanding
 from loyalty.periods import period_start, start_of_day
 from loyalty.services.program import CompiledProgram, compiled_program
@@ -47,6 +48,17 @@ def price_for(reward: Reward, program: CompiledProgram, tier_id: int | None) -> 
     return max(int(price), 1)
 
 
+def _exclusive_tiers(reward: Reward) -> set[int]:
+    """The ids of the tiers the reward is kept for (none: for everyone)."""
+    through = Reward.exclusive_tiers.through
+    return {
+        tier_id
+        for (tier_id,) in sql.fetch(
+            f"SELECT tier_id FROM {through._meta.db_table} WHERE reward_id = %s", [reward.pk]
+        )
+    }
+
+
 def refusal_for(
     *,
     reward: Reward,
@@ -55,10 +67,12 @@ def refusal_for(
     price: int,
     program: CompiledProgram,
     at: datetime,
+    exclusive_tiers: set[int] | None = None,
 ) -> RedemptionRefused | None:
     """Why the member cannot redeem the reward now, or None. Callers deciding on a redemption
     must hold the member's lock, so the member's side of the answer stays true; stock can still
-    run out before they commit, which taking it must check again."""
+    run out before they commit, which taking it must check again. ``exclusive_tiers`` (the
+    reward's, when already read) saves a query."""
     if (
         not reward.is_active
         or (reward.available_from and at < reward.available_from)
@@ -66,7 +80,7 @@ def refusal_for(
     ):
         return RedemptionRefused("The reward is not available now.", code="not_available")
     tier = program.tier(standing.tier_id)
-    exclusive = {t.pk for t in reward.exclusive_tiers.all()}
+    exclusive = _exclusive_tiers(reward) if exclusive_tiers is None else exclusive_tiers
     if exclusive and (tier is None or tier.id not in exclusive):
         return RedemptionRefused("The reward is for other tiers.", code="tier_required")
     if reward.min_tier_id:
@@ -124,7 +138,13 @@ def catalog_for(*, member: Member | None) -> list[Offer]:
     for reward in rewards:
         price = price_for(reward, program, standing.tier_id)
         refusal = refusal_for(
-            reward=reward, member=member, standing=standing, price=price, program=program, at=now
+            reward=reward,
+            member=member,
+            standing=standing,
+            price=price,
+            program=program,
+            at=now,
+            exclusive_tiers={tier.pk for tier in reward.exclusive_tiers.all()},  # prefetched
         )
         offers.append(Offer(reward=reward, price=price, refusal=refusal))
     return offers
