@@ -12,6 +12,7 @@ Scores by metric, in the program's time zone, by when a movement counts (``effec
 definitions, so it reproduces the incremental scores exactly.
 """
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from loyalty.models import (
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
+from loyalty.services.unit_of_work import FEW_ROWS
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,14 @@ class LeaderboardStore(Protocol):
     def forget(self, board: Leaderboard) -> None: ...
 
 
+@functools.cache
+def _score_types() -> list[str]:
+    return [
+        LeaderboardScore._meta.get_field(name).db_type(connection)
+        for name in ("leaderboard", "period_start", "member", "score")
+    ]
+
+
 class DatabaseLeaderboardStore:
     """Scores in ``LeaderboardScore``; ranks counted with the (board, period, -score) index.
     Only scores above zero are ranked; opted-out and excluded members never appear.
@@ -117,16 +127,17 @@ class DatabaseLeaderboardStore:
             return []
         table = LeaderboardScore._meta.db_table
         columns = ["leaderboard_id", "period_start", "member_id", "score"]
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and len(rows) > FEW_ROWS:
             # One array per column: the statement's text is the same for any number of rows.
-            types = [
-                LeaderboardScore._meta.get_field(name).db_type(connection)
-                for name in ("leaderboard", "period_start", "member", "score")
-            ]
-            source = f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in types)})"
+            source = f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _score_types())})"
             params = [list(column) for column in zip(*rows, strict=True)]
         else:
-            source = f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
+            row = (
+                f"({', '.join(f'%s::{t}' for t in _score_types())})"
+                if connection.vendor == "postgresql"
+                else "(%s, %s, %s, %s)"
+            )
+            source = f"VALUES {', '.join([row] * len(rows))}"
             params = [value for row in rows for value in row]
         with connection.cursor() as cursor:
             cursor.execute(

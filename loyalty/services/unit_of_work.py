@@ -245,28 +245,45 @@ def unit_of_work(
         _current.reset(token)
 
 
-def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[list[Any]]]:
-    """The rows' values of ``fields`` as one array per column, with the ``unnest(…)`` that
-    turns them back into rows on PostgreSQL: a statement of fixed text whatever the number of
-    rows (a long ``VALUES`` list is parsed again for every batch; this is parsed once)."""
-    arrays = []
+def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[Any]]:
+    """The rows' values of ``fields`` as a row source for ``FROM … AS v(columns)`` on
+    PostgreSQL, and its parameters. Many rows go as one array per column with ``unnest(…)``: a
+    statement of fixed text whatever their number (a long ``VALUES`` list would be parsed
+    again for every batch). A few go as a ``VALUES`` list: cheaper to send than arrays."""
+    columns = []
     for field in fields:
         values = [getattr(row, field.attname) for row in rows]
         if isinstance(field, JSONField):
             values = [
                 None if value is None else json.dumps(value, cls=field.encoder) for value in values
             ]
-        arrays.append(values)
-    return _unnest_source(tuple(fields)), arrays
+        columns.append(values)
+    if 0 < len(rows) <= FEW_ROWS:
+        return _values_source(tuple(fields), len(rows)), [
+            value for row in zip(*columns, strict=True) for value in row
+        ]
+    return _unnest_source(tuple(fields)), columns
+
+
+# Up to this many rows are sent as a VALUES list (one statement text per count).
+FEW_ROWS = 8
+
+
+def _column_types(fields: tuple[Field, ...]) -> list[str]:
+    return [
+        "text" if isinstance(field, JSONField) else field.db_type(connection) for field in fields
+    ]
 
 
 @functools.cache
 def _unnest_source(fields: tuple[Field, ...]) -> str:
-    casts = [
-        "%s::text[]" if isinstance(field, JSONField) else f"%s::{field.db_type(connection)}[]"
-        for field in fields
-    ]
-    return f"unnest({', '.join(casts)})"
+    return f"unnest({', '.join(f'%s::{kind}[]' for kind in _column_types(fields))})"
+
+
+@functools.cache
+def _values_source(fields: tuple[Field, ...], count: int) -> str:
+    row = f"({', '.join(f'%s::{kind}' for kind in _column_types(fields))})"
+    return f"(VALUES {', '.join([row] * count)})"
 
 
 def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: list[str]) -> None:
@@ -288,7 +305,7 @@ def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: l
         if getattr(field, "auto_now", False):
             for row in rows:
                 setattr(row, field.attname, now)
-    source, arrays = _unnest(fields, rows)
+    source, params = _unnest(fields, rows)
     columns = [f.column for f in fields]
     selected = [f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields]
     target = ", ".join(meta.get_field(name).column for name in unique)
@@ -300,7 +317,7 @@ def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: l
             f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
             f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
             f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
-            [*arrays],
+            params,
         )
 
 
@@ -322,14 +339,14 @@ def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> Non
         return
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    source, arrays = _unnest(columns, rows)
+    source, params = _unnest(columns, rows)
     names = [f.column for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {meta.db_table} AS s SET "
             + ", ".join(f"{name} = v.{name}" for name in names[1:])
             + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
-            arrays,
+            params,
         )
 
 
@@ -343,31 +360,40 @@ COPY_FROM_ROWS = 50
 
 
 def _insert_returning(model: type[Model], rows: list[Model]) -> None:
-    """A few new rows in one ``INSERT … SELECT FROM unnest(…) RETURNING id``: what
-    ``bulk_create`` sends, without building the statement again for every call."""
-    fields, sql = _insert_statement(model)
+    """A few new rows in one ``INSERT … SELECT … RETURNING id``: what ``bulk_create`` sends,
+    without building the statement again for every call."""
+    fields = _insertable(model)
     _link_and_stamp(model, rows)
-    _, arrays = _unnest(fields, rows)
+    source, params = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+        cursor.execute(_insert_sql(model, source), params)
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
             row._state.adding, row._state.db = False, connection.alias
 
 
 @functools.cache
-def _insert_statement(model: type[Model]) -> tuple[list[Field], str]:
+def _insertable(model: type[Model]) -> list[Field]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _insert_sql(model: type[Model], source: str) -> str:
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    source, _ = _unnest(fields, [])
+    fields = _insertable(model)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     selected = ", ".join(
         f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields
     )
-    return fields, (
+    names = ", ".join(f.column for f in fields)
+    # Ids come back in the rows' order: kept by ORDER BY for unnest, by VALUES itself.
+    if source.startswith("unnest"):
+        source, names, order = f"{source} WITH ORDINALITY", f"{names}, n", " ORDER BY n"
+    else:
+        order = ""
+    return (
         f"INSERT INTO {meta.db_table} ({columns}) SELECT {selected} "
-        f"FROM {source} WITH ORDINALITY AS v({', '.join(f.column for f in fields)}, n) "
-        f"ORDER BY n RETURNING {meta.pk.column}"
+        f"FROM {source} AS v({names}){order} RETURNING {meta.pk.column}"
     )
 
 
