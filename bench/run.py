@@ -578,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             if "redemptions" in only:
-                runs, oversold, double = redemptions(url, key, members=40 if smoke else 400)
+                runs, oversold, double = redemptions(url, key, members=40 if smoke else 2000)
                 figures.append(
                     Figure(
                         "redemptions, 16 clients",
