@@ -114,8 +114,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(workers: int = 3, threads: int = 4):
-    """The engine behind gunicorn on loopback, configured as in production."""
+def server():
+    """The engine behind gunicorn on loopback, configured as in production
+    (``config/gunicorn.py``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -131,15 +132,11 @@ def server(workers: int = 3, threads: int = 4):
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "config/gunicorn.py",
             "config.wsgi",
             "-b",
             f"127.0.0.1:{port}",
-            "-w",
-            str(workers),
-            "-k",
-            "gthread",
-            "--threads",
-            str(threads),
             "--log-level",
             "warning",
         ],
