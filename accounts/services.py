@@ -10,6 +10,7 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import sql
 from accounts.errors import InvalidInput, MemberNotFound
 from accounts.models import ApiClient, Member, hash_secret
 from accounts.scopes import unknown_scopes
@@ -67,7 +68,8 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
     prefix, _, secret = key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    client = ApiClient.objects.filter(key_prefix=prefix, is_active=True).first()
+    found = sql.select(ApiClient, "t.key_prefix = %s AND t.is_active = %s", [prefix, True])
+    client = found[0] if found else None
     if client is None or not client.secret_matches(secret):
         return None
     now = timezone.now()
@@ -81,10 +83,10 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
 
 
 def member_get(*, external_id: str) -> Member:
-    try:
-        return Member.objects.get(external_id=external_id)
-    except Member.DoesNotExist:
-        raise MemberNotFound(details={"external_id": external_id}) from None
+    found = sql.select(Member, "t.external_id = %s", [external_id])
+    if not found:
+        raise MemberNotFound(details={"external_id": external_id})
+    return found[0]
 
 
 def member_external_id(member_id: int) -> str | None:

@@ -15,9 +15,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from accounts import sql
 from accounts.errors import DomainError, MemberNotFound
 from accounts.models import ApiClient, Member
-from loyalty import sql
 from loyalty.models import (
     Currency,
     EntryKind,

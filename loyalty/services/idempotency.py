@@ -8,9 +8,9 @@ from typing import TypeVar
 from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 
+from accounts import sql
 from accounts.errors import Conflict
 from accounts.models import ApiClient
-from loyalty import sql
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")

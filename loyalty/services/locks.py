@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from accounts import sql
 from accounts.models import Member
-from loyalty import sql
 from loyalty.models import MemberStanding
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db.models import F
 
-from loyalty import sql
+from accounts import sql
 from loyalty.models import LedgerEntry, LotMovement, MemberStanding, PointLot
 from loyalty.services import unit_of_work
 

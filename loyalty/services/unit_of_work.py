@@ -27,7 +27,7 @@ from django.db.models import Field, JSONField, Model, QuerySet
 from django.utils import timezone
 
 from accounts import services as accounts_services
-from loyalty import sql
+from accounts import sql
 from loyalty.models import (
     ActionTally,
     BadgeAward,

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts import sql
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
-from loyalty import sql
 from loyalty.models import EntryKind, LotMovement, SourceType
 from loyalty.services import unit_of_work
 from loyalty.services.idempotency import idempotent_write, stored_write

@@ -1,10 +1,11 @@
-"""The event flow's fixed reads, as statements whose text is built once.
+"""Hot-path reads and writes, as statements whose text is built once.
 
-Every event reads the same handful of rows (its member's standing, tallies, quest progress,
-badge awards, recent growth). Building and compiling a queryset for each costs about as much
-Python as running it, so these reads are written here as SQL, kept as text per model, and turned
-into model instances the way the ORM does (``Model.from_db`` after the fields' converters). They
-run on PostgreSQL and SQLite alike: ``any_of`` writes a list membership each understands.
+Every request authenticates its client, and every event or redemption reads and writes the same
+handful of rows (the member's standing, tallies, quest progress, badge awards, recent growth,
+point lots). Building and compiling a queryset for each costs about as much Python as running
+it, so these statements are written as SQL, kept as text per model, and rows are turned into
+model instances the way the ORM does (``Model.from_db`` after the fields' converters). They run
+on PostgreSQL and SQLite alike: ``any_of`` writes a list membership each understands.
 """
 
 import functools
