@@ -109,8 +109,10 @@ def program_settings() -> Program:
 
 
 def current_revision() -> uuid.UUID:
-    found = sql.select(Program, "t.id = %s", [1])  # every event asks: no queryset to build
-    return found[0].revision if found else program_settings().revision
+    found = sql.fetch(f"SELECT revision FROM {Program._meta.db_table} WHERE id = %s", [1])
+    if not found:
+        return program_settings().revision
+    return Program._meta.get_field("revision").to_python(found[0][0])  # text on SQLite
 
 
 def compiled_program() -> CompiledProgram:
