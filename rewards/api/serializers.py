@@ -47,24 +47,17 @@ class MeRedemptionRequestSerializer(serializers.Serializer):
     details = serializers.DictField(required=False, default=dict)
 
 
-class RedemptionSerializer(serializers.ModelSerializer):
+class RedemptionSerializer(serializers.Serializer):
+    # Fields declared, not read off the model: every redemption answers with one, and a
+    # ModelSerializer works its fields out of the model again for each instance.
+    id = serializers.IntegerField(read_only=True)
     member = serializers.CharField(source="member.external_id")
     reward = serializers.CharField(source="reward.code")
     reward_name = serializers.CharField(source="reward.name")
+    status = serializers.ChoiceField(choices=Redemption.Status.choices)
+    points_cost = serializers.IntegerField(help_text="What the member paid (after tier discounts).")
+    coupon_code = serializers.CharField(help_text="The code handed out, if any.")
     payload = serializers.JSONField(source="reward.payload")
-
-    class Meta:
-        model = Redemption
-        fields = [
-            "id",
-            "member",
-            "reward",
-            "reward_name",
-            "status",
-            "points_cost",
-            "coupon_code",
-            "payload",
-            "details",
-            "created_at",
-            "cancelled_at",
-        ]
+    details = serializers.JSONField(help_text="From the host app, e.g. a shipping address.")
+    created_at = serializers.DateTimeField()
+    cancelled_at = serializers.DateTimeField(allow_null=True)
