@@ -1,0 +1,64 @@
+"""The hot path's SQL kept as text makes the same rows the ORM makes."""
+
+import datetime
+
+import pytest
+
+from accounts import sql
+from accounts.models import ApiClient, Member
+from accounts.services import api_client_create
+from loyalty.models import MemberStanding, QuestProgress
+from tests.factories import MemberFactory, make_quest
+
+pytestmark = pytest.mark.django_db
+
+
+def values(row):
+    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
+
+
+def test_select_makes_the_instances_the_orm_makes():
+    member = MemberFactory(
+        attributes={"city": "Lyon", "tags": ["a", "b"]},
+        birthday=datetime.date(1990, 5, 17),
+    )
+    MemberStanding.objects.create(member=member, growth=12, points=7)
+    api_client_create(name="shop", scopes=["events:write", "members:read"])
+    quest = make_quest("weekly", "week", [("purchase", 2)])
+    QuestProgress.objects.create(
+        member=member, quest=quest, period_start=datetime.date(2026, 11, 30), step_counts={"4": 1}
+    )
+
+    for model, where, params in (
+        (Member, "t.external_id = %s", [member.external_id]),
+        (MemberStanding, "t.member_id = %s", [member.pk]),
+        (ApiClient, "t.name = %s", ["shop"]),
+        (QuestProgress, "t.member_id = %s", [member.pk]),
+    ):
+        (made,) = sql.select(model, where, params)
+        (loaded,) = model.objects.filter(pk=made.pk)
+        assert values(made) == values(loaded), model.__name__
+        assert not made._state.adding
+    # JSON comes back decoded, dates as dates, as the ORM gives them.
+    (made,) = sql.select(Member, "t.id = %s", [member.pk])
+    assert made.attributes == {"city": "Lyon", "tags": ["a", "b"]}
+    assert made.birthday == datetime.date(1990, 5, 17)
+
+
+def test_any_of_matches_a_list_of_values():
+    members = MemberFactory.create_batch(3)
+    where, params = sql.any_of("t.external_id", [members[0].external_id, members[2].external_id])
+    found = sql.select(Member, where, params)
+    assert {m.pk for m in found} == {members[0].pk, members[2].pk}
+    where, params = sql.any_of("t.id", [])
+    assert sql.select(Member, where, params) == []
+
+
+def test_execute_counts_the_rows_it_touched():
+    MemberFactory.create_batch(2, display_name="old")
+    touched = sql.execute(
+        f"UPDATE {Member._meta.db_table} SET display_name = %s WHERE display_name = %s",
+        ["new", "old"],
+    )
+    assert touched == 2
+    assert Member.objects.filter(display_name="new").count() == 2
