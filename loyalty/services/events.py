@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -132,13 +133,16 @@ def record_events(
     events: Sequence[EventInput | DomainError],
     dry_run: bool = False,
 ) -> list[BatchItemResult]:
-    """Record a batch in one transaction, each item judged on its own: one bad item does not
-    sink the others, and every item's answer is what recording it alone would have given.
+    """Record a batch, each item judged on its own: one bad item does not sink the others,
+    and every item's answer is what recording it alone would have given.
 
-    Items are processed in member order (all the batch's members are locked at once, in
-    primary-key order) and the results come back in the order posted. An item given as a
-    ``DomainError`` (it failed validation) is reported as such. The rows the flow touches are
-    read once for the whole batch and written in bulk (``unit_of_work``).
+    Items are processed in member order and the results come back in the order posted. An item
+    given as a ``DomainError`` (it failed validation) is reported as such. The items go in
+    transactions of about ``CHUNK_EVENTS`` events, a member's events all in one: each locks its
+    members at once, in primary-key order, reads the rows the flow touches once and writes them
+    in bulk (``unit_of_work``). Locks are held for a chunk, not the whole batch, so concurrent
+    batches sharing a member wait for one chunk of each other; a batch cut short (a crash, a
+    non-domain error) is finished by posting it again, its recorded items answering as replays.
     """
     errors: dict[int, DomainError] = {}
     items: list[_Item] = []
@@ -147,19 +151,8 @@ def record_events(
             errors[index] = event
         else:
             items.append(_Item(index=index, event=event, request_hash=event.request_hash()))
-    program = compiled_program()
-    for attempt in range(3):
-        found = dict(errors)
-        try:
-            _record_items(client, items, found, program, dry_run)
-            break
-        except IntegrityError:
-            # Another request stored one of these idempotency keys (for another member) first:
-            # everything was rolled back; the next attempt answers that item as its conflict.
-            if attempt == 2:
-                raise
-            for item in items:
-                item.stored, item.outcome, item.replayed = None, None, False
+    found = dict(errors)
+    _record_items(client, items, found, compiled_program(), dry_run)
     recorded = {
         item.index: EventResult(
             event_id=None if dry_run else item.stored.pk,
@@ -194,35 +187,87 @@ def _record_items(
             # its lock: looking first too would cost every new event a query.
             todo = _settle_stored(client, todo, errors)
         todo, repeats = _split_repeats(todo, errors)
-    if todo:
-        try:
-            with transaction.atomic():
-                todo, standings = _resolve_and_lock(todo, errors, program)
-                if not dry_run:
-                    # A retry of one of these may have committed while we waited for the locks.
-                    todo = _settle_stored(client, todo, errors)
-                with unit_of_work(
-                    standings,
-                    {item.member.pk: item.member.external_id for item in todo},
-                    since=min(
-                        (item.event.occurred_at or timezone.now() for item in todo),
-                        default=timezone.now(),
-                    ),
-                ) as work:
-                    for item in todo:
-                        item.stored, item.outcome = _record(
-                            client, item, standings[item.member.pk], program, work
-                        )
-                    if dry_run:
-                        raise _DryRunDone
-                    work.flush()
-        except _DryRunDone:
-            pass
+    for chunk in _chunks(todo):
+        _record_chunk(client, chunk, errors, program, dry_run)
     for item, first in repeats:
         if first.index in errors:
             errors[item.index] = errors[first.index]
         else:
             item.stored, item.outcome, item.replayed = first.stored, first.outcome, True
+
+
+# A batch's items go in transactions of about this many events (a member's all in one).
+CHUNK_EVENTS = 100
+
+
+def _chunks(items: list[_Item]) -> Iterable[list[_Item]]:
+    """The items (in member order) cut into chunks of about ``CHUNK_EVENTS``, never between two
+    items of one member: their answers depend on each other."""
+    chunk: list[_Item] = []
+    for _, group in groupby(items, key=lambda item: item.event.external_id):
+        member_items = list(group)
+        if chunk and len(chunk) + len(member_items) > CHUNK_EVENTS:
+            yield chunk
+            chunk = []
+        chunk += member_items
+    if chunk:
+        yield chunk
+
+
+def _record_chunk(
+    client: ApiClient | None,
+    items: list[_Item],
+    errors: dict[int, DomainError],
+    program: CompiledProgram,
+    dry_run: bool,
+) -> None:
+    for attempt in range(3):
+        found: dict[int, DomainError] = {}
+        try:
+            _record_locked(client, items, found, program, dry_run)
+        except IntegrityError:
+            # Another request stored one of these idempotency keys (for another member) first:
+            # the chunk was rolled back; the next attempt answers that item as its conflict.
+            if attempt == 2:
+                raise
+            for item in items:
+                item.stored, item.outcome, item.replayed = None, None, False
+            continue
+        errors.update(found)
+        return
+
+
+def _record_locked(
+    client: ApiClient | None,
+    todo: list[_Item],
+    errors: dict[int, DomainError],
+    program: CompiledProgram,
+    dry_run: bool,
+) -> None:
+    """Record the items in one transaction, under their members' locks."""
+    try:
+        with transaction.atomic():
+            todo, standings = _resolve_and_lock(todo, errors, program)
+            if not dry_run:
+                # A retry of one of these may have committed while we waited for the locks.
+                todo = _settle_stored(client, todo, errors)
+            with unit_of_work(
+                standings,
+                {item.member.pk: item.member.external_id for item in todo},
+                since=min(
+                    (item.event.occurred_at or timezone.now() for item in todo),
+                    default=timezone.now(),
+                ),
+            ) as work:
+                for item in todo:
+                    item.stored, item.outcome = _record(
+                        client, item, standings[item.member.pk], program, work
+                    )
+                if dry_run:
+                    raise _DryRunDone
+                work.flush()
+    except _DryRunDone:
+        pass
 
 
 class _DryRunDone(Exception):

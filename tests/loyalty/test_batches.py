@@ -1,5 +1,6 @@
-"""A batch is recorded in one transaction through a unit of work (rows read once, written in
-bulk). It must end exactly where recording the same events one at a time ends."""
+"""A batch is recorded through a unit of work (rows read once, written in bulk), in
+transactions of whole members' events. It must end exactly where recording the same events one
+at a time ends."""
 
 import random
 from datetime import timedelta
@@ -215,3 +216,57 @@ def test_a_dry_run_batch_stores_nothing_and_counts_each_item_after_the_one_befor
     assert results[1].result.outcome["skipped"][0]["reason"] == "cap_reached"
     assert not Member.objects.filter(external_id="m1").exists()
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_short(
+    demo_program, monkeypatch
+):
+    from loyalty.services import events as events_module
+
+    monkeypatch.setattr(events_module, "CHUNK_EVENTS", 3)
+    batch = [
+        EventInput(external_id=member, action="check_in", idempotency_key=f"{member}-{n}")
+        for member, count in (("a", 2), ("b", 3), ("c", 1), ("d", 2))
+        for n in range(count)
+    ]
+    chunks = list(
+        events_module._chunks(
+            sorted(
+                [
+                    events_module._Item(index=i, event=e, request_hash=e.request_hash())
+                    for i, e in enumerate(batch)
+                ],
+                key=lambda item: item.event.external_id,
+            )
+        )
+    )
+    # A member's events are never split; a member with more than a chunk's worth goes alone.
+    assert [[item.event.external_id for item in chunk] for chunk in chunks] == [
+        ["a", "a"],
+        ["b", "b", "b"],
+        ["c", "d", "d"],
+    ]
+
+    # Member b's chunk fails with an error no item answers for: a's chunk is already recorded,
+    # b's and those after it are not.
+    record = events_module._record
+
+    def failing(client, item, *args):
+        if item.event.external_id == "b":
+            raise RuntimeError("the database went away")
+        return record(client, item, *args)
+
+    monkeypatch.setattr(events_module, "_record", failing)
+    with pytest.raises(RuntimeError):
+        record_events(client=None, events=batch)
+    assert MemberStanding.objects.get(member__external_id="a").events_count == 2
+    assert not MemberStanding.objects.filter(member__external_id__in=["b", "c", "d"]).exists()
+
+    # Posted again, the batch is finished: a's events answer as replays, the others are new.
+    monkeypatch.setattr(events_module, "_record", record)
+    results = record_events(client=None, events=batch)
+    assert [r.result.replayed for r in results] == [True, True] + [False] * 6
+    assert {
+        s.member.external_id: s.events_count
+        for s in MemberStanding.objects.select_related("member")
+    } == {"a": 2, "b": 3, "c": 1, "d": 2}
