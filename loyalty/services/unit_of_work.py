@@ -1,4 +1,5 @@
-"""The event flow's unit of work: the rows a batch touches are read once and written in bulk.
+"""The event flow's unit of work: the rows a batch (a chunk of one: ``events.CHUNK_EVENTS``)
+touches are read once and written in bulk.
 
 Recording an event reads and changes a handful of small rows per member (standing, rule
 counters, tallies, streaks, quest progress, activity, leaderboard scores) and appends others
