@@ -505,7 +505,6 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
 
 def _candidates(badge: Badge):
     """Members who might qualify: a cheap filter before the exact check under the lock."""
-
     threshold = badge_threshold(badge)
     kind = badge.criterion
     if kind == Badge.Criterion.ACTION_COUNT:
