@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
+
+
+def cast_type(field: Field) -> str:
+    """The field's column type to cast a parameter to, without a length or precision: an
+    explicit cast to ``varchar(64)`` cuts a longer value short, where the column itself refuses
+    it (and a cut value could match another row)."""
+    return field.db_type(connection).split("(")[0]
 
 
 def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

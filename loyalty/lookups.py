@@ -32,5 +32,6 @@ class Any(Lookup):
 
 @functools.cache
 def _db_type(field: Field, alias: str) -> str:
-    # A foreign key's type is worked out anew (a field made) on every call: keep it.
-    return field.db_type(connections[alias])
+    # A foreign key's type is worked out anew (a field made) on every call: keep it. No length:
+    # a cast to varchar(n) would cut a longer value short, and the cut value could match.
+    return field.db_type(connections[alias]).split("(")[0]

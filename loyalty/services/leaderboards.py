@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 
+from accounts import sql
 from accounts.models import Member
 from loyalty.models import (
     Currency,
@@ -101,7 +102,7 @@ class LeaderboardStore(Protocol):
 @functools.cache
 def _score_types() -> list[str]:
     return [
-        LeaderboardScore._meta.get_field(name).db_type(connection)
+        sql.cast_type(LeaderboardScore._meta.get_field(name))
         for name in ("leaderboard", "period_start", "member", "score")
     ]
 

@@ -271,9 +271,7 @@ FEW_ROWS = 8
 
 
 def _column_types(fields: tuple[Field, ...]) -> list[str]:
-    return [
-        "text" if isinstance(field, JSONField) else field.db_type(connection) for field in fields
-    ]
+    return ["text" if isinstance(field, JSONField) else sql.cast_type(field) for field in fields]
 
 
 @functools.cache

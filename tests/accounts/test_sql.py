@@ -62,3 +62,31 @@ def test_execute_counts_the_rows_it_touched():
     )
     assert touched == 2
     assert Member.objects.filter(display_name="new").count() == 2
+
+
+def test_a_longer_value_does_not_match_its_first_characters():
+    member = MemberFactory(external_id="x" * 128)  # the column's length
+    assert not Member.objects.filter(external_id__any=["x" * 129]).exists()
+    assert Member.objects.filter(external_id__any=["x" * 128]).get() == member
+
+
+@pytest.mark.postgres  # SQLite does not enforce lengths
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
+    from django.db import DataError, transaction
+    from django.utils import timezone
+
+    from loyalty.models import LedgerEntry
+    from loyalty.services import unit_of_work
+
+    member = MemberFactory()
+    entry = LedgerEntry(
+        member_id=member.pk,
+        currency="points",
+        kind="adjust",
+        amount=1,
+        source_type="adjustment",
+        reason="r" * 201,
+        effective_at=timezone.now(),
+    )
+    with pytest.raises(DataError), transaction.atomic():
+        unit_of_work.insert(LedgerEntry, [entry])
