@@ -308,14 +308,13 @@ def _stored_events(client: ApiClient | None, keys: list[str]) -> Iterable[Event]
     # (IS NOT DISTINCT FROM would not use the index: a NULL client is asked for as such.
     # OFFSET 0 keeps the subquery apart: joined flat, it is planned as the list was.)
     same_client, params = ("client_id = %s", [client.pk]) if client else ("client_id IS NULL", [])
-    return Event.objects.raw(
-        "SELECT e.id, e.idempotency_key, e.request_hash, e.outcome "
-        "FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
-        "SELECT id, idempotency_key, request_hash, outcome "
-        f"FROM {Event._meta.db_table} WHERE {same_client} AND idempotency_key = k.key "
+    rows = sql.fetch(
+        f"SELECT {sql.columns(Event, 'e')} FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
+        f"SELECT * FROM {Event._meta.db_table} WHERE {same_client} AND idempotency_key = k.key "
         "OFFSET 0) AS e",
         [keys, *params],
     )
+    return sql.rows_to(Event, rows)
 
 
 def _split_repeats(
