@@ -68,8 +68,7 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
     prefix, _, secret = key[len(API_KEY_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    found = sql.select(ApiClient, "t.key_prefix = %s AND t.is_active = %s", [prefix, True])
-    client = found[0] if found else None
+    client = sql.first(ApiClient, "t.key_prefix = %s AND t.is_active = %s", [prefix, True])
     if client is None or not client.secret_matches(secret):
         return None
     now = timezone.now()
@@ -83,10 +82,10 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
 
 
 def member_get(*, external_id: str) -> Member:
-    found = sql.select(Member, "t.external_id = %s", [external_id])
-    if not found:
+    member = sql.first(Member, "t.external_id = %s", [external_id])
+    if member is None:
         raise MemberNotFound(details={"external_id": external_id})
-    return found[0]
+    return member
 
 
 def member_external_id(member_id: int) -> str | None:

@@ -13,15 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 
-def cast_type(field: Field) -> str:
+@functools.cache
+def cast_type(field: Field, alias: str = DEFAULT_DB_ALIAS) -> str:
     """The field's column type to cast a parameter to, without a length or precision: an
     explicit cast to ``varchar(64)`` cuts a longer value short, where the column itself refuses
-    it (and a cut value could match another row)."""
-    return field.db_type(connection).split("(")[0]
+    it (and a cut value could match another row). Kept: a foreign key works its type out anew,
+    making a field, every time it is asked."""
+    return field.db_type(connections[alias]).split("(")[0]
 
 
 def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -73,6 +75,12 @@ def select(model: type[Model], where: str, params: Sequence[Any]) -> list[Model]
         model,
         fetch(f"SELECT {columns(model, 't')} FROM {model._meta.db_table} t WHERE {where}", params),
     )
+
+
+def first(model: type[Model], where: str, params: Sequence[Any]) -> Model | None:
+    """The first of ``select``'s rows, or None."""
+    found = select(model, where, params)
+    return found[0] if found else None
 
 
 def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:

@@ -6,11 +6,10 @@ statements only). On PostgreSQL ``field = ANY(%s)`` has the same plan and a text
 grow with the list; elsewhere the lookup is ``IN``.
 """
 
-import functools
-
-from django.db import connections
 from django.db.models import Field, ForeignObject, Lookup
 from django.db.models.lookups import In
+
+from accounts import sql
 
 
 @Field.register_lookup
@@ -26,12 +25,5 @@ class Any(Lookup):
 
     def as_postgresql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        kind = _db_type(self.lhs.output_field, connection.alias)
+        kind = sql.cast_type(self.lhs.output_field, connection.alias)
         return f"{lhs} = ANY(%s::{kind}[])", [*lhs_params, list(self.rhs)]
-
-
-@functools.cache
-def _db_type(field: Field, alias: str) -> str:
-    # A foreign key's type is worked out anew (a field made) on every call: keep it. No length:
-    # a cast to varchar(n) would cut a longer value short, and the cut value could match.
-    return field.db_type(connections[alias]).split("(")[0]

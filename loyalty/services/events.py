@@ -32,7 +32,7 @@ from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
 from loyalty.services.activity import activity_on_event_locked, gift_grant_locked
 from loyalty.services.gamification import on_event
-from loyalty.services.idempotency import IdempotencyConflict
+from loyalty.services.idempotency import IdempotencyConflict, of_client
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of
@@ -305,9 +305,8 @@ def _stored_events(client: ApiClient | None, keys: list[str]) -> Iterable[Event]
         return Event.objects.filter(client=client, idempotency_key__in=keys).only(
             "pk", "idempotency_key", "request_hash", "outcome"
         )
-    # (IS NOT DISTINCT FROM would not use the index: a NULL client is asked for as such.
-    # OFFSET 0 keeps the subquery apart: joined flat, it is planned as the list was.)
-    same_client, params = ("client_id = %s", [client.pk]) if client else ("client_id IS NULL", [])
+    # (OFFSET 0 keeps the subquery apart: joined flat, it is planned as the list was.)
+    same_client, params = of_client(client)
     rows = sql.fetch(
         f"SELECT {sql.columns(Event, 'e')} FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
         f"SELECT * FROM {Event._meta.db_table} WHERE {same_client} AND idempotency_key = k.key "

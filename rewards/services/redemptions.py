@@ -93,7 +93,7 @@ def _redeem(
     standing = lock_standing(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    reward = next(iter(sql.select(Reward, "t.code = %s", [reward_code])), None)
+    reward = sql.first(Reward, "t.code = %s", [reward_code])
     if reward is None:
         raise RewardNotFound(details={"reward": reward_code})
     program = compiled_program()
