@@ -12,7 +12,6 @@ Scores by metric, in the program's time zone, by when a movement counts (``effec
 definitions, so it reproduces the incremental scores exactly.
 """
 
-import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 
-from accounts import sql
 from accounts.models import Member
 from loyalty.models import (
     Currency,
@@ -37,7 +35,6 @@ from loyalty.models import (
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
-from loyalty.services.unit_of_work import FEW_ROWS
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +96,6 @@ class LeaderboardStore(Protocol):
     def forget(self, board: Leaderboard) -> None: ...
 
 
-@functools.cache
-def _score_types() -> list[str]:
-    return [
-        sql.cast_type(LeaderboardScore._meta.get_field(name))
-        for name in ("leaderboard", "period_start", "member", "score")
-    ]
-
-
 class DatabaseLeaderboardStore:
     """Scores in ``LeaderboardScore``; ranks counted with the (board, period, -score) index.
     Only scores above zero are ranked; opted-out and excluded members never appear.
@@ -128,17 +117,15 @@ class DatabaseLeaderboardStore:
             return []
         table = LeaderboardScore._meta.db_table
         columns = ["leaderboard_id", "period_start", "member_id", "score"]
-        if connection.vendor == "postgresql" and len(rows) > FEW_ROWS:
-            # One array per column: the statement's text is the same for any number of rows.
-            source = f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _score_types())})"
-            params = [list(column) for column in zip(*rows, strict=True)]
-        else:
-            row = (
-                f"({', '.join(f'%s::{t}' for t in _score_types())})"
-                if connection.vendor == "postgresql"
-                else "(%s, %s, %s, %s)"
+        if connection.vendor == "postgresql":
+            # Sent as the unit of work sends rows: one array per column, or a few typed VALUES.
+            fields = [LeaderboardScore._meta.get_field(column) for column in columns]
+            values, params = unit_of_work.row_source(
+                fields, [list(c) for c in zip(*rows, strict=True)]
             )
-            source = f"VALUES {', '.join([row] * len(rows))}"
+            source = f"SELECT * FROM {values} AS v({', '.join(columns)})"
+        else:
+            source = f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
             params = [value for row in rows for value in row]
         with connection.cursor() as cursor:
             cursor.execute(

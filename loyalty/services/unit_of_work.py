@@ -213,14 +213,14 @@ class UnitOfWork:
         unit of work."""
         from loyalty.services.ledger import BUCKETS
 
-        _append(Event, self.events)
-        _append(BadgeAward, self.awards)
+        insert(Event, self.events)
+        insert(BadgeAward, self.awards)
         for entry, source in self._sourced:
             entry.source_id = str(source.pk)
-        _append(LedgerEntry, self.entries)
-        _append(PointLot, self.lots)
-        _append(LotMovement, self.lot_movements)
-        _append(TierChange, self.tier_changes)
+        insert(LedgerEntry, self.entries)
+        insert(PointLot, self.lots)
+        insert(LotMovement, self.lot_movements)
+        insert(TierChange, self.tier_changes)
         for model, rows in self._dirty.items():
             _upsert(model, list(rows.values()), *UPSERTS[model])
         if self.scores:
@@ -247,10 +247,7 @@ def unit_of_work(
 
 
 def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[Any]]:
-    """The rows' values of ``fields`` as a row source for ``FROM … AS v(columns)`` on
-    PostgreSQL, and its parameters. Many rows go as one array per column with ``unnest(…)``: a
-    statement of fixed text whatever their number (a long ``VALUES`` list would be parsed
-    again for every batch). A few go as a ``VALUES`` list: cheaper to send than arrays."""
+    """The rows' values of ``fields`` as a ``row_source`` (JSON as text)."""
     columns = []
     for field in fields:
         values = [getattr(row, field.attname) for row in rows]
@@ -259,8 +256,17 @@ def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[Any]]:
                 None if value is None else json.dumps(value, cls=field.encoder) for value in values
             ]
         columns.append(values)
-    if 0 < len(rows) <= FEW_ROWS:
-        return _values_source(tuple(fields), len(rows)), [
+    return row_source(fields, columns)
+
+
+def row_source(fields: list[Field], columns: list[list[Any]]) -> tuple[str, list[Any]]:
+    """Rows given as one list of values per field, as a row source for ``FROM … AS v(columns)``
+    on PostgreSQL, and its parameters. Many rows go as one array per column with ``unnest(…)``:
+    a statement of fixed text whatever their number (a long ``VALUES`` list would be parsed
+    again for every batch). A few go as a ``VALUES`` list: cheaper to send than arrays."""
+    count = len(columns[0]) if columns else 0
+    if 0 < count <= FEW_ROWS:
+        return _values_source(tuple(fields), count), [
             value for row in zip(*columns, strict=True) for value in row
         ]
     return _unnest_source(tuple(fields)), columns
@@ -349,11 +355,6 @@ def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> Non
         )
 
 
-def insert(model: type[Model], rows: list[Model]) -> None:
-    """Insert new rows now, in as few statements as ``flush`` would (ids are set on them)."""
-    _append(model, rows)
-
-
 # Below this many rows one INSERT … RETURNING costs fewer round trips than drawing ids + COPY.
 COPY_FROM_ROWS = 50
 
@@ -399,27 +400,32 @@ def _insert_sql(model: type[Model], source: str) -> str:
 def _link_and_stamp(model: type[Model], rows: list[Model]) -> None:
     """Set foreign keys given as objects written just before (the entry of a lot, …) and the
     creation and change stamps, as ``save`` would."""
-    fields = model._meta.concrete_fields
-    relations = [field for field in fields if field.is_relation]
+    relations, stamped = _links_and_stamps(model)
     for row in rows:
         for field in relations:
             target = field.get_cached_value(row) if field.is_cached(row) else None
             if target is not None and getattr(row, field.attname) is None:
                 setattr(row, field.attname, target.pk)
     now = timezone.now()
-    stamped = [
-        field.attname
-        for field in fields
-        if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
-    ]
     for row in rows:
         for attname in stamped:
             setattr(row, attname, now)
 
 
-def _append(model: type[Model], rows: list[Model]) -> None:
-    """Insert new rows: by ``COPY`` on PostgreSQL when there are many (ids drawn from the
-    table's sequence first, so rows written later can point at them), else ``bulk_create``."""
+@functools.cache
+def _links_and_stamps(model: type[Model]) -> tuple[list[Field], list[str]]:
+    fields = model._meta.concrete_fields
+    return [field for field in fields if field.is_relation], [
+        field.attname
+        for field in fields
+        if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False)
+    ]
+
+
+def insert(model: type[Model], rows: list[Model]) -> None:
+    """Insert new rows (ids are set on them). On PostgreSQL: by ``COPY`` when there are many,
+    ids drawn from the table's sequence first so rows written later can point at them; else by
+    one ``INSERT … RETURNING``. ``bulk_create`` elsewhere."""
     if not rows:
         return
     if connection.vendor != "postgresql":
