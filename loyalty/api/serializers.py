@@ -31,9 +31,6 @@ class EventSerializer(serializers.Serializer):
             raise serializers.ValidationError("occurred_at lies in the future.")
         return value
 
-    def to_input(self) -> EventInput:
-        return self.as_input(self.validated_data)
-
     @staticmethod
     def as_input(data: dict[str, Any]) -> EventInput:
         return EventInput(
@@ -54,16 +51,29 @@ class EventBatchSerializer(serializers.Serializer):
     )
 
 
+# One serializer validates every event, single or in a batch: building one per request deep-copies
+# its fields, 170 µs against 30 µs for the validation (a fortieth of a single event's CPU).
+# Validation keeps no state on the instance, so threads may share it.
+_EVENT_VALIDATOR = EventSerializer()
+
+
+def parse_event(data: Any) -> EventInput:
+    """One event's body as input; ``ValidationError`` (shaped as ``is_valid`` raises it) if
+    it is malformed."""
+    try:
+        return EventSerializer.as_input(_EVENT_VALIDATOR.run_validation(data))
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError(serializers.as_serializer_error(error)) from None
+
+
 def parse_event_items(items: list[Any]) -> list[EventInput | DomainError]:
     """Validate each batch item alone: a bad item becomes its error, the rest go on."""
     parsed: list[EventInput | DomainError] = []
-    # One serializer validates every item: building one per item costs more than the item.
-    serializer = EventSerializer()
     for item in items:
         try:
-            parsed.append(serializer.as_input(serializer.run_validation(item)))
+            parsed.append(parse_event(item))
         except serializers.ValidationError as error:
-            parsed.append(InvalidInput(details=serializers.as_serializer_error(error)))
+            parsed.append(InvalidInput(details=error.detail))
     return parsed
 
 

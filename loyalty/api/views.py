@@ -24,6 +24,7 @@ from loyalty.api.serializers import (
     LedgerEntrySerializer,
     ReversalRequestSerializer,
     ReversalSerializer,
+    parse_event,
     parse_event_items,
 )
 from loyalty.models import Event, EventBatchJob
@@ -59,10 +60,8 @@ class EventView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = body_with_idempotency_key(request)
-        body = EventSerializer(data=data)
-        body.is_valid(raise_exception=True)
         dry_run = _flag(request, "dry_run")
-        result = record_event(client=request.auth, event=body.to_input(), dry_run=dry_run)
+        result = record_event(client=request.auth, event=parse_event(data), dry_run=dry_run)
         created = not (result.replayed or result.dry_run)
         return Response(
             result.as_dict(), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
