@@ -221,16 +221,29 @@ class UnitOfWork:
         insert(PointLot, self.lots)
         insert(LotMovement, self.lot_movements)
         insert(TierChange, self.tier_changes)
-        for model, rows in self._dirty.items():
-            _upsert(model, list(rows.values()), *UPSERTS[model])
         if self.scores:
             from loyalty.services.leaderboards import store
 
             store.add(self.scores)
-        _standings_write(
-            [self.standings[pk] for pk in sorted(self.touched)],
-            [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"],
-        )
+        changed = [(model, list(rows.values())) for model, rows in self._dirty.items() if rows]
+        standings = [self.standings[pk] for pk in sorted(self.touched)]
+        now = timezone.now()
+        for standing in standings:
+            standing.updated_at = now
+        fields = [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"]
+        fields.append("updated_at")
+        if connection.vendor != "postgresql":
+            for model, rows in changed:
+                unique, changing = UPSERTS[model]
+                model.objects.bulk_create(
+                    rows, update_conflicts=True, unique_fields=unique, update_fields=changing
+                )
+            set_columns(MemberStanding, standings, fields)
+            return
+        writes = [_upsert_sql(model, rows, *UPSERTS[model]) for model, rows in changed]
+        if standings:
+            writes.append(_set_columns_sql(MemberStanding, standings, fields))
+        _write_together(writes)
 
 
 @contextmanager
@@ -291,14 +304,12 @@ def _values_source(fields: tuple[Field, ...], count: int) -> str:
     return f"(VALUES {', '.join([row] * count)})"
 
 
-def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: list[str]) -> None:
+def _upsert_sql(
+    model: type[Model], rows: list[Model], unique: list[str], changed: list[str]
+) -> tuple[str, list[Any]]:
     """Insert the rows, or update ``changed`` where a row with the same ``unique`` fields is
-    there: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT`` on PostgreSQL."""
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=unique, update_fields=changed
-        )
-        return
+    there: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT`` (PostgreSQL), and its
+    parameters."""
     meta = model._meta
     fields = [
         f
@@ -317,21 +328,12 @@ def _upsert(model: type[Model], rows: list[Model], unique: list[str], changed: l
     updates = ", ".join(
         f"{meta.get_field(n).column} = EXCLUDED.{meta.get_field(n).column}" for n in changed
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
-            f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
-            f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
-            params,
-        )
-
-
-def _standings_write(standings: list[MemberStanding], fields: list[str]) -> None:
-    """Write the standings' values computed in memory (the caller holds their locks)."""
-    now = timezone.now()
-    for standing in standings:
-        standing.updated_at = now
-    set_columns(MemberStanding, standings, [*fields, "updated_at"])
+    return (
+        f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
+        f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
+        params,
+    )
 
 
 def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> None:
@@ -342,17 +344,36 @@ def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> Non
     if connection.vendor != "postgresql":
         model.objects.bulk_update(rows, fields)
         return
+    sql.execute(*_set_columns_sql(model, rows, fields))
+
+
+def _set_columns_sql(
+    model: type[Model], rows: list[Model], fields: list[str]
+) -> tuple[str, list[Any]]:
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     source, params = _unnest(columns, rows)
     names = [f.column for f in columns]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {meta.db_table} AS s SET "
-            + ", ".join(f"{name} = v.{name}" for name in names[1:])
-            + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
-            params,
-        )
+    return (
+        f"UPDATE {meta.db_table} AS s SET "
+        + ", ".join(f"{name} = v.{name}" for name in names[1:])
+        + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
+        params,
+    )
+
+
+def _write_together(writes: list[tuple[str, list[Any]]]) -> None:
+    """Writes that answer nothing, to different tables, sent as one statement (PostgreSQL):
+    each but the last as a data-modifying ``WITH`` query. One round trip instead of one per
+    table; they see the same snapshot, which is all they need, touching rows no other of them
+    touches."""
+    if not writes:
+        return
+    *first, (last, params) = writes
+    text = last
+    if first:
+        text = "WITH " + ", ".join(f"w{n} AS ({q})" for n, (q, _) in enumerate(first)) + " " + last
+    sql.execute(text, [value for _, values in first for value in values] + list(params))
 
 
 # Below this many rows one INSERT … RETURNING costs fewer round trips than drawing ids + COPY.
