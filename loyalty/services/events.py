@@ -37,7 +37,7 @@ from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of
 from loyalty.services.lots import lots_open
-from loyalty.services.program import CompiledProgram, compiled_program
+from loyalty.services.program import CompiledProgram, compiled_program, program_at
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
 from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -152,7 +152,7 @@ def record_events(
         else:
             items.append(_Item(index=index, event=event, request_hash=event.request_hash()))
     found = dict(errors)
-    _record_items(client, items, found, compiled_program(), dry_run)
+    _record_items(client, items, found, dry_run)
     recorded = {
         item.index: EventResult(
             event_id=None if dry_run else item.stored.pk,
@@ -173,7 +173,6 @@ def _record_items(
     client: ApiClient | None,
     items: list[_Item],
     errors: dict[int, DomainError],
-    program: CompiledProgram,
     dry_run: bool,
 ) -> None:
     todo = sorted(
@@ -183,12 +182,12 @@ def _record_items(
     repeats: list[tuple[_Item, _Item]] = []
     if not dry_run:
         if len(todo) > 1:
-            # A retried batch is answered without taking locks. One event looks once, under
-            # its lock: looking first too would cost every new event a query.
+            # A retried batch is answered without taking locks. One event does not look
+            # first: that would cost every new event a query to spare a retry one attempt.
             todo = _settle_stored(client, todo, errors)
         todo, repeats = _split_repeats(todo, errors)
     for chunk in _chunks(todo):
-        _record_chunk(client, chunk, errors, program, dry_run)
+        _record_chunk(client, chunk, errors, dry_run)
     for item, first in repeats:
         if first.index in errors:
             errors[item.index] = errors[first.index]
@@ -218,16 +217,19 @@ def _record_chunk(
     client: ApiClient | None,
     items: list[_Item],
     errors: dict[int, DomainError],
-    program: CompiledProgram,
     dry_run: bool,
 ) -> None:
     for attempt in range(3):
         found: dict[int, DomainError] = {}
+        # Where the database refuses a second event under a key, the first attempt does not
+        # look for the keys under the locks: a retry of one of these that committed while we
+        # waited makes the flush fail on the key, and the next attempt looks.
+        probe = attempt > 0 or not _keys_enforced(client)
         try:
-            _record_locked(client, items, found, program, dry_run)
+            _record_locked(client, items, found, dry_run, probe=probe)
         except IntegrityError:
-            # Another request stored one of these idempotency keys (for another member) first:
-            # the chunk was rolled back; the next attempt answers that item as its conflict.
+            # Another request stored one of these idempotency keys first: the chunk was rolled
+            # back; the next attempt answers that item as the replay or conflict it is.
             if attempt == 2:
                 raise
             for item in items:
@@ -237,18 +239,26 @@ def _record_chunk(
         return
 
 
+def _keys_enforced(client: ApiClient | None) -> bool:
+    """Whether the database itself refuses a second event under one of the client's keys
+    (client-less events share one key space, which needs NULLS NOT DISTINCT)."""
+    return client is not None or connection.features.supports_nulls_distinct_unique_constraints
+
+
 def _record_locked(
     client: ApiClient | None,
     todo: list[_Item],
     errors: dict[int, DomainError],
-    program: CompiledProgram,
     dry_run: bool,
+    *,
+    probe: bool,
 ) -> None:
-    """Record the items in one transaction, under their members' locks."""
+    """Record the items in one transaction, under their members' locks; with ``probe``, look
+    for their keys first."""
     try:
         with transaction.atomic():
-            todo, standings = _resolve_and_lock(todo, errors, program)
-            if not dry_run:
+            todo, standings, program = _resolve_and_lock(todo, errors)
+            if probe and not dry_run:
                 # A retry of one of these may have committed while we waited for the locks.
                 todo = _settle_stored(client, todo, errors)
             with unit_of_work(
@@ -337,13 +347,15 @@ def _split_repeats(
 
 
 def _resolve_and_lock(
-    items: list[_Item], errors: dict[int, DomainError], program: CompiledProgram
-) -> tuple[list[_Item], dict[int, MemberStanding]]:
+    items: list[_Item], errors: dict[int, DomainError]
+) -> tuple[list[_Item], dict[int, MemberStanding], CompiledProgram]:
     """Find each item's member and lock its standing: one query (standings locked in primary
-    key order, members read beside them) for members who have one. The others are found,
-    created if unknown and the program says so, and locked after (``lock_standings``)."""
+    key order, members and the program's revision read beside them) for members who have one.
+    The others are found, created if unknown and the program says so, and locked after
+    (``lock_standings``). Also the program to evaluate with, at its revision of that query."""
     wanted = {item.event.external_id for item in items}
-    standings = lock_standings_of(wanted)
+    standings, revision = lock_standings_of(wanted)
+    program = compiled_program() if revision is None else program_at(revision)
     members = {standing.member.external_id: standing.member for standing in standings.values()}
     if missing := wanted - members.keys():
         found = {m.external_id: m for m in Member.objects.filter(external_id__any=sorted(missing))}
@@ -358,7 +370,7 @@ def _resolve_and_lock(
             )
         members.update(found)
         standings.update(lock_standings(m.pk for m in found.values()))
-    return _with_members(items, members, errors), standings
+    return _with_members(items, members, errors), standings, program
 
 
 def _with_members(

@@ -5,13 +5,15 @@ member's standing row lock. Several members are always locked in primary-key ord
 transactions can never deadlock on each other.
 """
 
+import uuid
 from collections.abc import Iterable
 
 from django.db import connection
 
 from accounts import sql
 from accounts.models import Member
-from loyalty.models import MemberStanding
+from loyalty.models import MemberStanding, Program
+from loyalty.services.program import REVISION_SQL
 
 
 def lock_standing(member_id: int) -> MemberStanding:
@@ -42,14 +44,18 @@ def _locked(member_ids: list[int]) -> dict[int, MemberStanding]:
     }
 
 
-def lock_standings_of(external_ids: Iterable[str]) -> dict[int, MemberStanding]:
+def lock_standings_of(
+    external_ids: Iterable[str],
+) -> tuple[dict[int, MemberStanding], uuid.UUID | None]:
     """Lock the standings of the members with these host ids, in primary-key order, each with
-    its ``member`` read beside it: one statement. Members without a standing (or unknown) are
-    not in the answer; lock theirs with ``lock_standings``. Call inside ``transaction.atomic``."""
+    its ``member`` read beside it, and the program's revision with them (the event flow's first
+    statement reads what it evaluates with in one round trip): one statement. Members without a
+    standing (or unknown) are not in the answer; lock theirs with ``lock_standings``. The
+    revision is None when no standing was locked. Call inside ``transaction.atomic``."""
     where, params = sql.any_of("m.external_id", sorted(set(external_ids)))
     lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
     rows = sql.fetch(
-        f"SELECT {sql.columns(MemberStanding, 's')}, {sql.columns(Member, 'm')} "
+        f"SELECT {sql.columns(MemberStanding, 's')}, {sql.columns(Member, 'm')}, {REVISION_SQL} "
         f"FROM {MemberStanding._meta.db_table} s "
         f"JOIN {Member._meta.db_table} m ON m.id = s.member_id "
         f"WHERE {where} ORDER BY s.member_id{lock}",
@@ -62,4 +68,7 @@ def lock_standings_of(external_ids: Iterable[str]) -> dict[int, MemberStanding]:
     ):
         standing.member = member
         standings[standing.pk] = standing
-    return standings
+    revision = rows[0][-1] if rows else None
+    if revision is not None:
+        revision = Program._meta.get_field("revision").to_python(revision)  # text on SQLite
+    return standings, revision

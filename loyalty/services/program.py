@@ -117,8 +117,17 @@ def current_revision() -> uuid.UUID:
 
 def compiled_program() -> CompiledProgram:
     """The program at its current revision (one indexed read when nothing changed)."""
+    return program_at(current_revision())
+
+
+# The program's revision as a subquery, for a statement that reads it beside its own rows.
+REVISION_SQL = f"(SELECT revision FROM {Program._meta.db_table} WHERE id = 1)"
+
+
+def program_at(revision: uuid.UUID) -> CompiledProgram:
+    """The program at ``revision``, just read from the database: compiled again only if the
+    revision moved since this process last compiled it."""
     global _compiled
-    revision = current_revision()
     compiled = _compiled
     if compiled is not None and compiled.revision == revision:
         return compiled
