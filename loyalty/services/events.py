@@ -224,7 +224,7 @@ def _record_chunk(
         # Where the database refuses a second event under a key, the first attempt does not
         # look for the keys under the locks: a retry of one of these that committed while we
         # waited makes the flush fail on the key, and the next attempt looks.
-        probe = attempt > 0 or not _keys_enforced(client)
+        probe = attempt > 0 or not _key_constraint_holds()
         try:
             _record_locked(client, items, found, dry_run, probe=probe)
         except IntegrityError:
@@ -239,10 +239,10 @@ def _record_chunk(
         return
 
 
-def _keys_enforced(client: ApiClient | None) -> bool:
-    """Whether the database itself refuses a second event under one of the client's keys
-    (client-less events share one key space, which needs NULLS NOT DISTINCT)."""
-    return client is not None or connection.features.supports_nulls_distinct_unique_constraints
+def _key_constraint_holds() -> bool:
+    """Whether the database refuses a second event under a key: the constraint, with its NULLS
+    NOT DISTINCT for client-less events, exists only where that is supported (not SQLite)."""
+    return connection.features.supports_nulls_distinct_unique_constraints
 
 
 def _record_locked(
