@@ -37,7 +37,7 @@ from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of
 from loyalty.services.lots import lots_open
-from loyalty.services.program import CompiledProgram, compiled_program, program_at
+from loyalty.services.program import CompiledProgram, program_at
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
 from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -355,7 +355,7 @@ def _resolve_and_lock(
     (``lock_standings``). Also the program to evaluate with, at its revision of that query."""
     wanted = {item.event.external_id for item in items}
     standings, revision = lock_standings_of(wanted)
-    program = compiled_program() if revision is None else program_at(revision)
+    program = program_at(revision)
     members = {standing.member.external_id: standing.member for standing in standings.values()}
     if missing := wanted - members.keys():
         found = {m.external_id: m for m in Member.objects.filter(external_id__any=sorted(missing))}

@@ -124,10 +124,13 @@ def compiled_program() -> CompiledProgram:
 REVISION_SQL = f"(SELECT revision FROM {Program._meta.db_table} WHERE id = 1)"
 
 
-def program_at(revision: uuid.UUID) -> CompiledProgram:
+def program_at(revision: uuid.UUID | None) -> CompiledProgram:
     """The program at ``revision``, just read from the database: compiled again only if the
-    revision moved since this process last compiled it."""
+    revision moved since this process last compiled it. None (nothing read): as
+    ``compiled_program``."""
     global _compiled
+    if revision is None:
+        return compiled_program()
     compiled = _compiled
     if compiled is not None and compiled.revision == revision:
         return compiled

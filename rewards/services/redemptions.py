@@ -24,9 +24,8 @@ from accounts.models import ApiClient, Member
 from loyalty.models import EntryKind, LotMovement, SourceType
 from loyalty.services import unit_of_work
 from loyalty.services.idempotency import idempotent_write, stored_write
-from loyalty.services.locks import lock_standing
+from loyalty.services.locks import lock_standing, lock_standing_with_program
 from loyalty.services.points import points_credit_locked, points_debit_locked
-from loyalty.services.program import compiled_program
 from loyalty.services.webhooks import webhook_emit
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import RedemptionRefused, price_for, refusal_for
@@ -90,13 +89,12 @@ def _redeem(
     details: dict[str, Any],
     request_hash: str,
 ) -> RedemptionResult:
-    standing = lock_standing(member.pk)
+    standing, program = lock_standing_with_program(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
     reward = sql.first(Reward, "t.code = %s", [reward_code])
     if reward is None:
         raise RewardNotFound(details={"reward": reward_code})
-    program = compiled_program()
     price = price_for(reward, program, standing.tier_id)
     now = timezone.now()
     refusal = refusal_for(
