@@ -5,6 +5,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.api.serializers import validated
 from accounts.errors import DomainError, InvalidInput
 from loyalty.models import LedgerEntry
 from loyalty.services.events import EventInput
@@ -51,19 +52,14 @@ class EventBatchSerializer(serializers.Serializer):
     )
 
 
-# One serializer validates every event, single or in a batch: building one per request deep-copies
-# its fields, 170 µs against 30 µs for the validation (a fortieth of a single event's CPU).
-# Validation keeps no state on the instance, so threads may share it.
+# One serializer validates every event, single or in a batch (``validated``).
 _EVENT_VALIDATOR = EventSerializer()
 
 
 def parse_event(data: Any) -> EventInput:
     """One event's body as input; ``ValidationError`` (shaped as ``is_valid`` raises it) if
     it is malformed."""
-    try:
-        return EventSerializer.as_input(_EVENT_VALIDATOR.run_validation(data))
-    except serializers.ValidationError as error:
-        raise serializers.ValidationError(serializers.as_serializer_error(error)) from None
+    return EventSerializer.as_input(validated(_EVENT_VALIDATOR, data))
 
 
 def parse_event_items(items: list[Any]) -> list[EventInput | DomainError]:

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts import scopes
 from accounts.api.idempotency import body_with_idempotency_key
+from accounts.api.serializers import validated
 from accounts.permissions import IsMember
 from accounts.services import member_get
 from rewards.api.serializers import (
@@ -21,9 +22,14 @@ from rewards.models import Redemption
 from rewards.services.catalog import catalog_for
 from rewards.services.redemptions import redeem, redemption_cancel
 
+# Made once, shared by every request (see ``accounts.api.serializers.validated``).
+_REDEMPTION_REQUEST = RedemptionRequestSerializer()
+_ME_REDEMPTION_REQUEST = MeRedemptionRequestSerializer()
+_REDEMPTION = RedemptionSerializer()
+
 
 def _redemption_response(result) -> Response:
-    body = {**RedemptionSerializer(result.redemption).data, "replayed": result.replayed}
+    body = {**_REDEMPTION.to_representation(result.redemption), "replayed": result.replayed}
     return Response(body, status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED)
 
 
@@ -62,9 +68,7 @@ class RedemptionCreateView(APIView):
         responses={201: RedemptionSerializer, 200: RedemptionSerializer},
     )
     def post(self, request: Request) -> Response:
-        body = RedemptionRequestSerializer(data=body_with_idempotency_key(request))
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
+        data = validated(_REDEMPTION_REQUEST, body_with_idempotency_key(request))
         result = redeem(
             member=member_get(external_id=data["external_id"]),
             reward_code=data["reward"],
@@ -113,14 +117,13 @@ class MeRedemptionView(generics.ListAPIView):
         responses={201: RedemptionSerializer, 200: RedemptionSerializer},
     )
     def post(self, request: Request) -> Response:
-        body = MeRedemptionRequestSerializer(data=body_with_idempotency_key(request))
-        body.is_valid(raise_exception=True)
+        data = validated(_ME_REDEMPTION_REQUEST, body_with_idempotency_key(request))
         member = request.auth
         result = redeem(
             member=member,
-            reward_code=body.validated_data["reward"],
+            reward_code=data["reward"],
             # Members share no key space: their keys are their own.
-            idempotency_key=f"member:{member.pk}:{body.validated_data['idempotency_key']}",
-            details=body.validated_data["details"],
+            idempotency_key=f"member:{member.pk}:{data['idempotency_key']}",
+            details=data["details"],
         )
         return _redemption_response(result)

@@ -103,6 +103,12 @@ def test_a_member_redeems_and_lists_with_a_token(api, catalog, member_token):
         == 200
     )
     assert len(as_alice.get("/api/v1/me/redemptions").json()["results"]) == 1
+    error = assert_error(
+        as_alice.post("/api/v1/me/redemptions", json={"reward": "ten off!"}),
+        400,
+        "validation_error",
+    )
+    assert set(error["details"]) == {"reward", "idempotency_key"}
     give_points("bob", 1000)
     bob = member_token(Member.objects.get(external_id="bob"))
     # Bob's key "mine" is his own: it does not replay Alice's redemption.
