@@ -11,7 +11,6 @@ from datetime import datetime
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts import sql
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.services import unit_of_work
 from loyalty.services.leaderboards import leaderboards_record_entries
@@ -108,14 +107,15 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
         assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
         work.post(entries, sources=[m.source for m in movements])
     else:
-        unit_of_work.insert(LedgerEntry, entries)
-        if deltas:
-            sql.execute(
+        balances = [
+            (
                 f"UPDATE {MemberStanding._meta.db_table} SET "
                 + ", ".join(f"{name} = {name} + %s" for name in deltas)
                 + " WHERE member_id = %s",
                 [*deltas.values(), standing.pk],
             )
+        ]
+        unit_of_work.insert(LedgerEntry, entries, along=balances if deltas else [])
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)
     boards = program_snapshot().leaderboards

@@ -112,6 +112,9 @@ def lots_take(
             lot.remaining -= take
             taken += take
             movements.append(LotMovement(lot=lot, entry=entry, amount=take))
-        unit_of_work.set_columns(PointLot, [m.lot for m in movements], ["remaining"])
-        unit_of_work.insert(LotMovement, movements)
+        unit_of_work.insert(
+            LotMovement,
+            movements,
+            along=unit_of_work.columns_write(PointLot, [m.lot for m in movements], ["remaining"]),
+        )
     return taken

@@ -64,6 +64,9 @@ UPSERTS: dict[type[Model], tuple[list[str], list[str]]] = {
     ),
 }
 
+# A write that answers nothing: its SQL and parameters.
+Write = tuple[str, list[Any]]
+
 _current: ContextVar["UnitOfWork | None"] = ContextVar("loyalty_unit_of_work", default=None)
 
 
@@ -211,9 +214,8 @@ class UnitOfWork:
     def flush(self) -> None:
         """Write everything, in as few statements as the tables allow: the last step of the
         unit of work."""
-        from loyalty.services.ledger import BUCKETS
-
-        insert(Event, self.events)
+        # The changed rows' writes answer nothing: they go in the events' statement.
+        insert(Event, self.events, along=self._changed_rows_writes())
         insert(BadgeAward, self.awards)
         for entry, source in self._sourced:
             entry.source_id = str(source.pk)
@@ -225,6 +227,12 @@ class UnitOfWork:
             from loyalty.services.leaderboards import store
 
             store.add(self.scores)
+
+    def _changed_rows_writes(self) -> list[Write]:
+        """The upserts of the changed rows and the standings' update, as statements to send
+        (PostgreSQL); elsewhere they are written at once and nothing is left to send."""
+        from loyalty.services.ledger import BUCKETS
+
         changed = [(model, list(rows.values())) for model, rows in self._dirty.items() if rows]
         standings = [self.standings[pk] for pk in sorted(self.touched)]
         now = timezone.now()
@@ -239,11 +247,9 @@ class UnitOfWork:
                     rows, update_conflicts=True, unique_fields=unique, update_fields=changing
                 )
             set_columns(MemberStanding, standings, fields)
-            return
+            return []
         writes = [_upsert_sql(model, rows, *UPSERTS[model]) for model, rows in changed]
-        if standings:
-            writes.append(_set_columns_sql(MemberStanding, standings, fields))
-        _write_together(writes)
+        return writes + columns_write(MemberStanding, standings, fields)
 
 
 @contextmanager
@@ -339,55 +345,66 @@ def _upsert_sql(
 def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> None:
     """Write these fields of the rows (found by primary key) as they are in memory: one
     ``UPDATE … FROM unnest(…)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
+    _send(columns_write(model, rows, fields))
+
+
+def columns_write(model: type[Model], rows: list[Model], fields: list[str]) -> list[Write]:
+    """What ``set_columns`` writes, to send ``along`` an insert: on PostgreSQL its statement;
+    elsewhere it is written at once and nothing is left to send."""
     if not rows:
-        return
+        return []
     if connection.vendor != "postgresql":
         model.objects.bulk_update(rows, fields)
-        return
-    sql.execute(*_set_columns_sql(model, rows, fields))
-
-
-def _set_columns_sql(
-    model: type[Model], rows: list[Model], fields: list[str]
-) -> tuple[str, list[Any]]:
+        return []
     meta = model._meta
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     source, params = _unnest(columns, rows)
     names = [f.column for f in columns]
-    return (
-        f"UPDATE {meta.db_table} AS s SET "
-        + ", ".join(f"{name} = v.{name}" for name in names[1:])
-        + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
-        params,
-    )
+    return [
+        (
+            f"UPDATE {meta.db_table} AS s SET "
+            + ", ".join(f"{name} = v.{name}" for name in names[1:])
+            + f" FROM {source} AS v({', '.join(names)}) WHERE s.{names[0]} = v.{names[0]}",
+            params,
+        )
+    ]
 
 
-def _write_together(writes: list[tuple[str, list[Any]]]) -> None:
-    """Writes that answer nothing, to different tables, sent as one statement (PostgreSQL):
-    each but the last as a data-modifying ``WITH`` query. One round trip instead of one per
-    table; they see the same snapshot, which is all they need, touching rows no other of them
-    touches."""
+def _send(writes: list[Write]) -> None:
+    """Writes that answer nothing, sent as one statement on PostgreSQL (``_along``)."""
     if not writes:
         return
+    if connection.vendor != "postgresql":
+        for text, params in writes:
+            sql.execute(text, params)
+        return
     *first, (last, params) = writes
-    text = last
-    if first:
-        text = "WITH " + ", ".join(f"w{n} AS ({q})" for n, (q, _) in enumerate(first)) + " " + last
-    sql.execute(text, [value for _, values in first for value in values] + list(params))
+    sql.execute(*_along(first, last, params))
+
+
+def _along(writes: list[Write], text: str, params: list[Any]) -> Write:
+    """One statement doing ``writes`` and then ``text``: the writes as data-modifying ``WITH``
+    queries (PostgreSQL). One round trip instead of one per write. They all see the snapshot
+    the statement starts with, which is all they need: each touches rows of its own table that
+    no other of them touches (what each writes, none of the others reads)."""
+    if not writes:
+        return text, list(params)
+    head = "WITH " + ", ".join(f"w{n} AS ({q})" for n, (q, _) in enumerate(writes))
+    return f"{head} {text}", [value for _, values in writes for value in values] + list(params)
 
 
 # Below this many rows one INSERT … RETURNING costs fewer round trips than drawing ids + COPY.
 COPY_FROM_ROWS = 50
 
 
-def _insert_returning(model: type[Model], rows: list[Model]) -> None:
+def _insert_returning(model: type[Model], rows: list[Model], along: list[Write]) -> None:
     """A few new rows in one ``INSERT … SELECT … RETURNING id``: what ``bulk_create`` sends,
-    without building the statement again for every call."""
+    without building the statement again for every call; ``along`` goes in it too."""
     fields = _insertable(model)
     _link_and_stamp(model, rows)
     source, params = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model, source), params)
+        cursor.execute(*_along(along, _insert_sql(model, source), params))
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
             row._state.adding, row._state.db = False, connection.alias
@@ -443,19 +460,25 @@ def _links_and_stamps(model: type[Model]) -> tuple[list[Field], list[str]]:
     ]
 
 
-def insert(model: type[Model], rows: list[Model]) -> None:
+def insert(model: type[Model], rows: list[Model], *, along: list[Write] | None = None) -> None:
     """Insert new rows (ids are set on them). On PostgreSQL: by ``COPY`` when there are many,
     ids drawn from the table's sequence first so rows written later can point at them; else by
-    one ``INSERT … RETURNING``. ``bulk_create`` elsewhere."""
+    one ``INSERT … RETURNING``. ``bulk_create`` elsewhere.
+
+    ``along``: writes answering nothing, to other tables, that neither need these rows nor are
+    needed by them: sent in the same statement when it is one ``INSERT`` (a round trip less),
+    else just before."""
+    along = along or []
+    if rows and connection.vendor == "postgresql" and len(rows) < COPY_FROM_ROWS:
+        _insert_returning(model, rows, along)
+        return
+    _send(along)
     if not rows:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(rows)
         return
     meta = model._meta
-    if len(rows) < COPY_FROM_ROWS:
-        _insert_returning(model, rows)
-        return
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
