@@ -426,6 +426,9 @@ def redemptions(
     url: str, key: str, *, members: int, clients: int = 16
 ) -> tuple[list[float], int, int]:
     """Redemptions/s with concurrent clients on a stocked reward; oversells and double charges."""
+    from django.db.models import CharField
+    from django.db.models.functions import Cast
+
     from accounts.models import Member
     from loyalty.models import EntryKind, LedgerEntry
     from rewards.models import Redemption, Reward
@@ -475,9 +478,10 @@ def redemptions(
     charges = LedgerEntry.objects.filter(
         kind=EntryKind.SPEND,
         source_type="redemption",
-        source_id__in=[
-            str(pk) for pk in Redemption.objects.filter(reward=reward).values_list("pk", flat=True)
-        ],
+        # As a subquery: reused data holds more redemptions than a statement takes parameters.
+        source_id__in=Redemption.objects.filter(reward=reward).values_list(
+            Cast("pk", output_field=CharField()), flat=True
+        ),
     ).count()
     return runs, oversold, charges - made
 
