@@ -248,13 +248,21 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
             transaction.on_commit(lambda: self._mirror(scores))
 
     def _mirror(self, scores: list[tuple[int, date, int, int]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        # One ZADD (and one ZREM) per set, not per member: a batch changes hundreds of scores
+        # in a few sets, and building each command costs more than Redis spends on it.
+        added: dict[str, dict[str, int]] = {}
+        removed: dict[str, list[str]] = {}
         for board_id, period, member_id, score in scores:
             key, name = self._key(board_id, period), self._name(member_id)
             if score > 0:
-                pipe.zadd(key, {name: -score})
+                added.setdefault(key, {})[name] = -score
             else:
-                pipe.zrem(key, name)
+                removed.setdefault(key, []).append(name)
+        pipe = self.redis.pipeline(transaction=False)
+        for key, members in added.items():
+            pipe.zadd(key, members)
+        for key, names in removed.items():
+            pipe.zrem(key, *names)
         self._safely(pipe.execute)
 
     def _safely(self, call):

@@ -13,7 +13,7 @@ from accounts.models import Member
 from loyalty.models import LeaderboardScore
 from loyalty.periods import LIFETIME_START
 from loyalty.services import leaderboards
-from loyalty.services.events import EventInput, record_event
+from loyalty.services.events import EventInput, record_event, record_events
 from loyalty.services.leaderboards import (
     DatabaseLeaderboardStore,
     RedisLeaderboardStore,
@@ -135,6 +135,40 @@ def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(
     assert redis_store.redis.zcard(redis_store._key(board.pk, period)) == 2
     monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
     assert view(board, "a") == shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_mirrors_every_changed_score_of_a_set_at_once(redis_store):
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("weekly-growth", "growth", "week")
+    period = board_period_start(board.period, timezone.now())
+    event("m0", "first", 1)
+    view(board)  # fills the set
+    record_events(
+        client=None,
+        events=[
+            EventInput(
+                external_id=f"m{i % 7}",
+                action="purchase",
+                idempotency_key=f"batch-{i}",
+                attributes={"amount": 10 + i},
+            )
+            for i in range(30)
+        ],
+    )
+    in_redis = {
+        int(name): -int(score)
+        for name, score in redis_store.redis.zrange(
+            redis_store._key(board.pk, period), 0, -1, withscores=True
+        )
+    }
+    stored = dict(
+        LeaderboardScore.objects.filter(leaderboard=board, period_start=period).values_list(
+            "member_id", "score"
+        )
+    )
+    assert len(stored) == 7
+    assert in_redis == stored
 
 
 @pytest.mark.django_db(transaction=True)
