@@ -76,7 +76,13 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["member", "-id"], name="ledger_member_idx"),
-            models.Index(fields=["member", "currency", "effective_at"], name="ledger_window_idx"),
+            # Growth in a tier window is summed from this index alone (amount included): no
+            # visit to the table's pages for each entry of the window.
+            models.Index(
+                fields=["member", "currency", "effective_at"],
+                include=["amount"],
+                name="ledger_window_amount_idx",
+            ),
         ]
 
     def __str__(self) -> str:
