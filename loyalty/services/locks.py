@@ -58,9 +58,8 @@ def _locked(member_ids: list[int]) -> tuple[dict[int, MemberStanding], uuid.UUID
         f"FROM {MemberStanding._meta.db_table} t WHERE {where} ORDER BY t.member_id{lock}",
         params,
     )
-    return {standing.pk: standing for standing in sql.rows_to(MemberStanding, rows)}, _revision(
-        rows
-    )
+    standings = {standing.pk: standing for standing in sql.rows_to(MemberStanding, rows)}
+    return standings, _revision(rows)
 
 
 def _revision(rows: list[tuple]) -> uuid.UUID | None:
