@@ -503,8 +503,8 @@ def member_summary(url: str, key: str, *, samples: int) -> list[float]:
 
 
 def reconciliation() -> tuple[list[float], float, int, bool]:
-    """Seconds for ``verify_ledger`` over everything, and its own peak memory (as it reports
-    it: a forked child's peak would count this process's memory too)."""
+    """Seconds for ``verify_ledger`` over everything, and its own peak memory, as it reports it
+    (its own high-water mark: the child's ``ru_maxrss`` would count this process's memory too)."""
     from loyalty.models import LedgerEntry
 
     entries = LedgerEntry.objects.count()

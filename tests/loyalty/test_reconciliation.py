@@ -1,6 +1,10 @@
 """verify_ledger proves the books and catches what goes behind the ledger's back; the
 liability report says what the program owes."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -93,3 +97,26 @@ def test_the_liability_api_needs_the_operator_scope(api, books):
     assert body["points_outstanding"] == 3 * 100 + 20
     _, reader = api_client_create(name="reader", scopes=["members:read"])
     assert api.as_key(reader).get("/api/v1/reports/liability").status_code == 403
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_reported_peak_memory_is_the_commands_own_not_its_starters():
+    # Linux keeps a process's peak (ru_maxrss) across exec: a command started by a process
+    # holding 600 MB would report 600 MB. The command reports its own high-water mark.
+    held = bytearray(600 * 1024 * 1024)
+    for page in range(0, len(held), 4096):
+        held[page] = 1
+    child = (
+        "from loyalty.management.commands.verify_ledger import _peak_memory_mb;"
+        "print(_peak_memory_mb())"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {child}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    del held
+    assert 0 < float(done.stdout) < 400, done.stdout
