@@ -205,22 +205,37 @@ def api_key() -> str:
 def batch_and_raw(url: str, key: str, *, batches: int) -> tuple[list[float], list[float]]:
     """Batch ingestion and the raw limit, three runs each, taking turns (raw, batch, raw, …)
     so that both meet the machine in the same state: here its speed drifts within minutes."""
-    batch, raw = [], []
-    for run in range(3):
-        raw.append(raw_limit(run=run, batches=batches * 5 // 3))
-        batch.append(batch_ingestion(url, key, run=run, batches=batches))
-    return batch, raw
+    import psycopg
 
-
-def batch_ingestion(url: str, key: str, *, run: int, batches: int, clients: int = 2) -> float:
-    """Events/s through POST /api/v1/events/batch, batches of 500, full pipeline on."""
     from accounts.models import Member
+    from bench.generate import dsn
 
     ids = list(
         Member.objects.filter(external_id__startswith="bench-").values_list(
             "external_id", flat=True
         )[:200_000]
     )
+    batch, raw = [], []
+    # Autocommit: each `conn.transaction()` is a real transaction (not a savepoint), as the
+    # engine's are.
+    with psycopg.connect(dsn(), autocommit=True) as conn:
+        member_ids = [
+            r[0] for r in conn.execute("SELECT member_id FROM loyalty_memberstanding LIMIT 200000")
+        ]
+        action_id = conn.execute(
+            "SELECT id FROM loyalty_action WHERE code = 'purchase'"
+        ).fetchone()[0]
+        for run in range(3):
+            raw.append(raw_limit(conn, member_ids, action_id, run=run, batches=batches * 5 // 3))
+            batch.append(batch_ingestion(url, key, ids, run=run, batches=batches))
+    return batch, raw
+
+
+def batch_ingestion(
+    url: str, key: str, ids: list[str], *, run: int, batches: int, clients: int = 2
+) -> float:
+    """Events/s through POST /api/v1/events/batch, batches of 500 events of the members with
+    these host ids, full pipeline on."""
 
     def post(batch: int) -> int:
         rng = random.Random(run * 100_000 + batch)
@@ -242,122 +257,108 @@ def batch_ingestion(url: str, key: str, *, run: int, batches: int, clients: int 
     return done / (time.monotonic() - started)
 
 
-def raw_limit(*, run: int, batches: int) -> float:
-    """The same rows (event, two ledger entries, balance upsert) by plain psycopg COPY."""
-    import psycopg
-
-    from bench.generate import dsn
-
-    # Autocommit: each `conn.transaction()` is a real transaction (not a savepoint), as the
-    # engine's are.
-    with psycopg.connect(dsn(), autocommit=True) as conn:
-        member_ids = [
-            r[0] for r in conn.execute("SELECT member_id FROM loyalty_memberstanding LIMIT 200000")
-        ]
-        action_id = conn.execute(
-            "SELECT id FROM loyalty_action WHERE code = 'purchase'"
-        ).fetchone()[0]
-        rng = random.Random(run)
-        started = time.monotonic()
-        for _ in range(batches):
-            rows = [(rng.choice(member_ids), rng.randint(1, 500)) for _ in range(500)]
-            with conn.transaction():
-                event_ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT nextval(pg_get_serial_sequence('loyalty_event', 'id')) FROM generate_series(1, 500)"
-                    )
-                ]
-                with conn.cursor().copy(
-                    "COPY loyalty_event (id, idempotency_key, request_hash, member_id, action_id, action_code, "
-                    "occurred_at, received_at, attributes, status, reason, growth, points, outcome) FROM STDIN"
-                ) as copy:
-                    for event_id, (member_id, points) in zip(event_ids, rows, strict=True):
-                        copy.write_row(
-                            (
-                                event_id,
-                                f"raw-{run}-{event_id}",
-                                "",
-                                member_id,
-                                action_id,
-                                "purchase",
-                                "now",
-                                "now",
-                                "{}",
-                                "credited",
-                                "",
-                                10,
-                                points,
-                                "{}",
-                            )
-                        )
-                entry_ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')) "
-                        "FROM generate_series(1, 1000)"
-                    )
-                ]
-                entries = []
-                for index, (event_id, (member_id, points)) in enumerate(
-                    zip(event_ids, rows, strict=True)
-                ):
-                    for offset, (currency, amount) in enumerate(
-                        (("growth", 10), ("points", points))
-                    ):
-                        entries.append(
-                            (
-                                entry_ids[2 * index + offset],
-                                member_id,
-                                currency,
-                                amount,
-                                event_id,
-                            )
-                        )
-                with conn.cursor().copy(
-                    "COPY loyalty_ledgerentry (id, member_id, currency, kind, amount, pending, source_type, "
-                    "source_id, event_id, reason, effective_at, created_at) FROM STDIN"
-                ) as copy:
-                    for entry_id, member_id, currency, amount, event_id in entries:
-                        copy.write_row(
-                            (
-                                entry_id,
-                                member_id,
-                                currency,
-                                "earn",
-                                amount,
-                                False,
-                                "event",
-                                str(event_id),
-                                event_id,
-                                "",
-                                "now",
-                                "now",
-                            )
-                        )
-                # The points' lots, as the engine opens them.
-                with conn.cursor().copy(
-                    "COPY loyalty_pointlot (member_id, entry_id, event_id, amount, remaining, pending, "
-                    "created_at) FROM STDIN"
-                ) as copy:
-                    for entry_id, member_id, currency, amount, event_id in entries:
-                        if currency == "points":
-                            copy.write_row(
-                                (member_id, entry_id, event_id, amount, amount, False, "now")
-                            )
-                conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS delta (member_id bigint, growth bigint, points bigint) ON COMMIT DELETE ROWS"
+def raw_limit(conn, member_ids: list[int], action_id: int, *, run: int, batches: int) -> float:
+    """The same rows (event, two ledger entries, balance upsert) by plain psycopg COPY, on an
+    autocommit connection, for these members."""
+    rng = random.Random(run)
+    started = time.monotonic()
+    for _ in range(batches):
+        rows = [(rng.choice(member_ids), rng.randint(1, 500)) for _ in range(500)]
+        with conn.transaction():
+            event_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT nextval(pg_get_serial_sequence('loyalty_event', 'id')) FROM generate_series(1, 500)"
                 )
-                conn.execute("TRUNCATE delta")
-                with conn.cursor().copy("COPY delta FROM STDIN") as copy:
-                    for member_id, points in rows:
-                        copy.write_row((member_id, 10, points))
-                conn.execute(
-                    "UPDATE loyalty_memberstanding s SET growth = s.growth + d.growth, points = s.points + d.points, "
-                    "points_earned = s.points_earned + d.points FROM (SELECT member_id, sum(growth) growth, "
-                    "sum(points) points FROM delta GROUP BY member_id ORDER BY member_id) d WHERE s.member_id = d.member_id"
+            ]
+            with conn.cursor().copy(
+                "COPY loyalty_event (id, idempotency_key, request_hash, member_id, action_id, action_code, "
+                "occurred_at, received_at, attributes, status, reason, growth, points, outcome) FROM STDIN"
+            ) as copy:
+                for event_id, (member_id, points) in zip(event_ids, rows, strict=True):
+                    copy.write_row(
+                        (
+                            event_id,
+                            f"raw-{run}-{event_id}",
+                            "",
+                            member_id,
+                            action_id,
+                            "purchase",
+                            "now",
+                            "now",
+                            "{}",
+                            "credited",
+                            "",
+                            10,
+                            points,
+                            "{}",
+                        )
+                    )
+            entry_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT nextval(pg_get_serial_sequence('loyalty_ledgerentry', 'id')) "
+                    "FROM generate_series(1, 1000)"
                 )
-        return batches * 500 / (time.monotonic() - started)
+            ]
+            entries = []
+            for index, (event_id, (member_id, points)) in enumerate(
+                zip(event_ids, rows, strict=True)
+            ):
+                for offset, (currency, amount) in enumerate((("growth", 10), ("points", points))):
+                    entries.append(
+                        (
+                            entry_ids[2 * index + offset],
+                            member_id,
+                            currency,
+                            amount,
+                            event_id,
+                        )
+                    )
+            with conn.cursor().copy(
+                "COPY loyalty_ledgerentry (id, member_id, currency, kind, amount, pending, source_type, "
+                "source_id, event_id, reason, effective_at, created_at) FROM STDIN"
+            ) as copy:
+                for entry_id, member_id, currency, amount, event_id in entries:
+                    copy.write_row(
+                        (
+                            entry_id,
+                            member_id,
+                            currency,
+                            "earn",
+                            amount,
+                            False,
+                            "event",
+                            str(event_id),
+                            event_id,
+                            "",
+                            "now",
+                            "now",
+                        )
+                    )
+            # The points' lots, as the engine opens them.
+            with conn.cursor().copy(
+                "COPY loyalty_pointlot (member_id, entry_id, event_id, amount, remaining, pending, "
+                "created_at) FROM STDIN"
+            ) as copy:
+                for entry_id, member_id, currency, amount, event_id in entries:
+                    if currency == "points":
+                        copy.write_row(
+                            (member_id, entry_id, event_id, amount, amount, False, "now")
+                        )
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS delta (member_id bigint, growth bigint, points bigint) ON COMMIT DELETE ROWS"
+            )
+            conn.execute("TRUNCATE delta")
+            with conn.cursor().copy("COPY delta FROM STDIN") as copy:
+                for member_id, points in rows:
+                    copy.write_row((member_id, 10, points))
+            conn.execute(
+                "UPDATE loyalty_memberstanding s SET growth = s.growth + d.growth, points = s.points + d.points, "
+                "points_earned = s.points_earned + d.points FROM (SELECT member_id, sum(growth) growth, "
+                "sum(points) points FROM delta GROUP BY member_id ORDER BY member_id) d WHERE s.member_id = d.member_id"
+            )
+    return batches * 500 / (time.monotonic() - started)
 
 
 def single_events(
