@@ -107,15 +107,18 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
         assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
         work.post(entries, sources=[m.source for m in movements])
     else:
-        balances = [
-            (
-                f"UPDATE {MemberStanding._meta.db_table} SET "
-                + ", ".join(f"{name} = {name} + %s" for name in deltas)
-                + " WHERE member_id = %s",
-                [*deltas.values(), standing.pk],
+        # The balances' update rides along the entries' insert.
+        balances = []
+        if deltas:
+            balances.append(
+                (
+                    f"UPDATE {MemberStanding._meta.db_table} SET "
+                    + ", ".join(f"{name} = {name} + %s" for name in deltas)
+                    + " WHERE member_id = %s",
+                    [*deltas.values(), standing.pk],
+                )
             )
-        ]
-        unit_of_work.insert(LedgerEntry, entries, along=balances if deltas else [])
+        unit_of_work.insert(LedgerEntry, entries, along=balances)
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)
     boards = program_snapshot().leaderboards

@@ -233,23 +233,17 @@ class UnitOfWork:
         (PostgreSQL); elsewhere they are written at once and nothing is left to send."""
         from loyalty.services.ledger import BUCKETS
 
-        changed = [(model, list(rows.values())) for model, rows in self._dirty.items() if rows]
+        writes = [
+            write
+            for model, rows in self._dirty.items()
+            for write in _upsert_write(model, list(rows.values()), *UPSERTS[model])
+        ]
         standings = [self.standings[pk] for pk in sorted(self.touched)]
         now = timezone.now()
         for standing in standings:
             standing.updated_at = now
         fields = [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"]
-        fields.append("updated_at")
-        if connection.vendor != "postgresql":
-            for model, rows in changed:
-                unique, changing = UPSERTS[model]
-                model.objects.bulk_create(
-                    rows, update_conflicts=True, unique_fields=unique, update_fields=changing
-                )
-            set_columns(MemberStanding, standings, fields)
-            return []
-        writes = [_upsert_sql(model, rows, *UPSERTS[model]) for model, rows in changed]
-        return writes + columns_write(MemberStanding, standings, fields)
+        return writes + columns_write(MemberStanding, standings, [*fields, "updated_at"])
 
 
 @contextmanager
@@ -310,12 +304,19 @@ def _values_source(fields: tuple[Field, ...], count: int) -> str:
     return f"(VALUES {', '.join([row] * count)})"
 
 
-def _upsert_sql(
+def _upsert_write(
     model: type[Model], rows: list[Model], unique: list[str], changed: list[str]
-) -> tuple[str, list[Any]]:
+) -> list[Write]:
     """Insert the rows, or update ``changed`` where a row with the same ``unique`` fields is
-    there: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT`` (PostgreSQL), and its
-    parameters."""
+    there. On PostgreSQL the statement to send (one ``INSERT … SELECT FROM unnest(…) ON
+    CONFLICT``); elsewhere it is written at once (``bulk_create``) and nothing is left to send."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=unique, update_fields=changed
+        )
+        return []
     meta = model._meta
     fields = [
         f
@@ -334,12 +335,14 @@ def _upsert_sql(
     updates = ", ".join(
         f"{meta.get_field(n).column} = EXCLUDED.{meta.get_field(n).column}" for n in changed
     )
-    return (
-        f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
-        f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
-        params,
-    )
+    return [
+        (
+            f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
+            f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
+            f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
+            params,
+        )
+    ]
 
 
 def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> None:
