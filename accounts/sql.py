@@ -28,8 +28,16 @@ def cast_type(field: Field, alias: str = DEFAULT_DB_ALIAS) -> str:
 
 def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     """``column`` is one of ``values``, as SQL and its one parameter: an array on PostgreSQL
-    (the text does not grow with the list), a JSON list elsewhere."""
+    (the text does not grow with the list), a JSON list elsewhere.
+
+    One value goes as ``column = %s`` on PostgreSQL. Planning a kept statement for an array
+    parameter, the server assumes ten elements, so it never trusts a plan made once for all
+    (which would cost ten times one made for the one value) and plans the statement again at
+    every run: about 0.8 ms of the database's time per single event, more than running its
+    reads. An equality is planned once per connection."""
     if connection.vendor == "postgresql":
+        if len(values) == 1:
+            return f"{column} = %s", [values[0]]
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
 

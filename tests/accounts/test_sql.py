@@ -54,6 +54,14 @@ def test_any_of_matches_a_list_of_values():
     assert sql.select(Member, where, params) == []
 
 
+def test_any_of_matches_a_single_value():
+    members = MemberFactory.create_batch(2)
+    where, params = sql.any_of("t.external_id", [members[1].external_id])
+    assert [m.pk for m in sql.select(Member, where, params)] == [members[1].pk]
+    where, params = sql.any_of("t.id", [members[0].pk])
+    assert [m.pk for m in sql.select(Member, where, params)] == [members[0].pk]
+
+
 def test_execute_counts_the_rows_it_touched():
     MemberFactory.create_batch(2, display_name="old")
     touched = sql.execute(
