@@ -45,8 +45,10 @@ class PointLot(models.Model):
             ),
         ]
         indexes = [
+            # The order lots are taken in (``lots_take``): a redemption reads the lots it takes,
+            # not every open lot of the member (many share one expiry, or none).
             models.Index(
-                fields=["member", "expires_at"],
+                fields=["member", "expires_at", "id"],
                 name="lot_open_idx",
                 condition=models.Q(remaining__gt=0),
             ),

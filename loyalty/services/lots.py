@@ -101,7 +101,8 @@ def lots_take(
     where += " ORDER BY t.expires_at ASC NULLS LAST, t.id LIMIT %s"
     taken = 0
     while taken < amount:
-        batch = sql.select(PointLot, where, [*params, TAKE_BATCH])
+        # A lot holds at least one point: never more lots than points are left to take.
+        batch = sql.select(PointLot, where, [*params, min(TAKE_BATCH, amount - taken)])
         if not batch:
             break
         movements = []

@@ -153,6 +153,25 @@ def test_equal_expiry_lots_are_spent_oldest_first(earn):
     assert list(PointLot.objects.order_by("id").values_list("remaining", flat=True)) == [0, 5, 10]
 
 
+def test_a_spend_over_more_lots_than_one_read_takes_them_in_order(earn, monkeypatch):
+    from loyalty.services import lots
+
+    monkeypatch.setattr(lots, "TAKE_BATCH", 2)
+    make_rule("purchase", points_per_occurrence=10)
+    for _ in range(5):
+        earn()
+    spend(1)  # one lot read, one point taken
+    spend(34)  # reads of two lots at most, then of the one point left to take
+    assert list(PointLot.objects.order_by("id").values_list("remaining", flat=True)) == [
+        0,
+        0,
+        0,
+        5,
+        10,
+    ]
+    assert_balances_match_ledger()
+
+
 def test_a_spend_beyond_the_balance_is_refused_and_changes_nothing(earn):
     make_rule("purchase", points_per_occurrence=10)
     earn()
