@@ -42,6 +42,20 @@ def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
 
 
+def list_of(column: str, source: str) -> str:
+    """A value of each row: the list of ``column`` over ``source`` (a table and its ``WHERE``,
+    which may refer to the outer row), a related row's ids read in the same statement. Read it
+    with ``listed``."""
+    if connection.vendor == "postgresql":
+        return f"ARRAY(SELECT {column} FROM {source})"
+    return f"(SELECT json_group_array({column}) FROM {source})"
+
+
+def listed(value: Any) -> list[Any]:
+    """The list a ``list_of`` column holds (a JSON array elsewhere than on PostgreSQL)."""
+    return value if isinstance(value, list) else json.loads(value)
+
+
 @functools.cache
 def _shape(model: type[Model], alias: str) -> tuple[str, list[str], list[tuple[int, Any, list]]]:
     """The model's columns (prefixed by ``alias``), field names, and the converters to apply

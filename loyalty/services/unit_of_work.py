@@ -345,15 +345,10 @@ def _upsert_write(
     ]
 
 
-def set_columns(model: type[Model], rows: list[Model], fields: list[str]) -> None:
-    """Write these fields of the rows (found by primary key) as they are in memory: one
-    ``UPDATE … FROM unnest(…)`` on PostgreSQL, Django's ``bulk_update`` elsewhere."""
-    _send(columns_write(model, rows, fields))
-
-
 def columns_write(model: type[Model], rows: list[Model], fields: list[str]) -> list[Write]:
-    """What ``set_columns`` writes, to send ``along`` an insert: on PostgreSQL its statement;
-    elsewhere it is written at once and nothing is left to send."""
+    """Writing these fields of the rows (found by primary key) as they are in memory, to send
+    ``along`` another write: on PostgreSQL one ``UPDATE … FROM`` the rows' values; elsewhere
+    Django's ``bulk_update`` writes them at once and nothing is left to send."""
     if not rows:
         return []
     if connection.vendor != "postgresql":
@@ -371,6 +366,12 @@ def columns_write(model: type[Model], rows: list[Model], fields: list[str]) -> l
             params,
         )
     ]
+
+
+def execute(text: str, params: list[Any], *, along: list[Write]) -> int:
+    """Run a write, with ``along`` (writes answering nothing, to other tables: ``_along``) in
+    its statement; the number of rows the write itself touched."""
+    return sql.execute(*_along(along, text, params))
 
 
 def _send(writes: list[Write]) -> None:

@@ -48,6 +48,21 @@ def price_for(reward: Reward, program: CompiledProgram, tier_id: int | None) -> 
     return max(int(price), 1)
 
 
+def reward_get(code: str) -> tuple[Reward, set[int]] | None:
+    """The reward with this code and the ids of the tiers it is kept for (``refusal_for``'s
+    ``exclusive_tiers``), in one statement; None if there is none."""
+    tiers = Reward.exclusive_tiers.through._meta.db_table
+    rows = sql.fetch(
+        f"SELECT {sql.columns(Reward, 't')}, "
+        f"{sql.list_of('tier_id', f'{tiers} WHERE reward_id = t.id')} "
+        f"FROM {Reward._meta.db_table} t WHERE t.code = %s",
+        [code],
+    )
+    if not rows:
+        return None
+    return sql.rows_to(Reward, rows)[0], set(sql.listed(rows[0][-1]))
+
+
 def _exclusive_tiers(reward: Reward) -> set[int]:
     """The ids of the tiers the reward is kept for (none: for everyone)."""
     through = Reward.exclusive_tiers.through

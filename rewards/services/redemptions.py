@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts import sql
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import EntryKind, LotMovement, SourceType
@@ -28,7 +27,7 @@ from loyalty.services.locks import lock_standing, lock_standing_with_program
 from loyalty.services.points import points_credit_locked, points_debit_locked
 from loyalty.services.webhooks import webhook_emit
 from rewards.models import CouponCode, Redemption, Reward
-from rewards.services.catalog import RedemptionRefused, price_for, refusal_for
+from rewards.services.catalog import RedemptionRefused, price_for, refusal_for, reward_get
 
 
 class RewardNotFound(NotFound):
@@ -92,9 +91,10 @@ def _redeem(
     standing, program = lock_standing_with_program(member.pk)
     if stored := _stored(client, idempotency_key, request_hash):
         return stored
-    reward = sql.first(Reward, "t.code = %s", [reward_code])
-    if reward is None:
+    found = reward_get(reward_code)
+    if found is None:
         raise RewardNotFound(details={"reward": reward_code})
+    reward, exclusive_tiers = found
     price = price_for(reward, program, standing.tier_id)
     now = timezone.now()
     refusal = refusal_for(
@@ -104,6 +104,7 @@ def _redeem(
         price=price,
         program=program,
         at=now,
+        exclusive_tiers=exclusive_tiers,
     )
     if refusal is not None:
         raise refusal
@@ -130,7 +131,6 @@ def _redeem(
     )
     if reward.kind == Reward.Kind.COUPON:
         redemption.coupon_code = _hand_out_code(reward, redemption, now)
-    unit_of_work.set_columns(Redemption, [redemption], ["spend_entry", "coupon_code"])
     webhook_emit(
         type="reward.redeemed",
         member_id=member.pk,
@@ -143,18 +143,24 @@ def _redeem(
             "coupon_code": redemption.coupon_code,
         },
     )
-    _take_stock(reward)
+    # The redemption's spend and code are written with the stock taken: a round trip less.
+    _take_stock(
+        reward,
+        along=unit_of_work.columns_write(Redemption, [redemption], ["spend_entry", "coupon_code"]),
+    )
     return RedemptionResult(redemption=redemption)
 
 
-def _take_stock(reward: Reward) -> None:
+def _take_stock(reward: Reward, *, along: list[unit_of_work.Write]) -> None:
     """Count the redemption and take one unit of stock, if one is left: the last statement of
     the redemption, so the reward's row stays locked only until the commit. Out of stock here
-    (another redemption took the last unit since we read the reward) rolls everything back."""
-    taken = sql.execute(
+    (another redemption took the last unit since we read the reward) rolls everything back.
+    ``along``: writes answering nothing, sent in the same statement."""
+    taken = unit_of_work.execute(
         f"UPDATE {Reward._meta.db_table} SET stock = stock - 1, "  # unlimited (NULL) stays so
         "redeemed_count = redeemed_count + 1 WHERE id = %s AND (stock IS NULL OR stock <> 0)",
         [reward.pk],
+        along=along,
     )
     if not taken:
         raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")

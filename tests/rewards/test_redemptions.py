@@ -50,6 +50,9 @@ def test_a_redemption_spends_points_takes_stock_and_hands_out_a_code(db):
         "redemption",
         str(redemption.pk),
     )
+    # What the redemption stores points at its spend and code (written with the stock taken).
+    stored = Redemption.objects.get(pk=redemption.pk)
+    assert (stored.spend_entry_id, stored.coupon_code) == (spend.pk, "TEN-OFF-0000")
     assert_balances_match_ledger()
 
 
