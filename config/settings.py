@@ -80,9 +80,11 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
-# Persistent connections save a connect per request; health checks drop broken ones.
+# Persistent connections save a connect per request; health checks drop broken ones (a round
+# trip at the start of each request that reuses one; off, a request on a dropped connection
+# fails once, storing nothing, and the connection is replaced after it).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Values bound by the server, and statements it has seen a few times on a connection kept
     # prepared (parsed and planned once): a quarter less database CPU per event. Behind a
