@@ -45,6 +45,20 @@ class Figure:
         return statistics.median(self.runs)
 
 
+def cpu_gauge() -> float:
+    """Milliseconds a fixed pure-Python loop takes (best of three): how fast the machine is
+    now. Machines here vary by half from hour to hour; figures of two runs compare only
+    alongside their gauges."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -567,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only)
     key = api_key()
     figures: list[Figure] = []
+    gauges = [cpu_gauge()]
     log("Measuring…")
     if only & {"batch", "single", "redemptions", "summary"}:
         with server() as url:
@@ -665,7 +680,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"books {'consistent' if consistent else 'MISMATCH'}",
             )
         )
+    gauges.append(cpu_gauge())
     print()
+    print(
+        f"Machine: {os.cpu_count()} cores; CPU gauge (a fixed Python loop) "
+        f"{gauges[0]:.0f} ms before measuring, {gauges[1]:.0f} ms after (lower is faster)."
+    )
     print(f"{'figure':44} {'median':>12} {'spread':>19}  {'target':38} result  notes")
     for f in figures:
         spread = f"{min(f.runs):,.1f}–{max(f.runs):,.1f}" if len(f.runs) > 1 else "—"
