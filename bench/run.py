@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +57,69 @@ def cpu_gauge() -> float:
             total += i
         best = min(best, time.process_time() - started)
     return best * 1000
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used, all its threads (Linux ``/proc``); 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """Every process as ``(pid, parent pid, name)``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, _, rest = stat.read().rpartition(")")
+            except OSError:
+                continue
+            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
+    return found
+
+
+class CpuSplit:
+    """The CPU a figure cost, per request, on each side of the machine: the client (this
+    process), the engine (the WSGI server's workers) and PostgreSQL (its processes). On two
+    shared cores the three add up to what a request really costs, which wall time hides."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+        self.available = os.path.isdir("/proc")
+
+    def _read(self) -> tuple[float, float, float]:
+        processes = _processes()
+        engine = [pid for pid, parent, _ in processes if parent == self.server_pid]
+        database = [pid for pid, _, name in processes if name.startswith("postgres")]
+        return (
+            _cpu_seconds(os.getpid()),
+            sum(_cpu_seconds(pid) for pid in [self.server_pid, *engine]),
+            sum(_cpu_seconds(pid) for pid in database),
+        )
+
+    @contextmanager
+    def measuring(self) -> Iterator[list[float]]:
+        """Yields a list that holds, after the block, the CPU seconds of the three sides."""
+        spent: list[float] = []
+        before = self._read() if self.available else (0.0, 0.0, 0.0)
+        yield spent
+        if self.available:
+            spent += [a - b for a, b in zip(self._read(), before, strict=True)]
+
+    @staticmethod
+    def note(spent: list[float], requests: int) -> str:
+        if not spent:
+            return ""
+        client, engine, database = (seconds / requests * 1000 for seconds in spent)
+        return (
+            f"; CPU per request: engine {engine:.1f} ms, PostgreSQL {database:.1f} ms, "
+            f"client {client:.1f} ms"
+        )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -132,7 +195,7 @@ def free_port() -> int:
 @contextmanager
 def server():
     """The engine behind gunicorn on loopback, configured as in production
-    (``config/gunicorn.py``)."""
+    (``config/gunicorn.py``): yields its address and the gunicorn master's pid."""
     port = free_port()
     env = {
         **os.environ,
@@ -167,7 +230,7 @@ def server():
                 break
             except OSError:
                 time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -443,8 +506,9 @@ def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float], fl
 
 def redemptions(
     url: str, key: str, *, members: int, clients: int = 16
-) -> tuple[list[float], int, int]:
-    """Redemptions/s with concurrent clients on a stocked reward; oversells and double charges."""
+) -> tuple[list[float], int, int, int]:
+    """Redemptions/s with concurrent clients on a stocked reward; oversells, double charges,
+    and the requests sent (each run sends one per member, twice the stock)."""
     from django.db.models import CharField
     from django.db.models.functions import Cast
 
@@ -502,7 +566,7 @@ def redemptions(
             Cast("pk", output_field=CharField()), flat=True
         ),
     ).count()
-    return runs, oversold, charges - made
+    return runs, oversold, charges - made, 3 * len(ids)
 
 
 def member_summary(url: str, key: str, *, samples: int) -> list[float]:
@@ -584,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     gauges = [cpu_gauge()]
     log("Measuring…")
     if only & {"batch", "single", "redemptions", "summary"}:
-        with server() as url:
+        with server() as (url, server_pid):
+            cpu = CpuSplit(server_pid)
             if "batch" in only:
                 batch, raw = batch_and_raw(url, key, batches=2 if smoke else 6)
                 ratio = statistics.median(batch) / statistics.median(raw)
@@ -601,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 figures.append(Figure("raw limit (COPY, same rows)", "events/s", raw, "—", None))
             if "single" in only:
-                rates, latencies = single_events(url, key, requests=80 if smoke else 800)
+                with cpu.measuring() as spent:
+                    rates, latencies = single_events(url, key, requests=80 if smoke else 800)
                 p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
                 figures.append(
                     Figure(
@@ -610,11 +676,15 @@ def main(argv: list[str] | None = None) -> int:
                         rates,
                         "≥ 400, p99 ≤ 50 ms",
                         statistics.median(rates) >= 400 and p99 <= 50,
-                        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                        + CpuSplit.note(spent, len(latencies)),
                     )
                 )
             if "redemptions" in only:
-                runs, oversold, double = redemptions(url, key, members=40 if smoke else 2000)
+                with cpu.measuring() as spent:
+                    runs, oversold, double, sent = redemptions(
+                        url, key, members=40 if smoke else 2000
+                    )
                 figures.append(
                     Figure(
                         "redemptions, 16 clients",
@@ -622,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
                         runs,
                         "≥ 200, 0 oversells, 0 double charges",
                         statistics.median(runs) >= 200 and oversold == 0 and double == 0,
-                        f"oversells {oversold}, double charges {double}",
+                        f"oversells {oversold}, double charges {double}"
+                        + CpuSplit.note(spent, sent),
                     )
                 )
             if "summary" in only:
