@@ -383,7 +383,7 @@ def _send(writes: list[Write]) -> None:
             sql.execute(text, params)
         return
     *first, (last, params) = writes
-    sql.execute(*_along(first, last, params))
+    execute(last, params, along=first)
 
 
 def _along(writes: list[Write], text: str, params: list[Any]) -> Write:
