@@ -59,28 +59,29 @@ def cpu_gauge() -> float:
     return best * 1000
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used, all its threads (Linux ``/proc``); 0 if gone."""
+def _stat(pid: int) -> list[str] | None:
+    """A process's ``/proc/<pid>/stat`` fields after its name (state, parent pid, …); None if
+    it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
+            return stat.read().rpartition(")")[2].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return None
 
 
-def _processes() -> list[tuple[int, int, str]]:
-    """Every process as ``(pid, parent pid, name)``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    head, _, rest = stat.read().rpartition(")")
-            except OSError:
-                continue
-            found.append((int(entry), int(rest.split()[1]), head.partition("(")[2]))
-    return found
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used, all its threads; 0 if it is gone."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (gunicorn's workers)."""
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and (fields := _stat(int(entry))) and int(fields[1]) == pid
+    ]
 
 
 def _machine_busy_seconds() -> float:
@@ -103,9 +104,7 @@ class CpuSplit:
         self.available = os.path.exists("/proc/stat")
 
     def _read(self) -> tuple[float, dict[int, float], float]:
-        engine = [self.server_pid] + [
-            pid for pid, parent, _ in _processes() if parent == self.server_pid
-        ]
+        engine = [self.server_pid, *_children(self.server_pid)]
         return (
             _cpu_seconds(os.getpid()),
             {pid: _cpu_seconds(pid) for pid in engine},
