@@ -13,7 +13,9 @@ definitions, so it reproduces the incremental scores exactly.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -361,13 +363,22 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
 
     def _read(self, board: Leaderboard, period: date, read, fallback):
         """``read(key, hidden)`` from the board's set when it is ready; else, or if Redis fails
-        on the way, ``fallback()`` from the database."""
+        on the way, ``fallback()`` from the database. Inside ``one_look`` the set's readiness
+        and its hidden members are looked up once."""
         import redis
 
-        if (key := self._ready(board, period)) is None:
+        looked = _looks.get()
+        key, hidden = (
+            looked.get((board.pk, period), (None, None)) if looked is not None else (None, None)
+        )
+        if key is None and (key := self._ready(board, period)) is None:
             return fallback()
         try:
-            return read(key, self._hidden(board, key))
+            if hidden is None:
+                hidden = self._hidden(board, key)
+                if looked is not None:
+                    looked[(board.pk, period)] = (key, hidden)
+            return read(key, hidden)
         except redis.RedisError:
             logger.warning("Leaderboard store: Redis unreachable, answering from the database")
             return fallback()
@@ -443,6 +454,23 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
                 board=board, period=period, score=score
             ),
         )
+
+
+# Inside ``one_look``: per (board, period), the ready set's key and its hidden members.
+_looks: ContextVar[dict[tuple[int, date], tuple[str, dict[int, int]]] | None] = ContextVar(
+    "leaderboard_looks", default=None
+)
+
+
+@contextmanager
+def one_look() -> Iterator[None]:
+    """Store reads inside share one look at each set (is it ready, who is hidden): a
+    leaderboard view asks the store five times, which would make five of each."""
+    token = _looks.set({})
+    try:
+        yield
+    finally:
+        _looks.reset(token)
 
 
 def _configured_store() -> LeaderboardStore:
@@ -535,6 +563,18 @@ def leaderboard_view(
         if board.period != Leaderboard.Period.ALL_TIME
         else None
     )
+    with one_look():
+        return _view(board, period, end, member_id, around, limit)
+
+
+def _view(
+    board: Leaderboard,
+    period: date,
+    end: date | None,
+    member_id: int | None,
+    around: int,
+    limit: int | None,
+) -> dict[str, Any]:
     ranked = store.count(board=board, period=period)
     view: dict[str, Any] = {
         "leaderboard": board.code,

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 import redis
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Member
@@ -87,6 +88,37 @@ def test_the_redis_store_answers_exactly_as_the_database_store(redis_store):
         {top_member.pk, members[7].pk, members[8].pk}
         & set(LeaderboardScore.objects.filter(score__gt=0).values_list("member_id", flat=True))
     )
+
+
+@pytest.mark.django_db
+def test_a_view_looks_at_the_set_once_for_all_its_reads(redis_store, monkeypatch):
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    members = [Member.objects.create(external_id=f"m{i}") for i in range(12)]
+    LeaderboardScore.objects.bulk_create(
+        LeaderboardScore(leaderboard=board, period_start=LIFETIME_START, member=m, score=10 * i)
+        for i, m in enumerate(members, start=1)
+    )
+    Member.objects.filter(pk=members[-1].pk).update(leaderboard_opt_out=True)
+    board.excluded_members.add(members[5])
+    me = members[6].pk
+    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
+    expected = leaderboard_view(board=board, period=LIFETIME_START, member_id=me)
+    monkeypatch.setattr(leaderboards, "store", redis_store)
+    leaderboard_view(board=board, period=LIFETIME_START, member_id=me)  # fills the set
+    states = []
+    get = redis_store.redis.get
+    monkeypatch.setattr(redis_store.redis, "get", lambda key: states.append(key) or get(key))
+    with CaptureQueriesContext(connection) as queries:
+        answer = leaderboard_view(board=board, period=LIFETIME_START, member_id=me)
+    assert answer == expected
+    assert answer["me"]["rank"] == 5  # behind 110, 100, 90, 80: 120 and 60 are hidden
+    hidden_reads = [q for q in queries.captured_queries if "leaderboard_opt_out" in q["sql"]]
+    assert len(hidden_reads) == 1
+    assert len(states) == 1
+    # Outside a view each read looks for itself.
+    redis_store.top(board=board, period=LIFETIME_START, limit=3)
+    redis_store.count(board=board, period=LIFETIME_START)
+    assert len(states) == 3
 
 
 def view(board, member=None) -> dict:
