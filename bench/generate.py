@@ -39,13 +39,25 @@ BOARD = "bench-growth"
 
 
 def dsn() -> str:
+    """The engine's database, for plain psycopg, reached as the engine reaches it."""
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":
         raise SystemExit("The benchmarks need PostgreSQL: set DATABASE_URL=postgres://…")
-    return (
-        f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} dbname={db['NAME']} user={db['USER']}"
-        + (f" password={db['PASSWORD']}" if db["PASSWORD"] else "")
-    )
+    return conninfo(db)
+
+
+def conninfo(db: dict, dbname: str | None = None) -> str:
+    """A libpq connection string for Django's database settings ``db``: as Django connects,
+    an empty host means the server's local socket, not TCP (the raw limit must take the same
+    way as the engine)."""
+    given = {
+        "host": db.get("HOST"),
+        "port": db.get("PORT"),
+        "dbname": dbname or db["NAME"],
+        "user": db.get("USER"),
+        "password": db.get("PASSWORD"),
+    }
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in given.items() if v})
 
 
 @dataclass

@@ -193,8 +193,9 @@ def ensure_database() -> None:
         raise SystemExit(
             "The benchmarks need PostgreSQL: set DATABASE_URL=postgres://…/loyalty_bench"
         )
-    admin = f"host={url['HOST'] or '127.0.0.1'} port={url['PORT'] or 5432} dbname=postgres user={url['USER']}"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    from bench.generate import conninfo
+
+    with psycopg.connect(conninfo(url, dbname="postgres"), autocommit=True) as conn:
         if not conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [url["NAME"]]
         ).fetchone():
