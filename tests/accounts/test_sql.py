@@ -3,6 +3,7 @@
 import datetime
 
 import pytest
+from django.db.models.signals import post_init
 
 from accounts import sql
 from accounts.models import ApiClient, Member
@@ -43,6 +44,34 @@ def test_select_makes_the_instances_the_orm_makes():
     (made,) = sql.select(Member, "t.id = %s", [member.pk])
     assert made.attributes == {"city": "Lyon", "tags": ["a", "b"]}
     assert made.birthday == datetime.date(1990, 5, 17)
+
+
+def test_select_makes_rows_that_save_and_relate_as_loaded_ones_do():
+    member = MemberFactory()
+    MemberStanding.objects.create(member=member, growth=12, points=7)
+    (made,) = sql.select(MemberStanding, "t.member_id = %s", [member.pk])
+    assert made._state.db == "default"
+    assert made.member == member  # the relation loads from the id
+    made.points = 9
+    made.save(update_fields=["points"])  # an update of a loaded row, not an insert
+    assert MemberStanding.objects.get(pk=member.pk).points == 9
+    assert MemberStanding.objects.count() == 1
+
+
+def test_select_runs_init_when_the_model_is_listened_to():
+    member = MemberFactory()
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.external_id)
+
+    post_init.connect(listener, sender=Member)
+    try:
+        (made,) = sql.select(Member, "t.id = %s", [member.pk])
+    finally:
+        post_init.disconnect(listener, sender=Member)
+    assert seen == [member.external_id]
+    assert made.pk == member.pk and not made._state.adding
 
 
 def test_any_of_matches_a_list_of_values():
