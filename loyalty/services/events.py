@@ -521,7 +521,8 @@ def _record(
             "points_pending": standing.points_pending + after["points_pending"],
         },
     }
-    stored_event = Event(
+    stored_event = sql.new_row(
+        Event,
         client=client,
         idempotency_key=event.idempotency_key,
         request_hash=item.request_hash,

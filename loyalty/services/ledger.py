@@ -11,6 +11,7 @@ from datetime import datetime
 from django.db.models import Model
 from django.utils import timezone
 
+from accounts import sql
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.services import unit_of_work
 from loyalty.services.leaderboards import leaderboards_record_entries
@@ -79,7 +80,8 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
     work = unit_of_work.current()
     assert work is not None or all(m.source is None for m in movements), "source row unwritten"
     entries = [
-        LedgerEntry(
+        sql.new_row(
+            LedgerEntry,
             member_id=standing.pk,
             currency=m.currency,
             kind=m.kind,

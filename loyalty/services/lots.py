@@ -29,7 +29,8 @@ def lots_open(
     of spent points), the new spendable points first pay that back.
     """
     lots = [
-        PointLot(
+        sql.new_row(
+            PointLot,
             member_id=standing.pk,
             entry=entry,
             # An entry of a batch's event holds the event object (not written yet).

@@ -4,11 +4,12 @@ import datetime
 
 import pytest
 from django.db.models.signals import post_init
+from django.utils import timezone
 
 from accounts import sql
 from accounts.models import ApiClient, Member
 from accounts.services import api_client_create
-from loyalty.models import MemberStanding, QuestProgress
+from loyalty.models import LedgerEntry, MemberStanding, PointLot, QuestProgress
 from tests.factories import MemberFactory, make_quest
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +73,45 @@ def test_select_runs_init_when_the_model_is_listened_to():
         post_init.disconnect(listener, sender=Member)
     assert seen == [member.external_id]
     assert made.pk == member.pk and not made._state.adding
+
+
+def test_new_row_makes_what_the_keyword_constructor_makes():
+    member = MemberFactory()
+    given = {
+        "member_id": member.pk,
+        "currency": "points",
+        "kind": "earn",
+        "amount": 5,
+        "effective_at": timezone.now(),
+    }
+    made, built = sql.new_row(LedgerEntry, **given), LedgerEntry(**given)
+    assert values(made) == values(built)
+    assert made._state.adding and made._state.db is None and made.pk is None
+    assert made.event_id is None and made.reason == ""  # defaults filled in
+    # A relation given as the object sets its id and caches it, as the descriptor does.
+    lot = sql.new_row(PointLot, member=member, amount=5, remaining=5)
+    assert lot.member_id == member.pk and lot.member is member
+    # Each instance gets its own default of a mutable field.
+    first, second = sql.new_row(Member, external_id="a"), sql.new_row(Member, external_id="b")
+    assert first.attributes == {} and first.attributes is not second.attributes
+    made.save()
+    assert LedgerEntry.objects.get(pk=made.pk).amount == 5
+    with pytest.raises(TypeError):
+        sql.new_row(LedgerEntry, amount=1, colour="red")
+
+
+def test_new_row_runs_init_when_the_model_is_listened_to():
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.external_id)
+
+    post_init.connect(listener, sender=Member)
+    try:
+        sql.new_row(Member, external_id="watched")
+    finally:
+        post_init.disconnect(listener, sender=Member)
+    assert seen == ["watched"]
 
 
 def test_any_of_matches_a_list_of_values():
