@@ -78,6 +78,12 @@ def columns(model: type[Model], alias: str) -> str:
     return _shape(model, alias)[0]
 
 
+def _init_listened(model: type[Model]) -> bool:
+    """Whether something listens to the model's ``pre_init`` or ``post_init``: instances must
+    then be made by ``Model.__init__``, which sends them."""
+    return pre_init.has_listeners(model) or post_init.has_listeners(model)
+
+
 def rows_to(model: type[Model], rows: Sequence[Sequence[Any]], start: int = 0) -> list[Model]:
     """Model instances from rows whose values from ``start`` on are ``columns(model, …)``.
 
@@ -88,7 +94,7 @@ def rows_to(model: type[Model], rows: Sequence[Sequence[Any]], start: int = 0) -
     _, names, converters = _shape(model, "t")
     end = start + len(names)
     alias = connection.alias
-    plain = not (pre_init.has_listeners(model) or post_init.has_listeners(model))
+    plain = not _init_listened(model)
     made = []
     for row in rows:
         values = list(row[start:end])
@@ -121,7 +127,7 @@ def new_row(model: type[Model], **values: Any) -> Model:
     for a relation, by the related object; defaults for the others), made without running
     ``Model.__init__`` unless something listens to the model's ``pre_init`` or ``post_init``:
     3.5 µs an entry where the keyword constructor takes 8–10, for rows an event makes five of."""
-    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+    if _init_listened(model):
         return model(**values)
     instance = model.__new__(model)
     instance._state = ModelState()

@@ -549,6 +549,7 @@ def resolve_period(board: Leaderboard, period: str | None, *, now: datetime) -> 
     )
 
 
+@one_look()
 def leaderboard_view(
     *,
     board: Leaderboard,
@@ -563,18 +564,6 @@ def leaderboard_view(
         if board.period != Leaderboard.Period.ALL_TIME
         else None
     )
-    with one_look():
-        return _view(board, period, end, member_id, around, limit)
-
-
-def _view(
-    board: Leaderboard,
-    period: date,
-    end: date | None,
-    member_id: int | None,
-    around: int,
-    limit: int | None,
-) -> dict[str, Any]:
     ranked = store.count(board=board, period=period)
     view: dict[str, Any] = {
         "leaderboard": board.code,
