@@ -76,7 +76,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (gunicorn's workers)."""
+    """The processes ``pid`` started (the web server's workers)."""
     return [
         int(entry)
         for entry in os.listdir("/proc")
@@ -210,8 +210,8 @@ def free_port() -> int:
 
 @contextmanager
 def server():
-    """The engine behind gunicorn on loopback, configured as in production
-    (``config/gunicorn.py``): yields its address and the gunicorn master's pid."""
+    """The engine behind its web server on loopback, configured as in production
+    (``config/serve.py``): yields its address and the server's main process's pid."""
     port = free_port()
     env = {
         **os.environ,
@@ -221,20 +221,10 @@ def server():
         "SECURE_SSL_REDIRECT": "false",
         "CELERY_BROKER_URL": "",
         "LOG_LEVEL": "ERROR",  # refusals (4xx) are expected in the redemption race
+        "BIND": f"127.0.0.1:{port}",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "config/gunicorn.py",
-            "config.wsgi",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "config.serve"],
         cwd=ROOT,
         env=env,
     )
