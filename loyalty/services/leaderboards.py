@@ -38,6 +38,7 @@ from loyalty.models import (
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
+from loyalty.services.unit_of_work import Write
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ ScoreDeltas = dict[tuple[int, date, int], int]
 
 
 class LeaderboardStore(Protocol):
-    def add(self, deltas: ScoreDeltas) -> None: ...
+    def add(self, deltas: ScoreDeltas, *, along: list[Write] = ()) -> None: ...
     def top(self, *, board: Leaderboard, period: date, limit: int) -> list[Ranked]: ...
     def rank(self, *, board: Leaderboard, period: date, member_id: int) -> Ranked | None: ...
     def around(
@@ -122,14 +123,18 @@ class DatabaseLeaderboardStore:
             leaderboard=board, period_start=period, score__gt=0, member__leaderboard_opt_out=False
         ).exclude(member__in=board.excluded_members.all())
 
-    def add(self, deltas: ScoreDeltas) -> None:
-        self._add(deltas, returning=False)
+    def add(self, deltas: ScoreDeltas, *, along: list[Write] = ()) -> None:
+        self._add(deltas, returning=False, along=along)
 
-    def _add(self, deltas: ScoreDeltas, *, returning: bool) -> list[tuple[int, date, int, int]]:
-        """Add to the scores in one statement (an upsert adding to the stored score); with
-        ``returning``, the new scores of the rows it touched."""
+    def _add(
+        self, deltas: ScoreDeltas, *, returning: bool, along: list[Write] = ()
+    ) -> list[tuple[int, date, int, int]]:
+        """Add to the scores in one statement (an upsert adding to the stored score), with
+        ``along`` (writes answering nothing, e.g. the rest of a unit of work's flush) in it;
+        with ``returning``, the new scores of the rows it touched."""
         rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
         if not rows:
+            unit_of_work.send(list(along))
             return []
         table = LeaderboardScore._meta.db_table
         columns = ["leaderboard_id", "period_start", "member_id", "score"]
@@ -139,17 +144,20 @@ class DatabaseLeaderboardStore:
             values, params = unit_of_work.row_source(
                 fields, [list(c) for c in zip(*rows, strict=True)]
             )
-            source = f"SELECT * FROM {values} AS v({', '.join(columns)})"
+            source = f"SELECT {', '.join(columns)} FROM {values} AS v({', '.join(columns)})"
         else:
             source = f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
             params = [value for row in rows for value in row]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) {source} "
-                "ON CONFLICT (leaderboard_id, period_start, member_id) "
-                f"DO UPDATE SET score = {table}.score + EXCLUDED.score"
-                + (f" RETURNING {', '.join(columns)}" if returning else ""),
-                params,
+                *unit_of_work.joined(
+                    list(along),
+                    f"INSERT INTO {table} ({', '.join(columns)}) {source} "
+                    "ON CONFLICT (leaderboard_id, period_start, member_id) "
+                    f"DO UPDATE SET score = {table}.score + EXCLUDED.score"
+                    + (f" RETURNING {', '.join(columns)}" if returning else ""),
+                    params,
+                )
             )
             return cursor.fetchall() if returning else []
 
@@ -259,8 +267,8 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
     def _name(member_id: int) -> str:
         return f"{member_id:012d}"
 
-    def add(self, deltas: ScoreDeltas) -> None:
-        if scores := self._add(deltas, returning=True):
+    def add(self, deltas: ScoreDeltas, *, along: list[Write] = ()) -> None:
+        if scores := self._add(deltas, returning=True, along=along):
             transaction.on_commit(lambda: self._mirror(scores))
 
     def _mirror(self, scores: list[tuple[int, date, int, int]]) -> None:

@@ -23,8 +23,19 @@ from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
-from django.db.models import Field, JSONField, Model, QuerySet
+from django.db.models import (
+    DateField,
+    DateTimeField,
+    DecimalField,
+    Field,
+    JSONField,
+    Model,
+    QuerySet,
+    TimeField,
+    UUIDField,
+)
 from django.utils import timezone
 
 from accounts import services as accounts_services
@@ -213,20 +224,59 @@ class UnitOfWork:
 
     def flush(self) -> None:
         """Write everything, in as few statements as the tables allow: the last step of the
-        unit of work."""
-        # The changed rows' writes answer nothing: they go in the events' statement.
-        insert(Event, self.events, along=self._changed_rows_writes())
-        insert(BadgeAward, self.awards)
+        unit of work. On PostgreSQL the new rows' ids are drawn first, all tables in one
+        statement, so that the rows, the changed rows and the leaderboard scores then go in one
+        more: two round trips for a single event, where writing table by table took four."""
+        new_rows = [
+            (model, rows)
+            for model, rows in (
+                (Event, self.events),
+                (BadgeAward, self.awards),
+                (LedgerEntry, self.entries),
+                (PointLot, self.lots),
+                (LotMovement, self.lot_movements),
+                (TierChange, self.tier_changes),
+            )
+            if rows
+        ]
+        if connection.vendor != "postgresql":
+            self._changed_rows_writes()  # written at once off PostgreSQL
+            for model, rows in new_rows:
+                if model is LedgerEntry:
+                    self._link_sources()
+                insert(model, rows)
+            self._add_scores([])
+            return
+        _draw_ids(new_rows)
+        self._link_sources()
+        writes = self._changed_rows_writes()
+        # Listed in the order the rows point at each other (an entry at its event, a lot at
+        # its entry): a table copied on its own goes after the writes of those before it.
+        for model, rows in new_rows:
+            _link_and_stamp(model, rows)
+            if len(rows) < COPY_FROM_ROWS:
+                writes.append(_insert_write(model, rows))
+            else:
+                send(writes)
+                writes = []
+                _copy(model, rows)
+            for row in rows:
+                row._state.adding, row._state.db = False, connection.alias
+        self._add_scores(writes)
+
+    def _link_sources(self) -> None:
+        """An entry's source id is its source row's, known once that row has an id."""
         for entry, source in self._sourced:
             entry.source_id = str(source.pk)
-        insert(LedgerEntry, self.entries)
-        insert(PointLot, self.lots)
-        insert(LotMovement, self.lot_movements)
-        insert(TierChange, self.tier_changes)
-        if self.scores:
-            from loyalty.services.leaderboards import store
 
-            store.add(self.scores)
+    def _add_scores(self, along: list[Write]) -> None:
+        """Add the leaderboard score deltas, with ``along`` in their statement."""
+        if not self.scores:
+            send(along)
+            return
+        from loyalty.services.leaderboards import store
+
+        store.add(self.scores, along=along)
 
     def _changed_rows_writes(self) -> list[Write]:
         """The upserts of the changed rows and the standings' update, as statements to send
@@ -260,48 +310,49 @@ def unit_of_work(
 
 
 def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[Any]]:
-    """The rows' values of ``fields`` as a ``row_source`` (JSON as text)."""
-    columns = []
-    for field in fields:
-        values = [getattr(row, field.attname) for row in rows]
-        if isinstance(field, JSONField):
-            values = [
-                None if value is None else json.dumps(value, cls=field.encoder) for value in values
-            ]
-        columns.append(values)
-    return row_source(fields, columns)
+    """The rows' values of ``fields`` as a ``row_source``."""
+    return row_source(fields, [[getattr(row, field.attname) for row in rows] for field in fields])
 
 
 def row_source(fields: list[Field], columns: list[list[Any]]) -> tuple[str, list[Any]]:
     """Rows given as one list of values per field, as a row source for ``FROM … AS v(columns)``
-    on PostgreSQL, and its parameters. Many rows go as one array per column with ``unnest(…)``:
-    a statement of fixed text whatever their number (a long ``VALUES`` list would be parsed
-    again for every batch). A few go as a ``VALUES`` list: cheaper to send than arrays."""
-    count = len(columns[0]) if columns else 0
-    if 0 < count <= FEW_ROWS:
-        return _values_source(tuple(fields), count), [
-            value for row in zip(*columns, strict=True) for value in row
-        ]
-    return _unnest_source(tuple(fields)), columns
+    on PostgreSQL, and its parameters: one JSON array of the rows, taken apart by the server.
+
+    The statement's text depends on the fields alone, never on the number of rows, and the rows
+    are one parameter. So psycopg keeps the statement parsed and the server keeps its plan: a
+    flush's one statement of a dozen tables' rows stays under psycopg's limits for keeping a
+    parsed statement (4,096 characters, 50 parameters), where one array per column went over
+    them and cost 0.14 ms to parse again on every event. Encoding JSON is C; so is the server's
+    reading it. After the columns comes ``n``, the rows' order from 1."""
+    ready = [_json_ready(field, values) for field, values in zip(fields, columns, strict=True)]
+    return _json_source(tuple(fields)), [
+        json.dumps(list(zip(*ready, strict=True)), cls=DjangoJSONEncoder)
+    ]
 
 
-# Up to this many rows are sent as a VALUES list (one statement text per count).
-FEW_ROWS = 8
-
-
-def _column_types(fields: tuple[Field, ...]) -> list[str]:
-    return ["text" if isinstance(field, JSONField) else sql.cast_type(field) for field in fields]
+def _json_ready(field: Field, values: list[Any]) -> list[Any]:
+    """A column's values as JSON carries them to the server, exactly: times in full (the JSON
+    encoder would cut microseconds), decimals and UUIDs as text."""
+    if isinstance(field, (DateTimeField, DateField, TimeField)):
+        return [None if value is None else value.isoformat() for value in values]
+    if isinstance(field, (DecimalField, UUIDField)):
+        return [None if value is None else str(value) for value in values]
+    return values
 
 
 @functools.cache
-def _unnest_source(fields: tuple[Field, ...]) -> str:
-    return f"unnest({', '.join(f'%s::{kind}[]' for kind in _column_types(fields))})"
-
-
-@functools.cache
-def _values_source(fields: tuple[Field, ...], count: int) -> str:
-    row = f"({', '.join(f'%s::{kind}' for kind in _column_types(fields))})"
-    return f"(VALUES {', '.join([row] * count)})"
+def _json_source(fields: tuple[Field, ...]) -> str:
+    # A JSON field's null is SQL NULL, as Django stores None.
+    values = [
+        f"NULLIF(r.j -> {i}, 'null')"
+        if isinstance(field, JSONField)
+        else f"(r.j ->> {i})::{sql.cast_type(field)}"
+        for i, field in enumerate(fields)
+    ]
+    return (
+        f"(SELECT {', '.join(values)}, r.n "
+        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(j, n))"
+    )
 
 
 def _upsert_write(
@@ -330,7 +381,6 @@ def _upsert_write(
                 setattr(row, field.attname, now)
     source, params = _unnest(fields, rows)
     columns = [f.column for f in fields]
-    selected = [f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields]
     target = ", ".join(meta.get_field(name).column for name in unique)
     updates = ", ".join(
         f"{meta.get_field(n).column} = EXCLUDED.{meta.get_field(n).column}" for n in changed
@@ -338,7 +388,7 @@ def _upsert_write(
     return [
         (
             f"INSERT INTO {meta.db_table} ({', '.join(columns)}) "
-            f"SELECT {', '.join(selected)} FROM {source} AS v({', '.join(columns)}) "
+            f"SELECT {', '.join(columns)} FROM {source} AS v({', '.join(columns)}) "
             f"ON CONFLICT ({target}) DO UPDATE SET {updates}",
             params,
         )
@@ -369,13 +419,13 @@ def columns_write(model: type[Model], rows: list[Model], fields: list[str]) -> l
 
 
 def execute(text: str, params: list[Any], *, along: list[Write]) -> int:
-    """Run a write, with ``along`` (writes answering nothing, to other tables: ``_along``) in
+    """Run a write, with ``along`` (writes answering nothing, to other tables: ``joined``) in
     its statement; the number of rows the write itself touched."""
-    return sql.execute(*_along(along, text, params))
+    return sql.execute(*joined(along, text, params))
 
 
-def _send(writes: list[Write]) -> None:
-    """Writes that answer nothing, sent as one statement on PostgreSQL (``_along``)."""
+def send(writes: list[Write]) -> None:
+    """Writes that answer nothing, sent as one statement on PostgreSQL (``joined``)."""
     if not writes:
         return
     if connection.vendor != "postgresql":
@@ -386,11 +436,13 @@ def _send(writes: list[Write]) -> None:
     execute(last, params, along=first)
 
 
-def _along(writes: list[Write], text: str, params: list[Any]) -> Write:
+def joined(writes: list[Write], text: str, params: list[Any]) -> Write:
     """One statement doing ``writes`` and then ``text``: the writes as data-modifying ``WITH``
     queries (PostgreSQL). One round trip instead of one per write. They all see the snapshot
     the statement starts with, which is all they need: each touches rows of its own table that
-    no other of them touches (what each writes, none of the others reads)."""
+    no other of them touches (what each writes, none of the others reads). Foreign keys are
+    checked when the whole statement ends, so a new row may point at one that another of them
+    inserts (an entry at its event)."""
     if not writes:
         return text, list(params)
     head = "WITH " + ", ".join(f"w{n} AS ({q})" for n, (q, _) in enumerate(writes))
@@ -408,7 +460,7 @@ def _insert_returning(model: type[Model], rows: list[Model], along: list[Write])
     _link_and_stamp(model, rows)
     source, params = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(*_along(along, _insert_sql(model, source), params))
+        cursor.execute(*joined(along, _insert_sql(model, source), params))
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
             row._state.adding, row._state.db = False, connection.alias
@@ -424,18 +476,11 @@ def _insert_sql(model: type[Model], source: str) -> str:
     meta = model._meta
     fields = _insertable(model)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    selected = ", ".join(
-        f"{f.column}::jsonb" if isinstance(f, JSONField) else f.column for f in fields
-    )
     names = ", ".join(f.column for f in fields)
-    # Ids come back in the rows' order: kept by ORDER BY for unnest, by VALUES itself.
-    if source.startswith("unnest"):
-        source, names, order = f"{source} WITH ORDINALITY", f"{names}, n", " ORDER BY n"
-    else:
-        order = ""
+    # Ids come back in the rows' order, kept by ORDER BY.
     return (
-        f"INSERT INTO {meta.db_table} ({columns}) SELECT {selected} "
-        f"FROM {source} AS v({names}){order} RETURNING {meta.pk.column}"
+        f"INSERT INTO {meta.db_table} ({columns}) SELECT {names} "
+        f"FROM {source} AS v({names}) ORDER BY v.n RETURNING {meta.pk.column}"
     )
 
 
@@ -476,22 +521,56 @@ def insert(model: type[Model], rows: list[Model], *, along: list[Write] | None =
     if rows and connection.vendor == "postgresql" and len(rows) < COPY_FROM_ROWS:
         _insert_returning(model, rows, along)
         return
-    _send(along)
+    send(along)
     if not rows:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(rows)
         return
-    meta = model._meta
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [meta.db_table, len(rows)],
-        )
-        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
-            row.pk = pk
-    fields = meta.concrete_fields
+    _draw_ids([(model, rows)])
     _link_and_stamp(model, rows)
+    _copy(model, rows)
+    for row in rows:
+        row._state.adding, row._state.db = False, connection.alias
+
+
+def _draw_ids(tables: list[tuple[type[Model], list[Model]]]) -> None:
+    """Give the new rows ids from their tables' sequences: one statement for every table."""
+    if not tables:
+        return
+    drawn = sql.fetch(
+        "SELECT "
+        + ", ".join(
+            "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))"
+            for _ in tables
+        ),
+        [value for model, rows in tables for value in (model._meta.db_table, len(rows))],
+    )[0]
+    for (_, rows), ids in zip(tables, drawn, strict=True):
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+
+
+def _insert_write(model: type[Model], rows: list[Model]) -> Write:
+    """Inserting rows whose ids are drawn, as a write to send ``along`` another."""
+    fields = model._meta.concrete_fields
+    source, params = _unnest(fields, rows)
+    return _insert_with_ids_sql(model, source), params
+
+
+@functools.cache
+def _insert_with_ids_sql(model: type[Model], source: str) -> str:
+    fields = model._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    names = ", ".join(f.column for f in fields)
+    return (
+        f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {names} FROM {source} AS v({names})"
+    )
+
+
+def _copy(model: type[Model], rows: list[Model]) -> None:
+    """Write rows whose ids are drawn with ``COPY``."""
+    fields = model._meta.concrete_fields
     # Plain values suit COPY as they are, but JSON goes as text.
     json_fields = [
         (position, field.encoder)
@@ -500,12 +579,12 @@ def insert(model: type[Model], rows: list[Model], *, along: list[Write] | None =
     ]
     attnames = [field.attname for field in fields]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                values = [getattr(row, name) for name in attnames]
-                for position, encoder in json_fields:
-                    values[position] = json.dumps(values[position], cls=encoder)
-                copy.write_row(values)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
         for row in rows:
-            row._state.adding, row._state.db = False, connection.alias
+            values = [getattr(row, name) for name in attnames]
+            for position, encoder in json_fields:
+                values[position] = json.dumps(values[position], cls=encoder)
+            copy.write_row(values)
