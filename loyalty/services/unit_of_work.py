@@ -324,35 +324,46 @@ def row_source(fields: list[Field], columns: list[list[Any]]) -> tuple[str, list
     parsed statement (4,096 characters, 50 parameters), where one array per column went over
     them and cost 0.14 ms to parse again on every event. Encoding JSON is C; so is the server's
     reading it. After the columns comes ``n``, the rows' order from 1."""
-    ready = [_json_ready(field, values) for field, values in zip(fields, columns, strict=True)]
-    return _json_source(tuple(fields)), [
-        json.dumps(list(zip(*ready, strict=True)), cls=DjangoJSONEncoder)
+    source, converters = _json_shape(fields)
+    ready = [
+        values if convert is None else [None if v is None else convert(v) for v in values]
+        for convert, values in zip(converters, columns, strict=True)
     ]
+    return source, [json.dumps(list(zip(*ready, strict=True)), cls=DjangoJSONEncoder)]
 
 
-def _json_ready(field: Field, values: list[Any]) -> list[Any]:
-    """A column's values as JSON carries them to the server, exactly: times in full (the JSON
-    encoder would cut microseconds), decimals and UUIDs as text."""
+# The JSON row sources made so far, by their fields' identities (fields live as long as the
+# process; hashing a field itself costs a Python call, and a flush asks for a hundred).
+_json_shapes: dict[tuple[int, ...], tuple[str, list[Callable[[Any], Any] | None]]] = {}
+
+
+def _json_shape(fields: list[Field]) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    """The row source's SQL for these fields, and how each column's values go into JSON
+    exactly: times in full (the JSON encoder would cut microseconds), decimals and UUIDs as
+    text."""
+    key = tuple(map(id, fields))
+    if (shape := _json_shapes.get(key)) is None:
+        # A JSON field's null is SQL NULL, as Django stores None.
+        values = [
+            f"NULLIF(r.j -> {i}, 'null')"
+            if isinstance(field, JSONField)
+            else f"(r.j ->> {i})::{sql.cast_type(field)}"
+            for i, field in enumerate(fields)
+        ]
+        source = (
+            f"(SELECT {', '.join(values)}, r.n "
+            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(j, n))"
+        )
+        shape = _json_shapes[key] = (source, [_json_converter(field) for field in fields])
+    return shape
+
+
+def _json_converter(field: Field) -> Callable[[Any], Any] | None:
     if isinstance(field, (DateTimeField, DateField, TimeField)):
-        return [None if value is None else value.isoformat() for value in values]
+        return lambda value: value.isoformat()
     if isinstance(field, (DecimalField, UUIDField)):
-        return [None if value is None else str(value) for value in values]
-    return values
-
-
-@functools.cache
-def _json_source(fields: tuple[Field, ...]) -> str:
-    # A JSON field's null is SQL NULL, as Django stores None.
-    values = [
-        f"NULLIF(r.j -> {i}, 'null')"
-        if isinstance(field, JSONField)
-        else f"(r.j ->> {i})::{sql.cast_type(field)}"
-        for i, field in enumerate(fields)
-    ]
-    return (
-        f"(SELECT {', '.join(values)}, r.n "
-        "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS r(j, n))"
-    )
+        return str
+    return None
 
 
 def _upsert_write(
