@@ -167,3 +167,56 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
     )
     with pytest.raises(DataError), transaction.atomic():
         unit_of_work.insert(LedgerEntry, [entry])
+
+
+@pytest.mark.parametrize("count", [1, 7, 60])  # one INSERT below 50 rows, COPY from 50
+def test_rows_written_in_bulk_read_back_exactly(count):
+    """Rows reach the database as one JSON array (or COPY): times keep their microseconds,
+    decimals their digits, JSON its shape, and None stays SQL NULL."""
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from loyalty.models import Event, EventReversal
+    from loyalty.services import unit_of_work
+
+    member = MemberFactory()
+    at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    events = [
+        Event(
+            idempotency_key=f'k-{n} "quoted" \\ ü',
+            request_hash="h",
+            member=member,
+            action_code="purchase",
+            occurred_at=at + timedelta(microseconds=n),
+            status="credited",
+            attributes={"amount": "42.00", "tags": ["a", None, 1.5], "nested": {"ü": None}},
+            outcome={},
+        )
+        for n in range(count)
+    ]
+    unit_of_work.insert(Event, events)
+    reversals = [
+        EventReversal(
+            event=event,
+            idempotency_key=f"r-{event.idempotency_key}",
+            request_hash="h",
+            amount=None if n % 2 else Decimal("1234567890.12"),
+            fraction=Decimal("0.12345678"),
+            targets={"7": {"growth": -3, "points": -12}},
+        )
+        for n, event in enumerate(events)
+    ]
+    unit_of_work.insert(EventReversal, reversals)
+
+    stored = {e.pk: e for e in Event.objects.filter(member=member)}
+    assert len(stored) == count
+    for event in events:
+        again = stored[event.pk]  # ids came back in the rows' order
+        assert again.idempotency_key == event.idempotency_key
+        assert again.occurred_at == event.occurred_at
+        assert again.attributes == event.attributes
+    for n, reversal in enumerate(EventReversal.objects.filter(event__member=member).order_by("id")):
+        assert reversal.event_id == events[n].pk
+        assert reversal.amount == (None if n % 2 else Decimal("1234567890.12"))
+        assert reversal.fraction == Decimal("0.12345678")
+        assert reversal.targets == {"7": {"growth": -3, "points": -12}}
