@@ -166,6 +166,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-points": {"task": "loyalty.expire_points", "schedule": crontab(hour=0, minute=5)},
     "daily-activity": {"task": "loyalty.daily_activity", "schedule": crontab(hour=1, minute=0)},
     "dispatch-webhooks": {"task": "loyalty.dispatch_webhooks", "schedule": 60.0},
+    # Redis leaderboard sets refill from the database: a mirror write lost since heals.
+    "refresh-leaderboards": {
+        "task": "loyalty.refresh_leaderboards",
+        "schedule": crontab(hour=4, minute=30),
+    },
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),

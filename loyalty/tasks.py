@@ -38,6 +38,13 @@ def backfill_badge_task(badge_id: int) -> dict:
     return {"badge_id": badge_id, "awarded": badge_backfill(badge=Badge.objects.get(pk=badge_id))}
 
 
+@shared_task(name="loyalty.refresh_leaderboards", time_limit=15 * 60)
+def refresh_leaderboards_task() -> int:
+    from loyalty.services.leaderboards import leaderboards_refresh
+
+    return leaderboards_refresh()
+
+
 @shared_task(name="loyalty.deliver_webhook", time_limit=60, soft_time_limit=50, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     from loyalty.services.webhooks import webhook_deliver

@@ -111,6 +111,7 @@ class LeaderboardStore(Protocol):
     def count(self, *, board: Leaderboard, period: date) -> int: ...
     def below(self, *, board: Leaderboard, period: date, score: int) -> int: ...
     def forget(self, board: Leaderboard) -> None: ...
+    def refresh(self, board: Leaderboard) -> None: ...
 
 
 class DatabaseLeaderboardStore:
@@ -234,6 +235,9 @@ class DatabaseLeaderboardStore:
     def forget(self, board: Leaderboard) -> None:
         """Nothing is kept outside the scores' table."""
 
+    def refresh(self, board: Leaderboard) -> None:
+        """Nothing is kept outside the scores' table."""
+
 
 class RedisLeaderboardStore(DatabaseLeaderboardStore):
     """The database's scores mirrored in one Redis sorted set per board and period, so rank
@@ -335,6 +339,28 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
                 self.redis.delete(*keys)
 
         self._safely(drop)
+
+    def refresh(self, board: Leaderboard) -> None:
+        """Drop the board's ready sets, so that they refill from the database on their next
+        read. A set being filled is left alone: it is being read from the database already, and
+        dropping it under the fill would let the fill mark ready a set missing what it had
+        written before."""
+        import redis
+
+        def drop_ready() -> None:
+            for state in self.redis.scan_iter(f"{self.prefix}:{board.pk}:*:state"):
+                with self.redis.pipeline() as pipe:
+                    try:
+                        pipe.watch(state)
+                        if pipe.get(state) != b"ready":
+                            continue
+                        pipe.multi()
+                        pipe.delete(state.removesuffix(b":state"), state)
+                        pipe.execute()
+                    except redis.WatchError:
+                        continue  # a fill or a forget came first: the set is fresh
+
+        self._safely(drop_ready)
 
     def _hidden(self, board: Leaderboard, key: str) -> dict[int, int]:
         """The hidden members on the board: member id → score."""
@@ -602,6 +628,17 @@ def leaderboard_view(
 
 
 # --- Rebuilding -------------------------------------------------------------------------------
+
+
+def leaderboards_refresh() -> int:
+    """Drop every board's mirrored sets, so that each refills from the database on its next
+    read: a score whose mirror write was lost (the process stopped between the commit and Redis,
+    or Redis could not be reached) is right again from then on. Nothing to do on the database
+    store. Returns how many boards there are."""
+    boards = list(Leaderboard.objects.all())
+    for board in boards:
+        store.refresh(board)
+    return len(boards)
 
 
 @transaction.atomic

@@ -235,3 +235,40 @@ def test_with_redis_unreachable_events_still_count_and_reads_come_from_the_datab
     assert (shown["me"]["rank"], shown["me"]["score"], shown["ranked"]) == (2, 20, 2)
     monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
     assert view(board, "a") == shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_nightly_refresh_heals_a_score_whose_mirror_write_was_lost(redis_store):
+    from loyalty.tasks import refresh_leaderboards_task
+
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    for i, amount in enumerate((10, 40, 30)):
+        event(f"m{i}", f"k{i}", amount)
+    assert view(board, "m0")["me"]["rank"] == 3
+    assert filled(redis_store, board)
+    # m0's new score reaches the database, and its mirror write is lost (a crash after commit).
+    member = Member.objects.get(external_id="m0")
+    LeaderboardScore.objects.filter(leaderboard=board, member=member).update(score=100)
+    assert view(board, "m0")["me"]["rank"] == 3  # Redis still holds the old score
+
+    assert refresh_leaderboards_task.delay().get() == 1
+
+    assert not filled(redis_store, board)
+    assert view(board, "m0")["me"]["rank"] == 1
+    assert answers(redis_store, board) == answers(DatabaseLeaderboardStore(), board)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refresh_leaves_a_set_being_filled_alone(redis_store):
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    event("m0", "k0", 10)
+    view(board, "m0")
+    key = redis_store._key(board.pk, LIFETIME_START)
+    redis_store.redis.set(f"{key}:state", "filling")  # as a fill in progress leaves it
+
+    leaderboards.leaderboards_refresh()
+
+    assert redis_store.redis.get(f"{key}:state") == b"filling"
+    assert redis_store.redis.zcard(key) == 1
