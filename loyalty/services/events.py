@@ -8,7 +8,7 @@ caps and cooldowns, post ledger entries, bump counters, then check the tier.
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import groupby
 from typing import Any
@@ -471,23 +471,19 @@ def _record(
             tier_move = TierMove(
                 from_tier=first.from_tier, to_tier=bonus_move.to_tier, reason=bonus_move.reason
             )
-    movements = [
-        Movement(
-            currency=currency,
-            kind=EntryKind.EARN,
-            amount=amount,
-            # Points under a hold period wait in the pending bucket until they activate.
-            pending=currency == Currency.POINTS and credit.rule.hold_days > 0,
-            source_type=SourceType.EVENT,
-            rule_version_id=credit.rule.version_id,
-            effective_at=occurred_at,
-        )
+    # What the credits post, as (currency, amount, pending, rule): the entries themselves are
+    # made once the event row exists, since they point at it.
+    earned = [
+        # Points under a hold period wait in the pending bucket until they activate.
+        (currency, amount, currency == Currency.POINTS and credit.rule.hold_days > 0, credit.rule)
         for credit in credits
         for currency, amount in ((Currency.GROWTH, credit.growth), (Currency.POINTS, credit.points))
         if amount
     ]
     rules_by_version = {credit.rule.version_id: credit.rule for credit in credits}
-    after = bucket_deltas((m.currency, m.kind, m.pending, m.amount) for m in movements)
+    after = bucket_deltas(
+        (currency, EntryKind.EARN, pending, amount) for currency, amount, pending, _ in earned
+    )
     outcome = {
         "member": member.external_id,
         "action": event.action,
@@ -544,7 +540,20 @@ def _record(
     # The entries' source id is the event's, known once ``work`` has written it.
     entries = ledger_post(
         standing=standing,
-        movements=[replace(m, event=stored_event, source=stored_event) for m in movements],
+        movements=[
+            Movement(
+                currency=currency,
+                kind=EntryKind.EARN,
+                amount=amount,
+                pending=pending,
+                source_type=SourceType.EVENT,
+                event=stored_event,
+                source=stored_event,
+                rule_version_id=rule.version_id,
+                effective_at=occurred_at,
+            )
+            for currency, amount, pending, rule in earned
+        ],
     )
     lots_open(
         standing=standing,
