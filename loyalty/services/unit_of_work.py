@@ -311,7 +311,17 @@ def unit_of_work(
 
 def _unnest(fields: list[Field], rows: list[Model]) -> tuple[str, list[Any]]:
     """The rows' values of ``fields`` as a ``row_source``."""
-    return row_source(fields, [[getattr(row, field.attname) for row in rows] for field in fields])
+    return row_source(fields, [_column(rows, field.attname) for field in fields])
+
+
+def _column(rows: list[Model], attname: str) -> list[Any]:
+    """The rows' values of one field, read from the instances' dicts: a foreign key's id
+    attribute is a data descriptor, whose Python ``__get__`` every read would run (70 reads an
+    event in a batch's flush). A deferred field is not in the dict: read through it then."""
+    try:
+        return [row.__dict__[attname] for row in rows]
+    except KeyError:
+        return [getattr(row, attname) for row in rows]
 
 
 def row_source(fields: list[Field], columns: list[list[Any]]) -> tuple[str, list[Any]]:
@@ -500,9 +510,10 @@ def _link_and_stamp(model: type[Model], rows: list[Model]) -> None:
     creation and change stamps, as ``save`` would."""
     relations, stamped = _links_and_stamps(model)
     for row in rows:
+        cached, held = row._state.fields_cache, row.__dict__
         for field in relations:
-            target = field.get_cached_value(row) if field.is_cached(row) else None
-            if target is not None and getattr(row, field.attname) is None:
+            target = cached.get(field.cache_name)
+            if target is not None and held.get(field.attname) is None:
                 setattr(row, field.attname, target.pk)
     now = timezone.now()
     for row in rows:
@@ -595,7 +606,8 @@ def _copy(model: type[Model], rows: list[Model]) -> None:
         cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy,
     ):
         for row in rows:
-            values = [getattr(row, name) for name in attnames]
+            held = row.__dict__
+            values = [held[name] if name in held else getattr(row, name) for name in attnames]
             for position, encoder in json_fields:
                 values[position] = json.dumps(values[position], cls=encoder)
             copy.write_row(values)
