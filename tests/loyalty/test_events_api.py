@@ -1,5 +1,6 @@
 """The event, member summary and ledger endpoints, end to end over real HTTP."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -106,12 +107,28 @@ def test_a_dry_run_stores_nothing(api, program):
             },
             "occurred_at",
         ),
+        # A lone surrogate is no text at all; other non-ASCII ids are fine (below).
+        ({"external_id": "a\ud800", "action": "purchase", "idempotency_key": "k"}, "external_id"),
+        (
+            {"external_id": "a", "action": "purchase", "idempotency_key": "k\udfff"},
+            "idempotency_key",
+        ),
     ],
 )
 def test_bad_events_are_400_with_the_field_named(api, program, body, field):
-    error = assert_error(api.post("/api/v1/events", json=body), 400, "validation_error")
+    # Sent as ASCII JSON (a surrogate as its \u escape, which a UTF-8 body cannot carry).
+    sent = api.post(
+        "/api/v1/events", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    error = assert_error(sent, 400, "validation_error")
     assert field in error["details"]
     assert not Event.objects.exists()
+
+
+def test_non_ascii_ids_and_keys_are_taken_as_given(api, program):
+    response = api.post("/api/v1/events", json=purchase(member="zoë-ü", key="キー-1"))
+    assert response.status_code == 201, response.text
+    assert Event.objects.get().idempotency_key == "キー-1"
 
 
 def test_an_event_from_the_future_is_refused(api, program):
