@@ -1,16 +1,27 @@
 """The one helper for time periods. Days, weeks (Monday first) and months are counted in the
 program's time zone (``LOYALTY_TIME_ZONE``); every datetime in and out is aware."""
 
+import functools
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 LIFETIME_START = date(1970, 1, 1)
 
 
+@functools.cache
 def program_tz() -> ZoneInfo:
+    """Kept: an event asks for it about ten times, and each read of a setting runs Python."""
     return ZoneInfo(settings.TIME_ZONE)
+
+
+@receiver(setting_changed)
+def _forget_time_zone(*, setting: str, **kwargs) -> None:
+    if setting == "TIME_ZONE":
+        program_tz.cache_clear()
 
 
 def local_date(at: datetime) -> date:
