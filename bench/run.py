@@ -208,12 +208,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def server():
-    """The engine behind its web server on loopback, configured as in production
-    (``config/serve.py``): yields its address and the server's main process's pid."""
-    port = free_port()
-    env = {
+def served_env(port: int, **extra: str) -> dict[str, str]:
+    """The environment ``config.serve`` runs with here: this one with production settings (no
+    DEBUG, no broker), bound to ``port`` on loopback; ``extra`` added."""
+    return {
         **os.environ,
         "DEBUG": "false",
         "SECRET_KEY": "bench-" + "x" * 50,
@@ -222,11 +220,19 @@ def server():
         "CELERY_BROKER_URL": "",
         "LOG_LEVEL": "ERROR",  # refusals (4xx) are expected in the redemption race
         "BIND": f"127.0.0.1:{port}",
+        **extra,
     }
+
+
+@contextmanager
+def server():
+    """The engine behind its web server on loopback, configured as in production
+    (``config/serve.py``): yields its address and the server's main process's pid."""
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "config.serve"],
         cwd=ROOT,
-        env=env,
+        env=served_env(port),
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -2,8 +2,6 @@
 server answering the API and the admin's static files over HTTP."""
 
 import http.client
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import free_port, served_env
 from config.serve import server_options
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +48,6 @@ def test_a_bind_without_host_and_port_is_refused(bind):
         server_options({"BIND": bind}, cores=2)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port: int, path: str) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -66,18 +59,8 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_the_server_answers_the_api_and_the_admins_static_files(tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "false",
-        "SECRET_KEY": "serve-test-" + "x" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "STATIC_ROOT": str(tmp_path / "static"),
-        "BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-        "LOG_LEVEL": "ERROR",
-    }
+    port = free_port()
+    env = served_env(port, STATIC_ROOT=str(tmp_path / "static"), WEB_CONCURRENCY="1")
     env.pop("DJANGO_SETTINGS_MODULE", None)
     subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"],
