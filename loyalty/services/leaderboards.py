@@ -631,8 +631,8 @@ def leaderboard_view(
 
 
 def leaderboards_refresh() -> int:
-    """Drop every board's mirrored sets, so that each refills from the database on its next
-    read: a score whose mirror write was lost (the process stopped between the commit and Redis,
+    """Drop every board's ready mirrored sets (``store.refresh``), so that each refills from the
+    database on its next read: a score whose mirror write was lost (the process stopped between the commit and Redis,
     or Redis could not be reached) is right again from then on. Nothing to do on the database
     store. Returns how many boards there are."""
     boards = list(Leaderboard.objects.all())

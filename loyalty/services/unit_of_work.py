@@ -260,8 +260,7 @@ class UnitOfWork:
                 send(writes)
                 writes = []
                 _copy(model, rows)
-            for row in rows:
-                row._state.adding, row._state.db = False, connection.alias
+            _written(rows)
         self._add_scores(writes)
 
     def _link_sources(self) -> None:
@@ -481,10 +480,10 @@ def _insert_returning(model: type[Model], rows: list[Model], along: list[Write])
     _link_and_stamp(model, rows)
     source, params = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(*joined(along, _insert_sql(model, source), params))
+        cursor.execute(*joined(along, _insert_sql(model, source, returning=True), params))
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
-            row._state.adding, row._state.db = False, connection.alias
+    _written(rows)
 
 
 @functools.cache
@@ -493,16 +492,17 @@ def _insertable(model: type[Model]) -> list[Field]:
 
 
 @functools.cache
-def _insert_sql(model: type[Model], source: str) -> str:
-    meta = model._meta
-    fields = _insertable(model)
+def _insert_sql(model: type[Model], source: str, *, returning: bool) -> str:
+    """``INSERT … SELECT`` of the rows in ``source``. With ``returning`` the table gives their
+    ids, back in the rows' order (kept by ``ORDER BY``); without, the rows carry ids drawn
+    before (``_draw_ids``)."""
+    fields = _insertable(model) if returning else model._meta.concrete_fields
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     names = ", ".join(f.column for f in fields)
-    # Ids come back in the rows' order, kept by ORDER BY.
-    return (
-        f"INSERT INTO {meta.db_table} ({columns}) SELECT {names} "
-        f"FROM {source} AS v({names}) ORDER BY v.n RETURNING {meta.pk.column}"
+    text = (
+        f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {names} FROM {source} AS v({names})"
     )
+    return f"{text} ORDER BY v.n RETURNING {model._meta.pk.column}" if returning else text
 
 
 def _link_and_stamp(model: type[Model], rows: list[Model]) -> None:
@@ -552,6 +552,11 @@ def insert(model: type[Model], rows: list[Model], *, along: list[Write] | None =
     _draw_ids([(model, rows)])
     _link_and_stamp(model, rows)
     _copy(model, rows)
+    _written(rows)
+
+
+def _written(rows: list[Model]) -> None:
+    """Mark rows written here as saved, as ``save`` would."""
     for row in rows:
         row._state.adding, row._state.db = False, connection.alias
 
@@ -575,19 +580,8 @@ def _draw_ids(tables: list[tuple[type[Model], list[Model]]]) -> None:
 
 def _insert_write(model: type[Model], rows: list[Model]) -> Write:
     """Inserting rows whose ids are drawn, as a write to send ``along`` another."""
-    fields = model._meta.concrete_fields
-    source, params = _unnest(fields, rows)
-    return _insert_with_ids_sql(model, source), params
-
-
-@functools.cache
-def _insert_with_ids_sql(model: type[Model], source: str) -> str:
-    fields = model._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    names = ", ".join(f.column for f in fields)
-    return (
-        f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {names} FROM {source} AS v({names})"
-    )
+    source, params = _unnest(model._meta.concrete_fields, rows)
+    return _insert_sql(model, source, returning=False), params
 
 
 def _copy(model: type[Model], rows: list[Model]) -> None:
