@@ -107,6 +107,13 @@ class SkipSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class BonusSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["badge", "quest", "gift"])
+    code = serializers.CharField(help_text="The badge's or quest's code, or the gift's kind.")
+    growth = serializers.IntegerField()
+    points = serializers.IntegerField()
+
+
 class EventOutcomeSerializer(serializers.Serializer):
     """What an event earned, or why it earned nothing (``reason``)."""
 
@@ -123,9 +130,20 @@ class EventOutcomeSerializer(serializers.Serializer):
         help_text="unknown_action, rule_inactive, no_rule, condition_not_met, cap_reached, "
         "cooldown, invalid_attribute, nothing_to_credit",
     )
-    growth = serializers.IntegerField()
-    points = serializers.IntegerField()
+    growth = serializers.IntegerField(
+        help_text="Everything the event credited: its rules' credits plus its bonuses."
+    )
+    points = serializers.IntegerField(
+        help_text="Everything the event credited (pending points included): its rules' credits "
+        "plus its bonuses."
+    )
     credits = CreditSerializer(many=True)
+    bonuses = BonusSerializer(
+        many=True, help_text="Badge, quest and gift bonuses the event set off."
+    )
+    shortfall_repaid = serializers.IntegerField(
+        help_text="Points of this event's credits that repaid an open shortfall."
+    )
     skipped = SkipSerializer(many=True)
     tier_change = serializers.DictField(allow_null=True)
     tier = serializers.CharField(allow_null=True)

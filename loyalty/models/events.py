@@ -110,18 +110,38 @@ class EventReversal(models.Model):
         default=dict, help_text="Per rule version: the growth and points this reversal takes back."
     )
     outcome = models.JSONField(default=dict)
+    shortfall = models.BigIntegerField(
+        default=0, help_text="Spent points this reversal could not take back (recorded as owed)."
+    )
+    shortfall_open = models.BigIntegerField(
+        default=0, help_text="What of the shortfall later credits have not repaid yet."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
         constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    shortfall_open__gte=0, shortfall_open__lte=models.F("shortfall")
+                ),
+                name="reversal_shortfall_open_in_range",
+            ),
             models.UniqueConstraint(
                 fields=["client", "idempotency_key"],
                 name="one_reversal_per_idempotency_key",
                 nulls_distinct=False,
-            )
+            ),
         ]
-        indexes = [models.Index(fields=["idempotency_key"], name="reversal_key_idx")]
+        indexes = [
+            models.Index(fields=["idempotency_key"], name="reversal_key_idx"),
+            # The open debts a credit repays, oldest first.
+            models.Index(
+                fields=["event", "id"],
+                name="reversal_open_shortfall_idx",
+                condition=models.Q(shortfall_open__gt=0),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"reversal {self.pk} of event {self.event_id}"

@@ -28,6 +28,7 @@ class SourceType(models.TextChoices):
     EXPIRY = "expiry", "Expiry"
     REVERSAL = "reversal", "Event reversal"
     HOLD = "hold", "Hold period"
+    SHORTFALL = "shortfall", "Shortfall repaid"
 
 
 class LedgerEntry(models.Model):

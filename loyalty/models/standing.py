@@ -22,6 +22,11 @@ class MemberStanding(models.Model):
     points_earned = models.BigIntegerField(default=0, help_text="Lifetime points earned.")
     points_spent = models.BigIntegerField(default=0, help_text="Lifetime points spent.")
     points_expired = models.BigIntegerField(default=0, help_text="Lifetime points expired.")
+    points_owed = models.BigIntegerField(
+        default=0,
+        help_text="Points a reversal could not take back because they were spent: an open debt "
+        "that the member's next credits repay first.",
+    )
     tier = models.ForeignKey(
         "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -50,6 +55,9 @@ class MemberStanding(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(points_earned__gte=0), name="earned_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_owed__gte=0), name="owed_not_negative"
             ),
         ]
 

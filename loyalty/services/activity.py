@@ -111,7 +111,10 @@ def activity_on_event_locked(
             activity.returned_on = day
             _transition(activity, ActivityState.RETURNED, occurred_at)
             gift_grant_locked(
-                standing=standing, kind=Gift.Kind.RETURN, occasion=f"return:{day.isoformat()}"
+                standing=standing,
+                kind=Gift.Kind.RETURN,
+                occasion=f"return:{day.isoformat()}",
+                at=occurred_at,
             )
         elif not (activity.state == ActivityState.RETURNED and activity.returned_on == day):
             _transition(activity, ActivityState.ACTIVE, occurred_at)
@@ -119,8 +122,11 @@ def activity_on_event_locked(
     return activity.state if activity.state != before else None
 
 
-def gift_grant_locked(*, standing: MemberStanding, kind: str, occasion: str) -> GiftGrant | None:
-    """Give the program's gift of this kind once per member and occasion."""
+def gift_grant_locked(
+    *, standing: MemberStanding, kind: str, occasion: str, at: datetime | None = None
+) -> GiftGrant | None:
+    """Give the program's gift of this kind once per member and occasion, counting from ``at``
+    (the event that earned it; default now)."""
     gift = Gift.objects.filter(kind=kind, is_active=True).select_related("badge").first()
     if (
         gift is None
@@ -134,12 +140,14 @@ def gift_grant_locked(*, standing: MemberStanding, kind: str, occasion: str) -> 
         standing,
         SourceType.GIFT,
         grant,
+        kind,
         f"{gift.get_kind_display()} gift",
         gift.growth,
         gift.points,
+        at=at,
     )
     if gift.badge_id:
-        badge_award(standing=standing, badge=gift.badge)
+        badge_award(standing=standing, badge=gift.badge, at=at)
     external_id = member_external_id(standing.pk)
     webhook_emit(
         type="gift.granted",

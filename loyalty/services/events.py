@@ -34,7 +34,7 @@ from loyalty.services.activity import activity_on_event_locked, gift_grant_locke
 from loyalty.services.gamification import on_event
 from loyalty.services.idempotency import IdempotencyConflict, of_client
 from loyalty.services.leaderboards import leaderboards_record_action
-from loyalty.services.ledger import Movement, bucket_deltas, ledger_post
+from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of
 from loyalty.services.lots import lots_open
 from loyalty.services.program import CompiledProgram, program_at
@@ -408,6 +408,7 @@ def _record(
     """One event's evaluation, under the member's lock; its rows are written by ``work``."""
     event, member = item.event, item.member
     now = timezone.now()
+    bonuses_from, owed_before = len(work.bonuses), standing.points_owed
     occurred_at = event.occurred_at or now
     action = program.actions.get(event.action)
 
@@ -438,7 +439,9 @@ def _record(
     played: dict[str, Any] = {"badges_awarded": [], "quests_completed": [], "streaks": []}
     gifts = []
     if standing.events_count == 0 and (
-        welcome := gift_grant_locked(standing=standing, kind="welcome", occasion="welcome")
+        welcome := gift_grant_locked(
+            standing=standing, kind="welcome", occasion="welcome", at=occurred_at
+        )
     ):
         gifts.append({"kind": welcome.kind, "points": welcome.points, "growth": welcome.growth})
     activity_change = None
@@ -481,9 +484,8 @@ def _record(
         if amount
     ]
     rules_by_version = {credit.rule.version_id: credit.rule for credit in credits}
-    after = bucket_deltas(
-        (currency, EntryKind.EARN, pending, amount) for currency, amount, pending, _ in earned
-    )
+    # Everything the event credited: its rules' credits and the bonuses they set off.
+    bonuses = work.bonuses[bonuses_from:]
     outcome = {
         "member": member.external_id,
         "action": event.action,
@@ -493,8 +495,8 @@ def _record(
             Event.Status.CREDITED if (growth or points) else Event.Status.NOT_CREDITED
         ).value,
         "reason": reason or None,
-        "growth": growth,
-        "points": points,
+        "growth": growth + sum(bonus["growth"] for bonus in bonuses),
+        "points": points + sum(bonus["points"] for bonus in bonuses),
         "credits": [
             {
                 "rule": c.rule.code,
@@ -505,17 +507,16 @@ def _record(
             }
             for c in credits
         ],
+        "bonuses": bonuses,
         "skipped": skipped,
         "tier_change": tier_move.as_dict() if tier_move else None,
         **played,
         "gifts": gifts,
         "activity": activity_change,
         "tier": program.tier(standing.tier_id).code if standing.tier_id else None,
-        "balances": {
-            "growth": standing.growth + after["growth"],
-            "points": standing.points + after["points"],
-            "points_pending": standing.points_pending + after["points_pending"],
-        },
+        # Set below, once the credits are posted (they may first repay what is owed).
+        "shortfall_repaid": 0,
+        "balances": {},
     }
     stored_event = sql.new_row(
         Event,
@@ -529,8 +530,8 @@ def _record(
         attributes=event.attributes,
         status=outcome["status"],
         reason=reason,
-        growth=growth,
-        points=points,
+        growth=outcome["growth"],
+        points=outcome["points"],
         outcome=outcome,
     )
     work.events.append(stored_event)
@@ -567,6 +568,12 @@ def _record(
             if entry.currency == Currency.POINTS
         ],
     )
+    outcome["shortfall_repaid"] = owed_before - standing.points_owed
+    outcome["balances"] = {
+        "growth": standing.growth,
+        "points": standing.points,
+        "points_pending": standing.points_pending,
+    }
     for counter in counters.values():
         if getattr(counter, "_changed", False):
             work.changed(counter)

@@ -184,22 +184,32 @@ def badges_evaluate(
     program: CompiledProgram,
     touched: Touched,
     backfilled: bool = False,
+    at: datetime | None = None,
 ) -> list[BadgeAward]:
-    """Award every active badge the member now qualifies for among those ``touched`` affects."""
+    """Award every active badge the member now qualifies for among those ``touched`` affects
+    (bonuses counting from ``at``, default now)."""
     badges = [b for b in program.badges if _touches(b, touched)]
     awarded = []
     for badge in badges:
         progress = badge_progress(badge, member_id=standing.pk, standing=standing, program=program)
         held = _held(standing.pk, badge)["held"]
         for _ in range(awards_due(badge, progress) - held):
-            awarded.append(badge_award(standing=standing, badge=badge, backfilled=backfilled))
+            awarded.append(
+                badge_award(standing=standing, badge=badge, backfilled=backfilled, at=at)
+            )
     return awarded
 
 
 def badge_award(
-    *, standing: MemberStanding, badge: Badge, operator=None, backfilled: bool = False
+    *,
+    standing: MemberStanding,
+    badge: Badge,
+    operator=None,
+    backfilled: bool = False,
+    at: datetime | None = None,
 ) -> BadgeAward:
-    """Award the badge once more, with its bonus as ledger entries whose source is the award."""
+    """Award the badge once more, with its bonus as ledger entries whose source is the award,
+    counting from ``at`` (the event that earned it; default now)."""
     held = _held(standing.pk, badge)
     award = BadgeAward(
         member_id=standing.pk,
@@ -232,9 +242,11 @@ def badge_award(
         standing,
         SourceType.BADGE,
         award,
+        badge.code,
         f"Badge {badge.code}",
         badge.bonus_growth,
         badge.bonus_points,
+        at=at,
     )
     return award
 
@@ -268,13 +280,22 @@ def _bonus(
     standing: MemberStanding,
     source_type: str,
     source: Model,
+    code: str,
     reason: str,
     growth: int,
     points: int,
+    at: datetime | None = None,
 ) -> None:
     """Growth and points given for ``source`` (a grant, an award, a completed quest): its id
-    names the entries; a row the unit of work has not written yet gets it at the flush."""
+    names the entries; a row the unit of work has not written yet gets it at the flush. Inside
+    the event flow the bonus is also listed for the event's answer (``code`` names it there). ``at``: when the bonus counts (the time of
+    the event that set it off; default now)."""
     named = {"source_id": str(source.pk)} if source.pk else {"source": source}
+    work = unit_of_work.current()
+    if work is not None and (growth or points):
+        work.bonuses.append(
+            {"source": str(source_type), "code": code, "growth": growth, "points": points}
+        )
     if growth:
         ledger_post(
             standing=standing,
@@ -285,6 +306,7 @@ def _bonus(
                     amount=growth,
                     source_type=source_type,
                     reason=reason,
+                    effective_at=at,
                     **named,
                 )
             ],
@@ -296,6 +318,7 @@ def _bonus(
             kind=EntryKind.BONUS,
             source_type=source_type,
             reason=reason,
+            effective_at=at,
             **named,
         )
 
@@ -356,12 +379,16 @@ def quests_progress(
                 standing,
                 SourceType.QUEST,
                 progress,
+                quest.code,
                 f"Quest {quest.code}",
                 quest.reward_growth,
                 quest.reward_points,
+                at=occurred_at,
             )
             if quest.reward_badge_id:
-                awards.append(badge_award(standing=standing, badge=quest.reward_badge))
+                awards.append(
+                    badge_award(standing=standing, badge=quest.reward_badge, at=occurred_at)
+                )
             completed.append(quest)
             webhook_emit(
                 type="quest.completed",
@@ -434,13 +461,18 @@ def on_event(
         standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
     )
     touched.quests = bool(quests)
-    awards = quest_awards + badges_evaluate(standing=standing, program=program, touched=touched)
+    awards = quest_awards + badges_evaluate(
+        standing=standing, program=program, touched=touched, at=occurred_at
+    )
     tier_move = None
     if standing.growth > growth_before:
         tier_move = tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now())
         if tier_move:
             awards += badges_evaluate(
-                standing=standing, program=program, touched=Touched(tier=True, growth=True)
+                standing=standing,
+                program=program,
+                touched=Touched(tier=True, growth=True),
+                at=occurred_at,
             )
     played = {
         "badges_awarded": [

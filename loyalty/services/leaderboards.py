@@ -35,6 +35,7 @@ from loyalty.models import (
     Leaderboard,
     LeaderboardScore,
     LedgerEntry,
+    SourceType,
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
@@ -55,11 +56,20 @@ def board_period_start(board_period: str, at: datetime) -> date:
     )
 
 
-def counts_for(board: Leaderboard, *, currency: str, kind: str, pending: bool) -> bool:
+def counts_for(
+    board: Leaderboard, *, currency: str, kind: str, pending: bool, source_type: str = ""
+) -> bool:
+    """Whether a ledger entry counts on the board. A shortfall's repayment does not: the
+    reversal that fell short already took the whole shortfall off the points boards."""
     if board.metric == Leaderboard.Metric.GROWTH:
         return currency == Currency.GROWTH and kind in GROWTH_KINDS
     if board.metric == Leaderboard.Metric.POINTS:
-        return currency == Currency.POINTS and not pending and kind in POINTS_KINDS
+        return (
+            currency == Currency.POINTS
+            and not pending
+            and kind in POINTS_KINDS
+            and source_type != SourceType.SHORTFALL
+        )
     return False
 
 
@@ -527,7 +537,13 @@ def leaderboards_record_entries(
         if board.metric == Leaderboard.Metric.ACTION_COUNT:
             continue
         for entry in entries:
-            if counts_for(board, currency=entry.currency, kind=entry.kind, pending=entry.pending):
+            if counts_for(
+                board,
+                currency=entry.currency,
+                kind=entry.kind,
+                pending=entry.pending,
+                source_type=entry.source_type,
+            ):
                 key = (board.pk, board_period_start(board.period, entry.effective_at), member_id)
                 deltas[key] = deltas.get(key, 0) + entry.amount
     _add(deltas)
@@ -547,6 +563,21 @@ def leaderboards_record_action(
             (board.pk, board_period_start(board.period, occurred_at), member_id): delta
             for board in boards
             if board.metric == Leaderboard.Metric.ACTION_COUNT and board.action_id == action_id
+        }
+    )
+
+
+def leaderboards_record_shortfall(
+    *, member_id: int, occurred_at: datetime, points: int, boards: Iterable[Leaderboard]
+) -> None:
+    """A reversal of the event at ``occurred_at`` fell ``points`` short: the points boards drop
+    them at once, in the event's period, as if taken back (their later repayment does not
+    count again). Caller holds the lock."""
+    _add(
+        {
+            (board.pk, board_period_start(board.period, occurred_at), member_id): -points
+            for board in boards
+            if board.metric == Leaderboard.Metric.POINTS
         }
     )
 
@@ -696,7 +727,8 @@ def _source_rows(board: Leaderboard):
     else:
         entries = LedgerEntry.objects.filter(
             currency=Currency.POINTS, pending=False, kind__in=POINTS_KINDS
-        )
+        ).exclude(source_type=SourceType.SHORTFALL)
+        yield from _shortfall_rows(board)
     bucket = _truncated("effective_at", board)
     if bucket is None:
         for row in entries.values("member_id").annotate(total=Sum("amount")):
@@ -706,3 +738,16 @@ def _source_rows(board: Leaderboard):
         entries.annotate(bucket=bucket).values("member_id", "bucket").annotate(total=Sum("amount"))
     ):
         yield row["member_id"], _as_period(board, row["bucket"]), row["total"]
+
+
+def _shortfall_rows(board: Leaderboard):
+    """Reversals' shortfalls, off the points boards in their events' periods."""
+    shortfalls = EventReversal.objects.filter(shortfall__gt=0)
+    bucket = _truncated("event__occurred_at", board)
+    if bucket is not None:
+        shortfalls = shortfalls.annotate(bucket=bucket)
+    for row in shortfalls.values("event__member_id", *(("bucket",) if bucket else ())).annotate(
+        total=Sum("shortfall")
+    ):
+        period = _as_period(board, row["bucket"]) if bucket is not None else LIFETIME_START
+        yield row["event__member_id"], period, -row["total"]

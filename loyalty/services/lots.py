@@ -4,6 +4,9 @@ Every function here has one precondition: the caller holds the member's standing
 Invariants (``verify_ledger`` checks them): a lot's ``remaining`` is its amount less its
 movements; a member's spendable lots add up to ``max(points, 0)`` and pending lots to
 ``points_pending``.
+
+New spendable points first pay back what the member owes: a balance below zero, then the open
+shortfalls of reversals (points a refund could not take back because they were spent).
 """
 
 from collections.abc import Iterable
@@ -12,8 +15,18 @@ from datetime import datetime
 from django.db.models import F
 
 from accounts import sql
-from loyalty.models import LedgerEntry, LotMovement, MemberStanding, PointLot
+from loyalty.models import (
+    Currency,
+    EntryKind,
+    EventReversal,
+    LedgerEntry,
+    LotMovement,
+    MemberStanding,
+    PointLot,
+    SourceType,
+)
 from loyalty.services import unit_of_work
+from loyalty.services.ledger import Movement, ledger_post
 
 TAKE_BATCH = 200
 
@@ -51,7 +64,7 @@ def lots_open(
         PointLot.objects.bulk_create(lots)
     spendable = [lot for lot in lots if not lot.pending]
     if spendable:
-        _repay_negative_balance(standing, spendable)
+        _repay_owed(standing, spendable)
     return lots
 
 
@@ -62,24 +75,78 @@ def lots_activated(*, standing: MemberStanding, lots: list[PointLot]) -> None:
     )
     for lot in lots:
         lot.pending = False
-    _repay_negative_balance(standing, lots)
+    _repay_owed(standing, lots)
 
 
-def _repay_negative_balance(standing: MemberStanding, new_lots: list[PointLot]) -> None:
+def _repay_owed(standing: MemberStanding, new_lots: list[PointLot]) -> None:
+    """New spendable lots (their credit already in the balance) pay back a balance below zero,
+    then open shortfalls."""
     credited = sum(lot.remaining for lot in new_lots)
-    owed = min(credited, max(credited - standing.points, 0))
-    work = unit_of_work.current()
-    for lot in new_lots:
-        if owed <= 0:
+    _take_from(new_lots, min(credited, max(credited - standing.points, 0)), entry=None)
+    if standing.points_owed > 0 and standing.points > 0:
+        _repay_shortfalls(standing, new_lots)
+
+
+def _repay_shortfalls(standing: MemberStanding, new_lots: list[PointLot]) -> None:
+    """Repay the member's open shortfalls, oldest first, from the new lots, never taking the
+    balance below zero. Each repayment is a reversal entry of the event whose reversal fell
+    short, dated at that event (where the reversal itself counts), so leaderboards drop the
+    points clawed back late exactly as if the reversal had taken them at once."""
+    left = min(sum(lot.remaining for lot in new_lots), standing.points, standing.points_owed)
+    debts = (
+        EventReversal.objects.filter(event__member_id=standing.pk, shortfall_open__gt=0)
+        .order_by("id")
+        .values_list("pk", "event_id", "event__occurred_at", "shortfall_open")
+    )
+    for reversal_id, event_id, occurred_at, open_amount in debts:
+        if left <= 0:
             break
-        take = min(owed, lot.remaining)
+        take = min(left, open_amount)
+        (entry,) = ledger_post(
+            standing=standing,
+            movements=[
+                Movement(
+                    currency=Currency.POINTS,
+                    kind=EntryKind.REVERSE,
+                    amount=-take,
+                    source_type=SourceType.SHORTFALL,
+                    source_id=str(reversal_id),
+                    event_id=event_id,
+                    reason=f"Repays the shortfall of reversal {reversal_id}",
+                    effective_at=occurred_at,
+                )
+            ],
+        )
+        _take_from(new_lots, take, entry=entry)
+        EventReversal.objects.filter(pk=reversal_id).update(
+            shortfall_open=F("shortfall_open") - take
+        )
+        standing.points_owed -= take
+        if unit_of_work.current() is None:
+            MemberStanding.objects.filter(pk=standing.pk).update(
+                points_owed=F("points_owed") - take
+            )
+        left -= take
+
+
+def _take_from(lots: list[PointLot], amount: int, *, entry: LedgerEntry | None) -> None:
+    """Take ``amount`` from the given (new) lots in order, recording each take against
+    ``entry``, or against the lot's own credit (repaying a balance below zero)."""
+    work = unit_of_work.current()
+    for lot in lots:
+        if amount <= 0:
+            break
+        take = min(amount, lot.remaining)
+        if take <= 0:
+            continue
+        taker = entry if entry is not None else lot.entry
         if work is not None and lot.pk is None:  # the lot is written with the batch
-            work.lot_movements.append(LotMovement(lot=lot, entry=lot.entry, amount=take))
+            work.lot_movements.append(LotMovement(lot=lot, entry=taker, amount=take))
         else:
-            LotMovement.objects.create(lot=lot, entry_id=lot.entry_id, amount=take)
+            LotMovement.objects.create(lot=lot, entry=taker, amount=take)
             PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
         lot.remaining -= take
-        owed -= take
+        amount -= take
 
 
 def lots_take(

@@ -50,11 +50,13 @@ def points_credit_locked(
     operator_id: int | None = None,
     expires_at: datetime | None = None,
     use_default_expiry: bool = True,
+    effective_at: datetime | None = None,
 ) -> LedgerEntry:
     """Credit spendable points and open their lot (with the program's default expiry unless
     ``expires_at`` is given or ``use_default_expiry`` is off). ``source``: a row the unit of
-    work writes later, whose id becomes the source id."""
-    now = timezone.now()
+    work writes later, whose id becomes the source id. ``effective_at`` (default now): when the
+    credit counts, from which the default expiry runs."""
+    now = effective_at or timezone.now()
     (entry,) = ledger_post(
         standing=standing,
         movements=[

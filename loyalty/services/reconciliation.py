@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Sum, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from loyalty.models import LedgerEntry, MemberStanding, PointLot
+from loyalty.models import EventReversal, LedgerEntry, MemberStanding, PointLot, SourceType
 from loyalty.periods import local_date
 from loyalty.services.ledger import BUCKETS, bucket_deltas
 
@@ -19,6 +19,8 @@ from loyalty.services.ledger import BUCKETS, bucket_deltas
 class VerifyReport:
     members: int = 0
     entries: int = 0
+    points_owed: int = 0  # open shortfalls: spent points reversals could not take back yet
+    members_owing: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -29,7 +31,8 @@ class VerifyReport:
 def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> VerifyReport:
     """For every member: each cached bucket equals the sum of their ledger entries; their
     spendable lots add up to ``max(points, 0)`` and pending lots to ``points_pending``; each lot's
-    remainder is its amount less its movements. Streams members in primary-key chunks, summing
+    remainder is its amount less its movements; what they owe is their reversals' open
+    shortfalls, and each reversal's open shortfall is its shortfall less the repayments. Streams members in primary-key chunks, summing
     in the database, so memory stays flat however large the ledger."""
     report = VerifyReport()
 
@@ -44,7 +47,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
         standings = list(
             MemberStanding.objects.filter(pk__gt=last)
             .order_by("pk")
-            .values("pk", *BUCKETS)[:chunk_size]
+            .values("pk", *BUCKETS, "points_owed")[:chunk_size]
         )
         if not standings:
             break
@@ -87,6 +90,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
                 mismatch(
                     member_id, "pending lots", standing["points_pending"], lots[member_id][True]
                 )
+        _check_debts(ids, {s["pk"]: s["points_owed"] for s in standings}, report, mismatch)
         broken_lots = (
             PointLot.objects.filter(member_id__any=ids)
             .annotate(moved=Coalesce(Sum("movements__amount"), 0))
@@ -113,15 +117,48 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
     return report
 
 
+def _check_debts(ids: list[int], owed: dict[int, int], report: VerifyReport, mismatch) -> None:
+    """What each member owes is the sum of their reversals' open shortfalls, and each of those
+    is its shortfall less the repayments posted against it."""
+    open_by_member: dict[int, int] = defaultdict(int)
+    reversals = EventReversal.objects.filter(event__member_id__any=ids, shortfall__gt=0)
+    repaid = dict(
+        LedgerEntry.objects.filter(member_id__any=ids, source_type=SourceType.SHORTFALL)
+        .values("source_id")
+        .annotate(total=Sum("amount"))
+        .values_list("source_id", "total")
+    )
+    for pk, member_id, shortfall, shortfall_open in reversals.values_list(
+        "pk", "event__member_id", "shortfall", "shortfall_open"
+    ):
+        open_by_member[member_id] += shortfall_open
+        if shortfall_open != shortfall + (repaid.get(str(pk)) or 0):
+            mismatch(
+                member_id,
+                f"reversal {pk} open shortfall",
+                shortfall_open,
+                shortfall + (repaid.get(str(pk)) or 0),
+            )
+    for member_id, cached in owed.items():
+        if cached != open_by_member.get(member_id, 0):
+            mismatch(member_id, "points_owed", cached, open_by_member.get(member_id, 0))
+        if cached:
+            report.points_owed += cached
+            report.members_owing += 1
+
+
 def liability_report(*, months: int = 12, at: datetime | None = None) -> dict[str, Any]:
     """What the program owes: spendable points outstanding, points pending, balances below
-    zero, and spendable points expiring in each of the next ``months`` local months."""
+    zero, and spendable points expiring in each of the next ``months`` local months; and what
+    members owe it (open shortfalls of reversals)."""
     at = at or timezone.now()
     totals = MemberStanding.objects.aggregate(
         outstanding=Coalesce(Sum("points", filter=Q(points__gt=0)), 0),
         negative=Coalesce(Sum("points", filter=Q(points__lt=0)), 0),
         pending=Coalesce(Sum("points_pending"), 0),
         members=Coalesce(Sum(Value(1)), 0),
+        owed=Coalesce(Sum("points_owed"), 0),
+        owing=Count("pk", filter=Q(points_owed__gt=0)),
     )
     by_month: dict[str, int] = {}
     lots = PointLot.objects.filter(pending=False, remaining__gt=0)
@@ -148,6 +185,8 @@ def liability_report(*, months: int = 12, at: datetime | None = None) -> dict[st
         "points_outstanding": totals["outstanding"],
         "points_pending": totals["pending"],
         "negative_balances": totals["negative"],
+        "points_owed": totals["owed"],
+        "members_owing": totals["owing"],
         "expiring_by_month": months_ahead,
         "expiring_later": sum(by_month.values()),
         "overdue_for_expiry": overdue,

@@ -29,7 +29,10 @@ from loyalty.periods import period_start
 from loyalty.rules import CompiledRule, read_attribute
 from loyalty.services.gamification import on_reversal
 from loyalty.services.idempotency import idempotent_write, stored_write
-from loyalty.services.leaderboards import leaderboards_record_action
+from loyalty.services.leaderboards import (
+    leaderboards_record_action,
+    leaderboards_record_shortfall,
+)
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.lots import lots_take
@@ -75,8 +78,8 @@ def event_reverse(
     Takes back growth and points in proportion, cumulatively across partial reversals, so
     reversing everything in parts takes back exactly what was credited. Points still pending
     are voided first, then the event's own unspent points; points already spent follow the
-    program's setting: a negative balance, or what is left plus a recorded shortfall.
-    Safe to retry with the same key; the same key with another amount is a conflict.
+    program's setting: a negative balance, or what is left plus a recorded shortfall that
+    stays owed until the member's later credits repay it. Safe to retry with the same key; the same key with another amount is a conflict.
     """
     request_hash = _hash(event_id, amount)
     return idempotent_write(
@@ -163,7 +166,22 @@ def _reverse(
         fraction=fraction,
         targets=targets,
         outcome=outcome,
+        shortfall=taken["shortfall"],
+        shortfall_open=taken["shortfall"],
     )
+    if taken["shortfall"]:
+        # An open debt: the member's next credits repay it first (``lots``). The points
+        # boards drop it now, as points taken back.
+        MemberStanding.objects.filter(pk=standing.pk).update(
+            points_owed=F("points_owed") + taken["shortfall"]
+        )
+        standing.points_owed += taken["shortfall"]
+        leaderboards_record_shortfall(
+            member_id=event.member_id,
+            occurred_at=event.occurred_at,
+            points=taken["shortfall"],
+            boards=program.leaderboards,
+        )
     return ReversalResult(reversal_id=reversal.pk, outcome=outcome)
 
 
@@ -230,6 +248,8 @@ def _share(total: int, fraction: Decimal) -> int:
 def _reverse_movement(
     event: Event, currency: str, amount: int, *, pending: bool = False
 ) -> Movement:
+    # Dated at the event: what a reversal takes back leaves the leaderboard periods and tier
+    # windows the event counted in, as its occurrence leaves the action boards.
     return Movement(
         currency=currency,
         kind=EntryKind.REVERSE,
@@ -238,6 +258,7 @@ def _reverse_movement(
         source_type=SourceType.REVERSAL,
         source_id=str(event.pk),
         event_id=event.pk,
+        effective_at=event.occurred_at,
     )
 
 

@@ -126,6 +126,8 @@ class UnitOfWork:
         self._sourced: list[tuple[LedgerEntry, Model]] = []  # entries whose source is unwritten
         self.touched: set[int] = set()
         self.scores: dict[tuple[int, Any, int], int] = {}  # leaderboard score deltas
+        # Bonuses given in the flow (badges, quests, gifts), for the events' answers.
+        self.bonuses: list[dict[str, Any]] = []
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
         self._dirty: dict[type[Model], dict[int, Model]] = {}  # changed rows by identity
         self._memo: dict[Hashable, Any] = {}
@@ -291,7 +293,15 @@ class UnitOfWork:
         now = timezone.now()
         for standing in standings:
             standing.updated_at = now
-        fields = [*BUCKETS, "events_count", "last_event_at", "tier", "tier_since", "grace_until"]
+        fields = [
+            *BUCKETS,
+            "points_owed",
+            "events_count",
+            "last_event_at",
+            "tier",
+            "tier_since",
+            "grace_until",
+        ]
         return writes + columns_write(MemberStanding, standings, [*fields, "updated_at"])
 
 

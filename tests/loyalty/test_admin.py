@@ -116,7 +116,8 @@ def test_the_preview_runs_a_dry_run_and_stores_nothing(admin_client, demo):
         {"external_id": "someone", "action": "purchase", "attributes": '{"amount": "150.00"}'},
     )
     assert response.status_code == 200
-    assert response.context["outcome"]["points"] == 300  # base plus the new-member double
+    # Base plus the new-member double, plus the first-purchase badge's bonus.
+    assert response.context["outcome"]["points"] == 350
     assert Event.objects.count() == events
     assert not Member.objects.filter(external_id="someone").exists()
 

@@ -177,3 +177,33 @@ def test_a_reversal_revokes_a_badge_when_the_operator_chose_so(db):
     assert (
         BadgeAward.objects.filter(badge__code="first-purchase").count() == 2
     )  # the revoked one stays on record
+
+
+def test_the_answer_counts_every_credit_the_event_set_off(earn):
+    from loyalty.models import Gift
+    from tests.factories import make_quest
+
+    make_rule("purchase", points_per_occurrence=9000, growth_per_occurrence=90)
+    make_badge(
+        "first-purchase",
+        "action_count",
+        action=ActionFactory(code="purchase"),
+        threshold=1,
+        bonus_points=50,
+    )
+    make_quest("first-order", "onboarding", [("purchase", 1)], reward_points=20, reward_growth=2)
+    Gift.objects.create(kind=Gift.Kind.WELCOME, points=100, growth=10)
+
+    outcome = earn()
+
+    standing = MemberStanding.objects.get()
+    assert (outcome["points"], outcome["growth"]) == (standing.points, standing.growth)
+    assert (outcome["points"], outcome["growth"]) == (9170, 102)
+    assert sorted((b["source"], b["code"], b["points"]) for b in outcome["bonuses"]) == [
+        ("badge", "first-purchase", 50),
+        ("gift", "welcome", 100),
+        ("quest", "first-order", 20),
+    ]
+    assert [c["points"] for c in outcome["credits"]] == [9000]
+    assert outcome["balances"]["points"] == 9170
+    assert_balances_match_ledger()

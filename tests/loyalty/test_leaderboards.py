@@ -155,3 +155,26 @@ def test_a_rebuild_reproduces_the_incremental_scores_exactly(earn):
     )
     assert rebuilt == incremental
     assert not zeros & {row[:3] for row in rebuilt}
+
+
+def test_a_reversal_takes_back_in_the_events_own_period_on_every_metric(earn):
+    make_rule("purchase", points_per_occurrence=100, growth_per_occurrence=10)
+    boards = [
+        make_leaderboard("points-month", "points", "month"),
+        make_leaderboard("growth-month", "growth", "month"),
+        make_leaderboard("orders-month", "action_count", "month", action="purchase"),
+    ]
+    last_month = timezone.now() - timedelta(days=40)
+    event = record_event(
+        client=None,
+        event=EventInput(
+            external_id="m1", action="purchase", idempotency_key="o-1", occurred_at=last_month
+        ),
+    )
+    assert [view(b, at=last_month)["ranked"] for b in boards] == [1, 1, 1]
+
+    event_reverse(client=None, event_id=event.event_id, idempotency_key="refund-1")
+
+    # Gone from the month the order was made in, and nothing negative in this month.
+    assert [view(b, at=last_month)["ranked"] for b in boards] == [0, 0, 0]
+    assert not LeaderboardScore.objects.exclude(score=0).exists()

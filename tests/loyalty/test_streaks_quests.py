@@ -1,12 +1,15 @@
 """Streaks across local day boundaries with freezes; quests across period roll-overs."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import Member
-from loyalty.models import MemberStreak, QuestProgress, Tier
+from loyalty.models import EntryKind, LedgerEntry, MemberStreak, QuestProgress, Tier
 from loyalty.selectors import member_quests
 from loyalty.services.tiers import tier_lock
-from tests.factories import make_badge, make_quest, make_streak, make_tiers
+from tests.factories import ActionFactory, make_badge, make_quest, make_streak, make_tiers
 from tests.loyalty.conftest import local
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +126,17 @@ def test_quest_progress_is_visible(earn):
         ("upload_avatar", 0, 1),
         ("browse_item", 1, 3),
     ]
+
+
+def test_a_late_events_bonuses_count_when_it_occurred(earn):
+    make_quest("first-review", "onboarding", [("review", 1)], reward_points=30, reward_growth=3)
+    make_badge(
+        "reviewer", "action_count", action=ActionFactory(code="review"), threshold=1, bonus_points=5
+    )
+    occurred = timezone.now() - timedelta(days=40)
+
+    earn(action="review", at=occurred)
+
+    bonuses = LedgerEntry.objects.filter(kind=EntryKind.BONUS)
+    assert bonuses.count() == 3  # quest points and growth, badge points
+    assert set(bonuses.values_list("effective_at", flat=True)) == {occurred}

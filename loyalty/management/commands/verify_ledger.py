@@ -21,12 +21,18 @@ class Command(BaseCommand):
         report = verify_ledger(chunk_size=chunk_size)
         peak_mb = _peak_memory_mb()
         took = f"in {time.monotonic() - started:.1f} s, peak memory {peak_mb:.0f} MB"
+        owed = (
+            f"Open shortfalls: {report.points_owed} points owed by {report.members_owing} "
+            "member(s), repaid first by their next credits."
+        )
         if report.ok:
             self.stdout.write(
                 f"OK: {report.members} members, {report.entries} ledger entries, no mismatch "
                 f"({took})."
             )
+            self.stdout.write(owed)
             return
+        self.stderr.write(owed)
         self.stderr.write(
             f"MISMATCH: {len(report.mismatches)} problem(s) over {report.members} members:"
         )
