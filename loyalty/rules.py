@@ -15,6 +15,11 @@ from django.utils.dateparse import parse_datetime
 
 # No single credit may exceed this: it keeps absurd attribute values from overflowing balances.
 MAX_CREDIT = 10**12
+# A per-unit attribute (an order amount, say) must be below this, with at most this many
+# significant digits: checked before any arithmetic, since rounding a number such as 1e999999
+# to an integer would take minutes of CPU.
+MAX_UNIT_VALUE = Decimal(10**12)
+MAX_UNIT_DIGITS = 30
 
 ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 
@@ -51,6 +56,22 @@ def as_decimal(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() else None
+
+
+def unit_value(raw: Any) -> Decimal | None:
+    """A per-unit attribute's value if it is usable: a finite number ≥ 0, below
+    ``MAX_UNIT_VALUE``, with at most ``MAX_UNIT_DIGITS`` significant digits; else None."""
+    if isinstance(raw, str) and len(raw) > 2 * MAX_UNIT_DIGITS:
+        return None
+    number = as_decimal(raw)
+    if (
+        number is None
+        or number < 0
+        or number >= MAX_UNIT_VALUE
+        or len(number.as_tuple().digits) > MAX_UNIT_DIGITS
+    ):
+        return None
+    return number
 
 
 def _equal(actual: Any, expected: Any) -> bool:
@@ -222,6 +243,22 @@ class CompiledRule:
             if not condition.holds(attributes):
                 raise Skip("condition_not_met", f"Condition not met: {condition}.")
 
+    @property
+    def unit_problem(self) -> str:
+        return (
+            f"Attribute {self.unit_attribute!r} must be a number ≥ 0 and below "
+            f"{MAX_UNIT_VALUE:,}, with at most {MAX_UNIT_DIGITS} digits."
+        )
+
+    def refuses_attributes(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether the event carries this rule's per-unit attribute in a form no rule could
+        use (not a number, negative, out of bounds). A missing one is not refused: another rule
+        of the action may credit the event without it."""
+        if not self.unit_attribute:
+            return False
+        raw = read_attribute(attributes, self.unit_attribute)
+        return raw is not _MISSING and unit_value(raw) is None
+
     def amounts(
         self, *, attributes: Mapping[str, Any], multipliers: Multipliers
     ) -> tuple[int, int]:
@@ -233,12 +270,9 @@ class CompiledRule:
         units = Decimal(0)
         if self.unit_attribute:
             raw = read_attribute(attributes, self.unit_attribute)
-            value = None if raw is _MISSING else as_decimal(raw)
-            if value is None or value < 0:
-                raise Skip(
-                    "invalid_attribute",
-                    f"Attribute {self.unit_attribute!r} must be a number ≥ 0.",
-                )
+            value = None if raw is _MISSING else unit_value(raw)
+            if value is None:
+                raise Skip("invalid_attribute", self.unit_problem)
             units = value / self.unit_size
         if not self.apply_tier_multipliers:
             multipliers = NO_MULTIPLIERS

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts import sql
-from accounts.errors import DomainError, MemberNotFound
+from accounts.errors import DomainError, InvalidInput, MemberNotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import (
     Currency,
@@ -37,7 +37,7 @@ from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of
 from loyalty.services.lots import lots_open
-from loyalty.services.program import CompiledProgram, program_at
+from loyalty.services.program import CompiledProgram, program_at, program_snapshot
 from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
 from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
 
@@ -146,9 +146,12 @@ def record_events(
     """
     errors: dict[int, DomainError] = {}
     items: list[_Item] = []
+    program = program_snapshot()
     for index, event in enumerate(events):
         if isinstance(event, DomainError):
             errors[index] = event
+        elif refused := _refused_attribute(program, event):
+            errors[index] = refused
         else:
             items.append(_Item(index=index, event=event, request_hash=event.request_hash()))
     found = dict(errors)
@@ -167,6 +170,23 @@ def record_events(
         BatchItemResult(index=index, error=found.get(index), result=recorded.get(index))
         for index in range(len(events))
     ]
+
+
+class InvalidAttribute(InvalidInput):
+    code = "invalid_attribute"
+
+
+def _refused_attribute(program: CompiledProgram, event: EventInput) -> InvalidAttribute | None:
+    """An event whose per-unit attribute (an amount) no rule of its action could use is refused
+    before anything is read, locked or stored: it leaves nothing behind (no member created), and
+    no arithmetic ever runs on an absurd number."""
+    for rule in program.rules_by_action.get(event.action, ()):
+        if rule.refuses_attributes(event.attributes):
+            return InvalidAttribute(
+                rule.unit_problem,
+                details={"attribute": rule.unit_attribute},
+            )
+    return None
 
 
 def _record_items(
@@ -257,10 +277,12 @@ def _record_locked(
     for their keys first."""
     try:
         with transaction.atomic():
-            todo, standings, program = _resolve_and_lock(todo, errors)
+            standings, members, program = _lock_known(todo)
             if probe and not dry_run:
-                # A retry of one of these may have committed while we waited for the locks.
+                # A retry of one of these may have committed while we waited for the locks;
+                # looked for before any member is created, so a refused item creates none.
                 todo = _settle_stored(client, todo, errors)
+            todo = _with_members(todo, _add_new_members(todo, members, standings, program), errors)
             with unit_of_work(
                 standings,
                 {item.member.pk: item.member.external_id for item in todo},
@@ -346,18 +368,26 @@ def _split_repeats(
     return list(firsts.values()), repeats
 
 
-def _resolve_and_lock(
-    items: list[_Item], errors: dict[int, DomainError]
-) -> tuple[list[_Item], dict[int, MemberStanding], CompiledProgram]:
-    """Find each item's member and lock its standing: one query (standings locked in primary
-    key order, members and the program's revision read beside them) for members who have one.
-    The others are found, created if unknown and the program says so, and locked after
-    (``lock_standings``). Also the program to evaluate with, at its revision of that query."""
-    wanted = {item.event.external_id for item in items}
-    standings, revision = lock_standings_of(wanted)
-    program = program_at(revision)
+def _lock_known(
+    items: list[_Item],
+) -> tuple[dict[int, MemberStanding], dict[str, Member], CompiledProgram]:
+    """Lock the standings of the items' members who have one: one query (standings locked in
+    primary-key order, members and the program's revision read beside them). Also the program
+    to evaluate with, at its revision of that query."""
+    standings, revision = lock_standings_of({item.event.external_id for item in items})
     members = {standing.member.external_id: standing.member for standing in standings.values()}
-    if missing := wanted - members.keys():
+    return standings, members, program_at(revision)
+
+
+def _add_new_members(
+    items: list[_Item],
+    members: dict[str, Member],
+    standings: dict[int, MemberStanding],
+    program: CompiledProgram,
+) -> dict[str, Member]:
+    """The items' other members: found, created if unknown and the program says so, their
+    standings locked (``lock_standings``, added to ``standings``). Returns every member known."""
+    if missing := {item.event.external_id for item in items} - members.keys():
         found = {m.external_id: m for m in Member.objects.filter(external_id__any=sorted(missing))}
         unknown = missing - found.keys()
         if unknown and program.unknown_members != Program.UnknownMembers.REFUSE:
@@ -370,7 +400,7 @@ def _resolve_and_lock(
             )
         members.update(found)
         standings.update(lock_standings(m.pk for m in found.values()))
-    return _with_members(items, members, errors), standings, program
+    return members
 
 
 def _with_members(

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import scopes
+from accounts.models import Member
 from accounts.services import api_client_create
 from loyalty.models import Event, EventBatchJob, LedgerEntry
 from tests.factories import MemberFactory, make_rule, make_tiers
@@ -306,3 +307,65 @@ def test_reversal_errors_have_stable_codes(api, program):
     )
     _, other = api_client_create(name="other", scopes=[scopes.EVENTS_WRITE])
     assert_error(api.as_key(other).post(url, json={"idempotency_key": "f"}), 404, "event_not_found")
+
+
+@pytest.mark.parametrize(
+    "amount", ["abc", "-1", "NaN", "Infinity", "1e999999", "1E+400000", "1e999999999", "1e12"]
+)
+def test_an_unusable_amount_is_refused_and_leaves_nothing_behind(api, program, amount):
+    response = api.post("/api/v1/events", json=purchase(amount=amount))
+
+    error = assert_error(response, 400, "invalid_attribute")
+    assert error["details"] == {"attribute": "amount"}
+    assert not Event.objects.exists()
+    assert not Member.objects.exists()
+
+
+def test_an_absurd_amount_is_refused_before_any_arithmetic(program, monkeypatch):
+    """The refusal comes from the bounds check, never from rounding the number."""
+    from loyalty import rules
+    from loyalty.services.events import EventInput, InvalidAttribute, record_event
+
+    def no_arithmetic(*args, **kwargs):
+        raise AssertionError("amounts() ran on a refused event")
+
+    monkeypatch.setattr(rules.CompiledRule, "amounts", no_arithmetic)
+    for amount in ("1e999999", "1E+400000", "1e999999999", "9" * 4000):
+        event = EventInput(
+            external_id="alice",
+            action="purchase",
+            idempotency_key=f"k-{len(amount)}-{amount[:5]}",
+            attributes={"amount": amount},
+        )
+        with pytest.raises(InvalidAttribute):
+            record_event(client=None, event=event)
+
+
+def test_a_refused_batch_item_leaves_nothing_behind_and_sinks_nothing(api, program):
+    items = [purchase(key="o-1", member="bob", amount="abc"), purchase(key="o-2", member="carol")]
+
+    response = api.post("/api/v1/events/batch", json={"events": items})
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["ok"] for r in results] == [False, True]
+    assert results[0]["error"]["code"] == "invalid_attribute"
+    assert list(Member.objects.values_list("external_id", flat=True)) == ["carol"]
+    assert list(Event.objects.values_list("idempotency_key", flat=True)) == ["o-2"]
+
+
+def test_a_missing_amount_is_not_refused_but_skipped(api, program):
+    response = api.post("/api/v1/events", json={**purchase(), "attributes": {}})
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["points"], body["growth"], body["reason"]) == (0, 0, "invalid_attribute")
+
+
+def test_an_idempotency_conflict_creates_no_member(api, program):
+    assert api.post("/api/v1/events", json=purchase(key="o-1", member="alice")).status_code == 201
+
+    response = api.post("/api/v1/events", json=purchase(key="o-1", member="mallory"))
+
+    assert_error(response, 409, "idempotency_conflict")
+    assert not Member.objects.filter(external_id="mallory").exists()
