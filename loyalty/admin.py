@@ -350,10 +350,16 @@ class AwardForm(forms.Form):
 
 def _award_view(model_admin, request, *, member_ids: list[str] | None, selected: list[int] = ()):
     """One form for both bulk awards: to selected members, or to the lines of a CSV file."""
-    initial = {"batch_key": uuid.uuid4().hex}
-    form = AwardForm(request.POST or None, request.FILES or None, initial=initial)
+    # The list page's POST (the action and the selection) opens the form; only the form's own
+    # POST ("apply") is bound, so the form opens clean with a fresh batch key.
+    applied = request.method == "POST" and "apply" in request.POST
+    form = AwardForm(
+        request.POST if applied else None,
+        request.FILES if applied else None,
+        initial={"batch_key": uuid.uuid4().hex},
+    )
     report = None
-    if request.method == "POST" and "apply" in request.POST and form.is_valid():
+    if applied and form.is_valid():
         data = form.cleaned_data
         try:
             if data["file"]:

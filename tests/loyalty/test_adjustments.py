@@ -10,8 +10,8 @@ from loyalty.models import Adjustment, LedgerEntry, MemberStanding, PointLot
 from loyalty.services.adjustments import InsufficientGrowth, adjust, bulk_award, parse_award_rows
 from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.points import InsufficientPoints
-from tests.factories import MemberFactory, make_tiers
-from tests.helpers import assert_balances_match_ledger, assert_error
+from tests.factories import MemberFactory, give_points, make_tiers
+from tests.helpers import assert_balances_match_ledger, assert_error, form_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -130,30 +130,27 @@ def test_the_admin_bulk_upload_is_idempotent(admin_client):
     assert Adjustment.objects.count() == 1
 
 
-def test_the_admin_awards_the_selected_members(admin_client):
+def test_the_admin_awards_the_selected_members_as_a_browser_submits_it(admin_client):
     for external_id in ("a", "b"):
-        adjust(
-            member=MemberFactory(external_id=external_id),
-            currency="points",
-            amount=1,
-            reason="r",
-            idempotency_key=external_id,
-        )
+        MemberFactory(external_id=external_id)
+        give_points(external_id, 1)
     changelist = reverse("admin:loyalty_memberstanding_changelist")
-    selected = list(MemberStanding.objects.values_list("pk", flat=True))
-    response = admin_client.post(
-        changelist,
-        {
-            "action": "award",
-            "_selected_action": selected,
-            "apply": "1",
-            "currency": "growth",
-            "amount": 30,
-            "reason": "Event",
-            "batch_key": "b1",
-        },
+    selected = [str(pk) for pk in MemberStanding.objects.values_list("pk", flat=True)]
+    # The list page posts the action and the selection, nothing of the award form.
+    page = admin_client.post(
+        changelist, {"action": "award", "_selected_action": selected, "index": "0"}
     )
-    assert response.status_code == 200
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "This field is required" not in html
+    fields = form_fields(html, containing="batch_key")
+    assert fields["batch_key"] != [""]
+    # The operator fills in the visible fields and presses Apply: the rest goes as rendered.
+    fields.update(currency=["growth"], amount=["30"], reason=["Event"])
+    for _ in range(2):  # a resubmitted form applies nothing twice
+        response = admin_client.post(changelist, fields)
+        assert response.status_code == 200
+        assert "This field is required" not in response.content.decode()
     assert list(MemberStanding.objects.values_list("growth", flat=True)) == [30, 30]
 
 
