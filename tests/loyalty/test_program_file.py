@@ -1,6 +1,7 @@
 """The program as a file: export, load idempotently, refuse invalid files with clear errors."""
 
 import json
+from decimal import Decimal
 
 import pytest
 import yaml
@@ -130,19 +131,47 @@ def test_the_demo_simulation_runs_once_and_keeps_the_ledger_in_step(db):
     assert_balances_match_ledger()
 
 
-def test_quickstart_sets_everything_up_and_is_safe_to_rerun(db, capsys, monkeypatch):
+def test_quickstart_sets_everything_up_and_a_rerun_keeps_what_the_operator_changed(
+    db, capsys, monkeypatch
+):
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import api_client_authenticate
+    from loyalty.models import EarningRule
+    from loyalty.services.program import earning_rule_publish
+    from rewards.models import Reward
+
     monkeypatch.setattr(
         "loyalty.management.commands.load_demo.simulate_members",
         lambda **kw: simulate_members(members=3, days=5),
     )
     call_command("quickstart", "--no-serve")
     first = capsys.readouterr().out
+    assert "Operator login: admin /" in first
+    key = next(w for w in first.split() if w.startswith("lk_"))
+    # The operator edits a rule's rate and a reward's cost.
+    rule = EarningRule.objects.filter(points_per_unit__gt=0).first()
+    rule.points_per_unit = Decimal("2.0")
+    rule.save()
+    earning_rule_publish(rule=rule)
+    reward = Reward.objects.first()
+    Reward.objects.filter(pk=reward.pk).update(cost_points=999)
+
     call_command("quickstart", "--no-serve")
     second = capsys.readouterr().out
-    assert "Operator login: admin /" in first
-    assert "password unchanged" in second
-    assert "already simulated" in second
-    from accounts.services import api_client_authenticate
 
-    new_key = next(w for w in second.split() if w.startswith("lk_"))
+    assert "password unchanged" in second
+    assert "left as it is" in second
+    rule.refresh_from_db()
+    assert rule.points_per_unit == Decimal("2.0")
+    assert Reward.objects.get(pk=reward.pk).cost_points == 999
+    assert api_client_authenticate(key=key).name == "demo"  # the key in use still works
+    assert "--rotate-key" in second and key not in second
+
+    call_command("quickstart", "--no-serve", "--rotate-key", "--reset-password")
+    third = capsys.readouterr().out
+    new_key = next(w for w in third.split() if w.startswith("lk_"))
     assert api_client_authenticate(key=new_key).name == "demo"
+    assert api_client_authenticate(key=key) is None
+    password = third.split("Operator login: admin / ")[1].split()[0]
+    assert get_user_model().objects.get(username="admin").check_password(password)
