@@ -1,11 +1,13 @@
 """The rewards catalog, coupon-code pools and redemptions."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from accounts.models import idempotency_client
 from loyalty.models import Period
 from loyalty.models.audit import operator_of
+from loyalty.models.validation import check_constraints_on_fields
 
 
 class CouponPool(models.Model):
@@ -104,16 +106,26 @@ class Reward(models.Model):
         ordering = ["position", "cost_points", "code"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(cost_points__gt=0), name="reward_costs_points"
+                condition=models.Q(cost_points__gt=0),
+                name="reward_costs_points",
+                violation_error_message=_("A reward costs at least 1 point."),
             ),
             models.CheckConstraint(
                 condition=~models.Q(kind="coupon") | models.Q(pool__isnull=False),
                 name="coupon_reward_has_pool",
+                violation_error_message=_(
+                    "A coupon reward needs a coupon pool to hand out its codes from."
+                ),
             ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        check_constraints_on_fields(
+            self, {"reward_costs_points": "cost_points", "coupon_reward_has_pool": "pool"}
+        )
 
 
 class Redemption(models.Model):

@@ -3,10 +3,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
+from loyalty.models.validation import check_constraints_on_fields
 
 
 class Action(models.Model):
@@ -104,11 +106,15 @@ class EarningRule(models.Model):
                 | models.Q(valid_from__isnull=True)
                 | models.Q(valid_until__gt=models.F("valid_from")),
                 name="rule_window_ordered",
+                violation_error_message=_("The rule must end after it starts."),
             ),
         ]
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        check_constraints_on_fields(self, {"rule_window_ordered": "valid_until"})
 
 
 class RuleCondition(models.Model):

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
+from loyalty.models.validation import check_constraints_on_fields
 
 
 class Tier(models.Model):
@@ -35,13 +37,19 @@ class Tier(models.Model):
         ordering = ["position"]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(window="rolling_days") | models.Q(window_days__gt=0),
+                # NULL days compare as unknown, which a CHECK lets pass: refused explicitly.
+                condition=~models.Q(window="rolling_days")
+                | models.Q(window_days__isnull=False, window_days__gt=0),
                 name="rolling_window_has_days",
+                violation_error_message=_("A rolling window needs its number of days."),
             )
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        check_constraints_on_fields(self, {"rolling_window_has_days": "window_days"})
 
 
 class Privilege(models.Model):

@@ -21,6 +21,7 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
+from tests.helpers import form_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -286,3 +287,67 @@ def test_a_key_action_saved_in_the_admin_applies_to_the_next_event(admin_client,
     )
     activity = MemberActivity.objects.get(member__external_id="newcomer")
     assert activity.last_key_day is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "filled", "field", "message"),
+    [
+        (
+            "admin:rewards_reward_add",
+            {"code": "c", "name": "C", "kind": "coupon", "cost_points": "100"},
+            "pool",
+            "A coupon reward needs a coupon pool to hand out its codes from.",
+        ),
+        (
+            "admin:rewards_reward_add",
+            {"code": "c", "name": "C", "kind": "digital", "cost_points": "0"},
+            "cost_points",
+            "A reward costs at least 1 point.",
+        ),
+        (
+            "admin:loyalty_tier_add",
+            {
+                "code": "vip",
+                "name": "VIP",
+                "position": "9",
+                "growth_threshold": "1",
+                "window": "rolling_days",
+            },
+            "window_days",
+            "A rolling window needs its number of days.",
+        ),
+    ],
+)
+def test_a_constraint_an_operator_trips_reads_plainly_on_its_field(
+    admin_client, demo, url, filled, field, message
+):
+    page = admin_client.get(reverse(url)).content.decode()
+    fields = form_fields(page, containing="code")
+    fields.update({name: [value] for name, value in filled.items()})
+
+    response = admin_client.post(reverse(url), fields)
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors == {field: [message]}
+    assert "Constraint" not in response.content.decode()
+
+
+def test_a_rule_that_ends_before_it_starts_is_refused_on_its_end(admin_client, demo):
+    url = reverse("admin:loyalty_earningrule_add")
+    fields = form_fields(admin_client.get(url).content.decode(), containing="code")
+    fields.update(
+        code=["window"],
+        name=["Window"],
+        action=[str(Action.objects.get(code="purchase").pk)],
+        valid_from_0=["2026-12-10"],
+        valid_from_1=["00:00:00"],
+        valid_until_0=["2026-12-01"],
+        valid_until_1=["00:00:00"],
+    )
+
+    response = admin_client.post(url, fields)
+
+    assert response.context["adminform"].form.errors == {
+        "valid_until": ["The rule must end after it starts."]
+    }
