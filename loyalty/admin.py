@@ -4,12 +4,15 @@ and members' standing. Every change goes through the same services as the API.""
 import hashlib
 import json
 import uuid
+from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -37,7 +40,7 @@ from loyalty.selectors import program_changes
 from loyalty.services.adjustments import bulk_award, parse_award_rows
 from loyalty.services.data_rights import member_erase, member_export
 from loyalty.services.events import EventInput, record_event
-from loyalty.services.program import earning_rule_publish, program_changed
+from loyalty.services.program import compiled_program, earning_rule_publish, program_changed
 from loyalty.services.reconciliation import liability_report
 from loyalty.services.tiers import tier_lock
 
@@ -136,18 +139,52 @@ class RuleVersionInline(ReadOnlyInline):
 
 
 class EventPreviewForm(forms.Form):
+    """An event to try: the member, the action, and a field for each attribute the action's
+    rules read (its amount, the attributes its conditions test); more as JSON if need be."""
+
     external_id = forms.CharField(max_length=128, help_text="An existing or a new member.")
     action = forms.ModelChoiceField(queryset=Action.objects.all(), to_field_name="code")
-    attributes = forms.JSONField(
-        initial=dict, required=False, help_text='e.g. {"amount": "199.00"}'
-    )
     occurred_at = forms.DateTimeField(required=False, help_text="Default: now.")
+    more_attributes = forms.JSONField(
+        initial=dict, required=False, help_text='Any other attributes, e.g. {"channel": "app"}'
+    )
 
-    def clean_attributes(self):
-        value = self.cleaned_data["attributes"] or {}
+    ATTRIBUTE_PREFIX = "attribute:"
+
+    def __init__(self, *args, action_code: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in action_attributes(action_code) if action_code else []:
+            self.fields[self.ATTRIBUTE_PREFIX + name] = forms.CharField(
+                label=name, required=False, help_text="Read by this action's rules."
+            )
+
+    def clean_more_attributes(self):
+        value = self.cleaned_data["more_attributes"] or {}
         if not isinstance(value, dict):
             raise forms.ValidationError("Attributes must be a JSON object.")
         return value
+
+    def attributes(self) -> dict:
+        """The event's attributes: the JSON ones, then each field given (a dotted name nests)."""
+        attributes = dict(self.cleaned_data["more_attributes"])
+        for field, value in self.cleaned_data.items():
+            if field.startswith(self.ATTRIBUTE_PREFIX) and value != "":
+                *parents, leaf = field.removeprefix(self.ATTRIBUTE_PREFIX).split(".")
+                target = attributes
+                for part in parents:
+                    target = target.setdefault(part, {})
+                target[leaf] = value
+        return attributes
+
+
+def action_attributes(action_code: str) -> list[str]:
+    """The attributes the action's live rules read: per-unit amounts and conditions."""
+    names: list[str] = []
+    for rule in compiled_program().rules_by_action.get(action_code, ()):
+        for name in [rule.unit_attribute, *(c.attribute for c in rule.conditions)]:
+            if name and name not in names:
+                names.append(name)
+    return names
 
 
 @admin.register(EarningRule)
@@ -218,16 +255,26 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
 
     def preview_view(self, request):
         """What would this event earn? A dry run through the real engine; nothing is stored."""
-        form = EventPreviewForm(request.POST or None)
+        # Choosing the action (a GET, or a POST's chosen action) brings its attribute fields.
+        action_code = (request.POST or request.GET).get("action") or None
+        submitted = request.method == "POST" and "preview" in request.POST
+        form = EventPreviewForm(
+            request.POST if submitted else None,
+            action_code=action_code,
+            initial={
+                "action": action_code,
+                "external_id": (request.POST or request.GET).get("external_id", ""),
+            },
+        )
         outcome = None
-        if request.method == "POST" and form.is_valid():
+        if submitted and form.is_valid():
             data = form.cleaned_data
             event = EventInput(
                 external_id=data["external_id"],
                 action=data["action"].code,
                 idempotency_key="admin-preview",
                 occurred_at=data["occurred_at"],
-                attributes=data["attributes"],
+                attributes=form.attributes(),
             )
             try:
                 outcome = record_event(client=None, event=event, dry_run=True).as_dict()
@@ -240,6 +287,11 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
             title="What would this event earn?",
             form=form,
             outcome=outcome,
+            reason=Event.Reason(outcome["reason"]).label if outcome and outcome["reason"] else "",
+            skipped=[
+                {**skip, "reason": Event.Reason(skip["reason"]).label}
+                for skip in (outcome or {}).get("skipped", ())
+            ],
             outcome_json=json.dumps(outcome, indent=2, cls=DjangoJSONEncoder) if outcome else "",
         )
 
@@ -534,7 +586,14 @@ class MemberStandingAdmin(admin.ModelAdmin):
         return _table(
             ["occurred", "action", "status", "reason", "growth", "points"],
             [
-                (e.occurred_at, e.action_code, e.status, e.reason or "", e.growth, e.points)
+                (
+                    e.occurred_at,
+                    e.action_code,
+                    e.get_status_display(),
+                    e.get_reason_display(),
+                    e.growth,
+                    e.points,
+                )
                 for e in events
             ],
         )
@@ -545,7 +604,13 @@ class MemberStandingAdmin(admin.ModelAdmin):
         return _table(
             ["effective", "currency", "kind", "amount", "source"],
             [
-                (e.effective_at, e.currency, e.kind, e.amount, f"{e.source_type} {e.source_id}")
+                (
+                    e.effective_at,
+                    e.get_currency_display(),
+                    e.get_kind_display(),
+                    e.amount,
+                    f"{e.get_source_type_display()} {e.source_id}",
+                )
                 for e in entries
             ],
         )
@@ -590,6 +655,13 @@ def _table(headers: list[str], rows: list[tuple]) -> str:
     body = format_html_join(
         "",
         "<tr>{}</tr>",
-        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+        ((format_html_join("", "<td>{}</td>", ((_cell(cell),) for cell in row)),) for row in rows),
     )
     return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def _cell(value):
+    """A table cell as the operator reads it: times in their time zone and locale's format."""
+    if isinstance(value, datetime):
+        return date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+    return value

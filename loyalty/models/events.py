@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import idempotency_client
 
@@ -14,6 +15,19 @@ class Event(models.Model):
     class Status(models.TextChoices):
         CREDITED = "credited", "Credited"
         NOT_CREDITED = "not_credited", "Nothing credited"
+
+    class Reason(models.TextChoices):
+        """Why an event, or one of its rules, credited nothing (stable codes of the API)."""
+
+        UNKNOWN_ACTION = "unknown_action", _("Unknown action")
+        RULE_INACTIVE = "rule_inactive", _("Rule switched off or outside its dates")
+        NO_RULE = "no_rule", _("No rule for this action")
+        CONDITION_NOT_MET = "condition_not_met", _("A condition was not met")
+        CAP_REACHED = "cap_reached", _("Cap reached")
+        COOLDOWN = "cooldown", _("Too soon after the last credit (cooldown)")
+        INVALID_ATTRIBUTE = "invalid_attribute", _("Amount missing or unusable")
+        STOPPED_BY_RULE = "stopped_by_rule", _("Stopped by a rule before it")
+        NOTHING_TO_CREDIT = "nothing_to_credit", _("The rules credit nothing")
 
     client = idempotency_client()
     idempotency_key = models.CharField(max_length=128)
@@ -30,7 +44,9 @@ class Event(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     attributes = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
-    reason = models.CharField(max_length=32, blank=True, help_text="Why nothing was credited.")
+    reason = models.CharField(
+        max_length=32, blank=True, choices=Reason.choices, help_text="Why nothing was credited."
+    )
     growth = models.BigIntegerField(default=0)
     points = models.BigIntegerField(default=0)
     outcome = models.JSONField(default=dict)

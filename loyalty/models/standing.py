@@ -62,4 +62,7 @@ class MemberStanding(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"standing of {self.member_id}"
+        member = self.member
+        if member.display_name:
+            return f"{member.display_name} ({member.external_id})"
+        return member.external_id

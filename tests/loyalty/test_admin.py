@@ -112,15 +112,53 @@ def test_saving_a_rule_in_the_admin_publishes_a_new_version(admin_client, demo):
 
 def test_the_preview_runs_a_dry_run_and_stores_nothing(admin_client, demo):
     events = Event.objects.count()
-    response = admin_client.post(
-        reverse("admin:loyalty_earningrule_preview"),
-        {"external_id": "someone", "action": "purchase", "attributes": '{"amount": "150.00"}'},
-    )
+    url = reverse("admin:loyalty_earningrule_preview")
+    # Choosing the action brings a field for each attribute its rules read.
+    chosen = admin_client.post(url, {"external_id": "someone", "action": "purchase", "choose": "1"})
+    fields = form_fields(chosen.content.decode(), containing="external_id")
+    assert fields["external_id"] == ["someone"]
+    assert "attribute:amount" in fields
+    fields.update({"attribute:amount": ["150.00"], "preview": ["1"]})
+
+    response = admin_client.post(url, fields)
+
     assert response.status_code == 200
     # Base plus the new-member double, plus the first-purchase badge's bonus.
     assert response.context["outcome"]["points"] == 350
+    assert response.context["outcome"]["bonuses"][0]["code"] == "first-purchase"
     assert Event.objects.count() == events
     assert not Member.objects.filter(external_id="someone").exists()
+
+
+def test_the_preview_names_why_nothing_was_credited(admin_client, demo):
+    url = reverse("admin:loyalty_earningrule_preview")
+    response = admin_client.post(
+        url,
+        {
+            "external_id": "someone",
+            "action": "purchase",
+            "attribute:amount": "",
+            "more_attributes": "{}",
+            "preview": "1",
+        },
+    )
+    page = response.content.decode()
+    assert "Amount missing or unusable" in page
+    assert "invalid_attribute</td>" not in page
+
+
+def test_the_member_page_names_the_member_and_shows_local_times(admin_client, demo):
+    standing = MemberStanding.objects.select_related("member").first()
+    standing.member.display_name = "Ada Lovelace"
+    standing.member.save()
+
+    page = admin_client.get(
+        reverse("admin:loyalty_memberstanding_change", args=[standing.pk])
+    ).content.decode()
+
+    assert f"Ada Lovelace ({standing.member.external_id})" in page
+    assert f"standing of {standing.pk}" not in page
+    assert "+00:00" not in page  # no raw ISO times in the tables
 
 
 def test_locking_a_tier_in_the_admin_goes_through_the_service(admin_client, demo):
