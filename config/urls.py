@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -19,6 +19,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Any other path under /api/ answers in the API's error shape, DEBUG or not (with DEBUG on,
+    # Django would answer its HTML debug page instead of ``handler404``).
+    re_path(r"^api/", json_not_found),
 ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -51,6 +52,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+@csrf_exempt  # also routed for any unknown path under /api/, whatever the method
 def json_not_found(request, exception=None):
     return JsonResponse(
         error_body("not_found", "No such endpoint."), status=status.HTTP_404_NOT_FOUND

@@ -151,3 +151,12 @@ def test_a_token_lifetime_out_of_range_is_400(api):
         "validation_error",
     )
     assert "ttl_seconds" in error["details"]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unknown_api_path_answers_in_the_error_shape_even_with_debug_on(api, settings, debug):
+    settings.DEBUG = debug
+    for method, path in (("GET", "/api/v1/nope"), ("POST", "/api/v2/events"), ("GET", "/api/")):
+        response = api.request(method, path)
+        assert response.headers["content-type"] == "application/json", path
+        assert_error(response, 404, "not_found")
