@@ -42,7 +42,7 @@ from loyalty.services.data_rights import member_erase, member_export
 from loyalty.services.events import EventInput, record_event
 from loyalty.services.program import compiled_program, earning_rule_publish, program_changed
 from loyalty.services.reconciliation import liability_report
-from loyalty.services.tiers import tier_lock
+from loyalty.services.tier_actions import tier_lock
 
 
 class ReadOnlyInline(admin.TabularInline):

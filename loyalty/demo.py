@@ -14,7 +14,7 @@ from accounts.models import Member
 from loyalty.models import Event
 from loyalty.services.events import EventInput, record_events
 from loyalty.services.program_file import program_load
-from loyalty.services.tiers import review_tiers
+from loyalty.services.tier_actions import review_tiers
 
 DEMO_PROGRAM = Path(__file__).parent / "fixtures" / "demo_program.yaml"
 DEMO_PREFIX = "demo-"

@@ -5,7 +5,7 @@ from celery import shared_task
 from loyalty.api.serializers import parse_event_items
 from loyalty.services.batches import batch_job_run
 from loyalty.services.points import activate_pending_points, expire_points
-from loyalty.services.tiers import review_tiers
+from loyalty.services.tier_actions import review_tiers
 
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.errors import BusinessRuleViolation, DomainError, InvalidInput, MemberNotFound
 from accounts.models import ApiClient, Member
 from loyalty.models import Adjustment, Currency, EntryKind, SourceType
+from loyalty.services.gamification import badges_on_tier_change
 from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
@@ -126,9 +127,9 @@ def _adjust(
             ],
         )
         if amount > 0:
-            tier_upgrade_if_qualified(
-                standing=standing, program=compiled_program(), at=timezone.now()
-            )
+            program = compiled_program()
+            if tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now()):
+                badges_on_tier_change(standing=standing, program=program)
     adjustment = Adjustment.objects.create(
         member=member,
         currency=currency,

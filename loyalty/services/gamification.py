@@ -484,6 +484,25 @@ def on_event(
     return played, tier_move
 
 
+def badges_on_tier_change(
+    *, standing: MemberStanding, program: CompiledProgram, at: datetime | None = None
+) -> list[BadgeAward]:
+    """The member's tier moved outside an event (an operator's growth adjustment or lock, the
+    review): award the tier and growth badges now due. A bonus that lifts the tier again is
+    followed until nothing more is due. Precondition: caller holds the lock."""
+    awards: list[BadgeAward] = []
+    while True:
+        growth_before = standing.growth
+        awarded = badges_evaluate(
+            standing=standing, program=program, touched=Touched(tier=True, growth=True), at=at
+        )
+        awards += awarded
+        if not awarded or standing.growth == growth_before:
+            return awards
+        if not tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now()):
+            return awards
+
+
 def on_reversal(
     *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
 ) -> list[BadgeAward]:

@@ -5,16 +5,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Sum
-from django.utils import timezone
 
-from accounts.models import Member
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.periods import calendar_year_start, rolling_window_start
 from loyalty.services import unit_of_work
-from loyalty.services.locks import lock_standing
-from loyalty.services.program import CompiledProgram, CompiledTier, compiled_program
+from loyalty.services.program import CompiledProgram, CompiledTier
 from loyalty.services.unit_of_work import member_external_id
 from loyalty.services.webhooks import webhook_emit
 
@@ -71,7 +67,7 @@ class GrowthWindows:
         return self._sums[key] + pending
 
 
-def _move(
+def move_tier(
     *,
     standing: MemberStanding,
     program: CompiledProgram,
@@ -82,6 +78,9 @@ def _move(
     operator=None,
     note: str = "",
 ) -> TierMove:
+    """Put the member in ``to_tier`` and keep the change in their tier history (and tell the
+    host app). Precondition: caller holds the lock. Badges due for the new tier are the
+    caller's next step (the event flow, or ``tier_actions``)."""
     from_tier = program.tier(standing.tier_id)
     standing.tier_id = to_tier.id if to_tier else None
     standing.tier_since = at
@@ -132,7 +131,7 @@ def tier_upgrade_if_qualified(
     for tier in reversed(program.tiers_above(standing.tier_id)):
         qualifying = windows.for_tier(tier)
         if qualifying >= tier.growth_threshold:
-            return _move(
+            return move_tier(
                 standing=standing,
                 program=program,
                 to_tier=tier,
@@ -182,7 +181,7 @@ def tier_review_member(
     )
     if locked and (target is None or target.position < locked.position):
         target = locked
-    return _move(
+    return move_tier(
         standing=standing,
         program=program,
         to_tier=target,
@@ -190,76 +189,3 @@ def tier_review_member(
         qualifying=windows.for_tier(target) if target else 0,
         at=at,
     )
-
-
-@dataclass
-class ReviewReport:
-    reviewed: int = 0
-    downgraded: int = 0
-    upgraded: int = 0
-    grace_started: int = 0
-
-
-def review_tiers(*, at: datetime | None = None, chunk_size: int = 500) -> ReviewReport:
-    """The periodic tier review over every member holding a tier, one transaction per member,
-    streaming members in primary-key chunks. Safe to re-run: a second run the same day
-    changes nothing."""
-    at = at or timezone.now()
-    program = compiled_program()
-    report = ReviewReport()
-    last_pk = 0
-    while True:
-        ids = list(
-            MemberStanding.objects.filter(pk__gt=last_pk, tier__isnull=False)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:chunk_size]
-        )
-        if not ids:
-            return report
-        last_pk = ids[-1]
-        for member_id in ids:
-            with transaction.atomic():
-                standing = lock_standing(member_id)
-                had_grace = standing.grace_until is not None
-                move = tier_review_member(standing=standing, program=program, at=at)
-            report.reviewed += 1
-            if move and move.reason == TierChange.Reason.REVIEW:
-                report.downgraded += 1
-            elif move:
-                report.upgraded += 1
-            elif standing.grace_until and not had_grace:
-                report.grace_started += 1
-
-
-def tier_lock(
-    *, member: Member, tier: Tier | None, operator=None, note: str = ""
-) -> TierMove | None:
-    """Lock the member at ``tier`` (None unlocks): the review never lowers them below it. A
-    member below the locked tier is raised to it at once."""
-    program = compiled_program()
-    with transaction.atomic():
-        standing = lock_standing(member.pk)
-        standing.locked_tier_id = tier.pk if tier else None
-        MemberStanding.objects.filter(pk=standing.pk).update(locked_tier_id=standing.locked_tier_id)
-        locked = program.tier(standing.locked_tier_id)
-        current = program.tier(standing.tier_id)
-        if locked and (current is None or current.position < locked.position):
-            return _move(
-                standing=standing,
-                program=program,
-                to_tier=locked,
-                reason=TierChange.Reason.LOCK,
-                qualifying=GrowthWindows(standing, timezone.now()).for_tier(locked),
-                at=timezone.now(),
-                operator=operator,
-                note=note,
-            )
-        TierChange.objects.create(
-            member_id=member.pk,
-            from_tier_id=standing.tier_id,
-            to_tier_id=standing.tier_id,
-            reason=TierChange.Reason.LOCK if tier else TierChange.Reason.UNLOCK,
-            operator=operator,
-            note=note or (f"locked at {tier.code}" if tier else "unlocked"),
-        )
-        return None

@@ -207,3 +207,30 @@ def test_the_answer_counts_every_credit_the_event_set_off(earn):
     assert [c["points"] for c in outcome["credits"]] == [9000]
     assert outcome["balances"]["points"] == 9170
     assert_balances_match_ledger()
+
+
+def test_a_tier_badge_follows_an_operators_growth_adjustment(earn):
+    from loyalty.services.adjustments import adjust
+
+    _, gold = make_tiers(("member", 0), ("gold", 100))
+    make_badge("gold-member", "tier_reached", tier=gold, bonus_points=25)
+    earn(action="review")  # the member exists, at the first tier
+    member = Member.objects.get()
+
+    adjust(member=member, currency="growth", amount=100, reason="goodwill", idempotency_key="g")
+
+    assert held("gold-member") == 1
+    assert MemberStanding.objects.get().points == 25
+    assert_balances_match_ledger()
+
+
+def test_a_tier_badge_follows_an_operators_tier_lock(earn):
+    from loyalty.services.tier_actions import tier_lock
+
+    _, gold = make_tiers(("member", 0), ("gold", 100))
+    make_badge("gold-member", "tier_reached", tier=gold)
+    earn(action="review")
+
+    tier_lock(member=Member.objects.get(), tier=gold)
+
+    assert held("gold-member") == 1

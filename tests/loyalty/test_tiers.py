@@ -8,7 +8,8 @@ from django.utils import timezone
 from accounts.models import Member
 from loyalty.models import MemberStanding, Tier, TierChange
 from loyalty.services.program import compiled_program
-from loyalty.services.tiers import review_tiers, tier_lock, tier_review_member
+from loyalty.services.tier_actions import review_tiers, tier_lock
+from loyalty.services.tiers import tier_review_member
 from tests.factories import make_rule, make_tiers
 from tests.helpers import assert_balances_match_ledger
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Member
 from loyalty.models import EntryKind, LedgerEntry, MemberStanding, PointLot, Tier
-from loyalty.services.tiers import tier_lock
+from loyalty.services.tier_actions import tier_lock
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import RedemptionRefused, catalog_for
 from rewards.services.redemptions import (
