@@ -237,6 +237,17 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
                 ]
             },
         ),
+        (
+            "Points: hold and expiry",
+            {
+                "fields": [
+                    "hold_days",
+                    "points_expiry",
+                    "points_expiry_n",
+                    "points_expiry_date",
+                ]
+            },
+        ),
     ]
 
     @admin.display(description="version")

@@ -1,11 +1,14 @@
 """The program as a file: export it, and load one idempotently with clear validation errors.
 
-A file holds ``program`` settings, ``actions``, ``rules`` (with conditions and caps) and
-``tiers`` (in order, lowest first, with privileges). Loading upserts each by its code, replaces
-a rule's conditions and caps and a tier's privileges with the file's, publishes a new rule
-version only where something changed, and leaves things the file does not mention alone.
+A file holds ``program`` settings (expiry, reversals, activity windows), ``actions``, ``rules``
+(with conditions, caps, hold and expiry), ``tiers`` (in order, lowest first, with privileges),
+``streaks``, ``badges``, ``quests`` and ``leaderboards``. Loading upserts each by its code,
+replaces a rule's conditions and caps and a tier's privileges with the file's, publishes a new
+rule version only where something changed, and leaves things the file does not mention alone.
+A key the format does not know is refused, naming its path.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,10 @@ RULE_FIELDS = [
     "valid_from",
     "valid_until",
     "new_members_within_days",
+    "hold_days",
+    "points_expiry",
+    "points_expiry_n",
+    "points_expiry_date",
 ]
 CONDITION_FIELDS = ["attribute", "operator", "value"]
 CAP_FIELDS = ["period", "measure", "limit"]
@@ -69,7 +76,22 @@ TIER_FIELDS = [
 # --- Validation -------------------------------------------------------------------------------
 
 
-class _NoUniqueCheck(serializers.ModelSerializer):
+class _Strict:
+    """A key the file format does not know is an error naming its path (``rules[0].
+    cooldown_secs: Unknown key.``), never a setting silently ignored."""
+
+    def to_internal_value(self, data):
+        unknown = sorted(set(data) - set(self.fields), key=str) if isinstance(data, Mapping) else []
+        if unknown:
+            raise serializers.ValidationError({key: ["Unknown key."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class _Model(_Strict, serializers.ModelSerializer):
+    pass
+
+
+class _NoUniqueCheck(_Model):
     """Codes are upsert keys here, so "already exists" is not an error."""
 
     def get_validators(self):
@@ -83,10 +105,22 @@ class _NoUniqueCheck(serializers.ModelSerializer):
         return field_class, kwargs
 
 
-class ProgramSettingsSerializer(serializers.ModelSerializer):
+class ProgramSettingsSerializer(_Model):
     class Meta:
         model = Program
-        fields = ["name", "unknown_members"]
+        fields = [
+            "name",
+            "unknown_members",
+            "points_expiry",
+            "points_expiry_n",
+            "points_expiry_date",
+            "reversal_shortfall",
+            "silent_after_days",
+            "at_risk_after_days",
+            "churned_after_days",
+            "expiring_notice_days",
+            "send_emails",
+        ]
 
 
 class ActionSerializer(_NoUniqueCheck):
@@ -95,7 +129,7 @@ class ActionSerializer(_NoUniqueCheck):
         fields = ["code", "name", "description", "is_active"]
 
 
-class ConditionSerializer(serializers.ModelSerializer):
+class ConditionSerializer(_Model):
     class Meta:
         model = RuleCondition
         fields = CONDITION_FIELDS
@@ -106,7 +140,7 @@ class ConditionSerializer(serializers.ModelSerializer):
         return data
 
 
-class CapSerializer(serializers.ModelSerializer):
+class CapSerializer(_Model):
     class Meta:
         model = RuleCap
         fields = CAP_FIELDS
@@ -131,7 +165,7 @@ class RuleSerializer(_NoUniqueCheck):
         return data
 
 
-class PrivilegeSerializer(serializers.ModelSerializer):
+class PrivilegeSerializer(_Model):
     class Meta:
         model = Privilege
         fields = PRIVILEGE_FIELDS
@@ -199,7 +233,7 @@ class BadgeFileSerializer(_NoUniqueCheck):
         return data
 
 
-class QuestStepFileSerializer(serializers.ModelSerializer):
+class QuestStepFileSerializer(_Model):
     action = _code_of(Action)
 
     class Meta:
@@ -250,7 +284,7 @@ GAMIFICATION_SECTIONS = [
 ]
 
 
-class ProgramFileSerializer(serializers.Serializer):
+class ProgramFileSerializer(_Strict, serializers.Serializer):
     format = serializers.IntegerField(required=False, default=FORMAT_VERSION)
     program = ProgramSettingsSerializer(required=False)
     actions = ActionSerializer(many=True, required=False, default=list)

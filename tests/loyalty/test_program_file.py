@@ -56,7 +56,76 @@ def test_an_exported_program_loads_back_unchanged(db, tmp_path):
     call_command("export_program", "--format", "json", "--output", str(target))
     exported = json.loads(target.read_text())
     assert program_load(data=exported).rule_versions == 0
-    assert program_export()["rules"] == exported["rules"]
+    assert json.loads(json.dumps(program_export(), default=str)) == exported
+
+
+def test_a_rules_hold_and_expiry_load_export_and_apply(db, earn):
+    data = {
+        "actions": [{"code": "purchase", "name": "Purchase"}],
+        "rules": [
+            {
+                "code": "held",
+                "action": "purchase",
+                "name": "Held",
+                "points_per_occurrence": 100,
+                "hold_days": 7,
+                "points_expiry": "days",
+                "points_expiry_n": 30,
+            }
+        ],
+        "program": {"points_expiry": "end_of_month", "points_expiry_n": 3},
+    }
+    program_load(data=data)
+
+    rule = program_export()["rules"][0]
+    assert (rule["hold_days"], rule["points_expiry"], rule["points_expiry_n"]) == (7, "days", 30)
+    assert program_export()["program"]["points_expiry"] == "end_of_month"
+    outcome = earn()
+    assert (outcome["balances"]["points"], outcome["balances"]["points_pending"]) == (0, 100)
+    from loyalty.models import PointLot
+
+    lot = PointLot.objects.get()
+    assert lot.pending
+    assert (lot.expires_at - lot.activates_at).days == 23  # 30 days from earning, 7 on hold
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        (
+            {"rules": [{"code": "r", "action": "a", "name": "R", "cooldown_secs": 60}]},
+            "rules[0].cooldown_secs: Unknown key.",
+        ),
+        ({"rewards": []}, "rewards: Unknown key."),
+        ({"program": {"points_expiry": "never", "expiry": "x"}}, "program.expiry: Unknown key."),
+        (
+            {"tiers": [{"code": "t", "name": "T", "growth_threshold": 0, "perks": []}]},
+            "tiers[0].perks: Unknown key.",
+        ),
+        (
+            {"badges": [{"code": "b", "name": "B", "criterion": "manual", "colour": "red"}]},
+            "badges[0].colour: Unknown key.",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "code": "r",
+                        "action": "a",
+                        "name": "R",
+                        "caps": [{"period": "day", "measure": "points", "limit": 1, "x": 1}],
+                    }
+                ]
+            },
+            "rules[0].caps[0].x: Unknown key.",
+        ),
+    ],
+)
+def test_an_unknown_key_is_refused_naming_its_path(db, data, path):
+    with pytest.raises(InvalidInput) as error:
+        program_load(data={"actions": [{"code": "a", "name": "A"}], **data})
+    assert path in error.value.details
+    assert not EarningRule.objects.exists()
 
 
 def test_a_changed_rule_in_the_file_makes_a_new_version(db):
