@@ -1,6 +1,8 @@
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import Member
@@ -17,12 +19,44 @@ def validated(validator: serializers.Serializer, data: Any) -> Any:
         raise serializers.ValidationError(serializers.as_serializer_error(error)) from None
 
 
+# The times the API accepts: from this instant to a few minutes ahead of the server's clock
+# (clocks differ). Outside it, a time is a mistake, and one near the calendar's ends breaks
+# the arithmetic of periods.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class InstantField(serializers.DateTimeField):
+    """An instant in ISO 8601 with its UTC offset (``Z`` or ``+08:00``), from
+    ``EARLIEST_INSTANT`` to now plus ``CLOCK_SKEW``. A time without an offset is refused: read
+    in one zone or another it names different instants."""
+
+    default_error_messages = {
+        "naive": "Give the time with its UTC offset, e.g. 2026-11-20T10:00:00Z.",
+        "range": "Must lie between 2000-01-01T00:00:00Z and now.",
+    }
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if timezone.is_naive(value):
+            self.fail("naive")
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            self.fail("range")
+
+    def to_internal_value(self, value: Any) -> datetime:
+        result = super().to_internal_value(value)
+        if not EARLIEST_INSTANT <= result <= timezone.now() + CLOCK_SKEW:
+            self.fail("range")
+        return result
+
+
 class MemberWriteSerializer(serializers.Serializer):
     """Body of ``PUT /members/{external_id}``: every field optional, given ones are set."""
 
     display_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
-    joined_at = serializers.DateTimeField(required=False)
+    joined_at = InstantField(required=False)
     birthday = serializers.DateField(required=False, allow_null=True)
     attributes = serializers.DictField(required=False)
     leaderboard_opt_out = serializers.BooleanField(required=False)

@@ -1,19 +1,15 @@
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from accounts.api.serializers import validated
+from accounts.api.serializers import InstantField, validated
 from accounts.errors import DomainError, InvalidInput
 from loyalty.models import LedgerEntry
 from loyalty.services.events import EventInput
 
 MAX_BATCH = 1000
-# Clocks differ: an occurrence time this far ahead of ours is still taken as "now-ish".
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class _SurrogateCheck(ProhibitSurrogateCharactersValidator):
@@ -43,13 +39,12 @@ class EventSerializer(serializers.Serializer):
         max_length=128,
         help_text="Unique per API client; a retry with it returns the first outcome.",
     )
-    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    occurred_at = InstantField(
+        required=False,
+        help_text="Default: now. With its UTC offset, from 2000-01-01 to now (5 minutes ahead "
+        "are accepted for clock skew).",
+    )
     attributes = serializers.DictField(required=False, default=dict)
-
-    def validate_occurred_at(self, value):
-        if value > timezone.now() + FUTURE_TOLERANCE:
-            raise serializers.ValidationError("occurred_at lies in the future.")
-        return value
 
     @staticmethod
     def as_input(data: dict[str, Any]) -> EventInput:

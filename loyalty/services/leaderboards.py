@@ -595,8 +595,19 @@ def _add(deltas: ScoreDeltas) -> None:
 # --- Reading ----------------------------------------------------------------------------------
 
 
+# The dates a board's period may be asked for; outside, ``resolve_period`` refuses them.
+EARLIEST_PERIOD_DAY, LATEST_PERIOD_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
 def resolve_period(board: Leaderboard, period: str | None, *, now: datetime) -> date:
-    """``current`` (default), ``previous``, or any date ``YYYY-MM-DD`` inside the period."""
+    """``current`` (default), ``previous``, or any date ``YYYY-MM-DD`` inside the period, from
+    2000-01-01 to 2099-12-31; anything else raises ``ValueError``, on every board (an all-time
+    board has one period, whichever is asked)."""
+    day = None
+    if period and period not in ("current", "previous"):
+        day = date.fromisoformat(period) if len(period) == 10 else None
+        if day is None or not EARLIEST_PERIOD_DAY <= day <= LATEST_PERIOD_DAY:
+            raise ValueError(f"not a period: {period!r}")
     current = board_period_start(board.period, now)
     if not period or period == "current" or board.period == Leaderboard.Period.ALL_TIME:
         return current
@@ -608,7 +619,6 @@ def resolve_period(board: Leaderboard, period: str | None, *, now: datetime) -> 
                 date.fromordinal(day_before), datetime.min.time(), tzinfo=program_tz()
             ),
         )
-    day = date.fromisoformat(period)
     return period_start(
         board.period, datetime.combine(day, datetime.min.time(), tzinfo=program_tz())
     )

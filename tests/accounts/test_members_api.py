@@ -93,3 +93,33 @@ def test_a_member_can_opt_out_of_leaderboards_themselves(api, member_token):
     assert response.status_code == 200
     member.refresh_from_db()
     assert member.leaderboard_opt_out is True
+
+
+@pytest.mark.parametrize(
+    "joined_at",
+    [
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+05:00",
+        "1999-12-31T23:59:59Z",
+        "2026-11-20T10:00:00",  # no UTC offset: which instant is meant?
+    ],
+)
+def test_a_join_time_outside_the_accepted_range_or_without_an_offset_is_400(api, joined_at):
+    response = api.put("/api/v1/members/alice", json={"joined_at": joined_at})
+
+    error = assert_error(response, 400, "validation_error")
+    assert "joined_at" in error["details"]
+    assert not Member.objects.exists()
+
+
+def test_an_event_time_without_an_offset_or_before_2000_is_400(api):
+    for occurred_at in ("2026-11-20T10:00:00", "1999-01-01T00:00:00Z", "0001-01-01T00:00:00Z"):
+        body = {
+            "external_id": "alice",
+            "action": "review",
+            "idempotency_key": f"k-{occurred_at}",
+            "occurred_at": occurred_at,
+        }
+        error = assert_error(api.post("/api/v1/events", json=body), 400, "validation_error")
+        assert "occurred_at" in error["details"]

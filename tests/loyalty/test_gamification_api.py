@@ -97,6 +97,25 @@ def test_leaderboard_errors(api, played):
     assert past["top"] == []
 
 
+@pytest.mark.parametrize("board", ["weekly-growth", "all-time-growth"])
+@pytest.mark.parametrize(
+    "period", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01", "2026-13-01", "x\x00"]
+)
+def test_a_period_outside_the_accepted_dates_is_refused_on_every_board(api, played, board, period):
+    make_leaderboard("all-time-growth", "growth", "all_time")
+
+    response = api.get(f"/api/v1/leaderboards/{board}", params={"period": period})
+
+    assert_error(response, 400, "invalid_period")
+
+
+def test_the_accepted_period_dates_are_answered(api, played):
+    for period in ("2000-01-01", "2099-12-31"):
+        response = api.get("/api/v1/leaderboards/weekly-growth", params={"period": period})
+        assert response.status_code == 200, response.text
+        assert response.json()["top"] == []
+
+
 def test_event_answers_name_badges_quests_and_streaks(api):
     make_badge("first-review", "action_count", action=ActionFactory(code="review"), threshold=1)
     make_quest("one-review", "daily", [("review", 1)])
