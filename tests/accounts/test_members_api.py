@@ -123,3 +123,18 @@ def test_an_event_time_without_an_offset_or_before_2000_is_400(api):
         }
         error = assert_error(api.post("/api/v1/events", json=body), 400, "validation_error")
         assert "occurred_at" in error["details"]
+
+
+def test_a_member_enters_the_first_tier_with_their_first_event_not_at_creation(api):
+    from tests.factories import make_tiers
+
+    make_tiers(("member", 0), ("gold", 100))
+    api.put("/api/v1/members/alice", json={"display_name": "Alice"})
+    assert api.get("/api/v1/members/alice").json()["tier"] is None
+
+    api.post(
+        "/api/v1/events",
+        json={"external_id": "alice", "action": "browse", "idempotency_key": "b-1"},
+    )
+
+    assert api.get("/api/v1/members/alice").json()["tier"]["code"] == "member"
