@@ -1,3 +1,5 @@
+import yaml
+from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
 
@@ -29,3 +31,37 @@ def admin_page(
             **context,
         },
     )
+
+
+class KeyValueField(forms.Field):
+    """A JSON object an operator writes as ``key: value`` lines (YAML), one per line, e.g.
+    ``url: https://…``; JSON is accepted too, since it is YAML as well. Shown back the same
+    way, so the operator never has to write braces and quotes."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 60})
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return {}
+        try:
+            data = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise forms.ValidationError(f"Write one “key: value” per line ({error}).") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise forms.ValidationError("Write one “key: value” per line.")
+        return data
+
+    def prepare_value(self, value):
+        if isinstance(value, str):  # a bound value, shown as typed
+            return value
+        if not value:
+            return ""
+        return yaml.safe_dump(value, allow_unicode=True, sort_keys=False, default_flow_style=False)
+
+    def has_changed(self, initial, data):
+        try:
+            return self.to_python(data) != (initial or {})
+        except forms.ValidationError:
+            return True

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError
-from loyalty.admin_base import admin_page
+from loyalty.admin_base import KeyValueField, admin_page
 from rewards.models import CouponPool, Redemption, Reward
 from rewards.services.pools import parse_codes, pool_add_codes, pool_generate
 from rewards.services.redemptions import redemption_advance, redemption_cancel
@@ -97,8 +97,21 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
         )
 
 
+class RewardForm(forms.ModelForm):
+    payload = KeyValueField(
+        required=False,
+        help_text="Handed to the member, one “key: value” per line, e.g. "
+        "“url: https://example.com/download” or “days: 30”.",
+    )
+
+    class Meta:
+        model = Reward
+        fields = ["payload"]  # the admin adds the rest
+
+
 @admin.register(Reward)
 class RewardAdmin(SimpleHistoryAdmin):
+    form = RewardForm
     list_display = [
         "code",
         "name",

@@ -362,3 +362,25 @@ def test_a_rule_that_ends_before_it_starts_is_refused_on_its_end(admin_client, d
     assert response.context["adminform"].form.errors == {
         "valid_until": ["The rule must end after it starts."]
     }
+
+
+def test_a_rewards_payload_is_written_as_key_value_lines(admin_client, demo):
+    from rewards.models import Reward
+
+    url = reverse("admin:rewards_reward_add")
+    fields = form_fields(admin_client.get(url).content.decode(), containing="code")
+    fields.update(
+        code=["ebook"],
+        name=["E-book"],
+        kind=["digital"],
+        cost_points=["100"],
+        payload=["url: https://example.com/book.pdf\ndays: 30"],
+    )
+
+    response = admin_client.post(url, fields)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    reward = Reward.objects.get(code="ebook")
+    assert reward.payload == {"url": "https://example.com/book.pdf", "days": 30}
+    page = admin_client.get(reverse("admin:rewards_reward_change", args=[reward.pk]))
+    assert "url: https://example.com/book.pdf" in page.content.decode()
