@@ -97,21 +97,8 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
         )
 
 
-class RewardForm(forms.ModelForm):
-    payload = KeyValueField(
-        required=False,
-        help_text="Handed to the member, one “key: value” per line, e.g. "
-        "“url: https://example.com/download” or “days: 30”.",
-    )
-
-    class Meta:
-        model = Reward
-        fields = ["payload"]  # the admin adds the rest
-
-
 @admin.register(Reward)
 class RewardAdmin(SimpleHistoryAdmin):
-    form = RewardForm
     list_display = [
         "code",
         "name",
@@ -127,6 +114,15 @@ class RewardAdmin(SimpleHistoryAdmin):
     search_fields = ["code", "name"]
     filter_horizontal = ["exclusive_tiers"]
     readonly_fields = ["redeemed_count"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "payload":
+            return KeyValueField(
+                required=False,
+                help_text="Handed to the member, one “key: value” per line, e.g. "
+                "“url: https://example.com/download” or “days: 30”.",
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Redemption)
