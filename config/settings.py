@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Bodies too large, NUL characters in the path or query: refused before any view (/api/).
+    "accounts.api.middleware.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -123,6 +125,11 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- REST framework and the OpenAPI schema ----------------------------------------------------
+# Limits on what a request may carry (docs/api.md, "Limits"): the body as a whole, and each
+# free-form JSON object in it (event and member attributes, redemption details), encoded.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LOYALTY_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+LOYALTY_MAX_JSON_FIELD_BYTES = env.int("LOYALTY_MAX_JSON_FIELD_BYTES", default=16 * 1024)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ApiKeyAuthentication",
@@ -130,7 +137,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRequiredScopes"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.api.errors import json_not_found, json_server_error
+from accounts.api.errors import json_bad_request, json_not_found, json_server_error
 
 # Apps higher in the dependency chain come first: where two apps serve one path (the member
 # summary extends the member's identity), the first match is the richer view.
@@ -23,6 +23,14 @@ urlpatterns = [
     # Django would answer its HTML debug page instead of ``handler404``).
     re_path(r"^api/", json_not_found),
 ]
+
+
+def handler400(request, exception=None):
+    if request.path.startswith("/api/"):
+        return json_bad_request(request, exception)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
 
 
 def handler404(request, exception=None):

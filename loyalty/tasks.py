@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from loyalty.api.serializers import parse_event_items
+from loyalty.api.serializers import parse_stored_event_items
 from loyalty.services.batches import batch_job_run
 from loyalty.services.points import activate_pending_points, expire_points
 from loyalty.services.tier_actions import review_tiers
@@ -10,7 +10,7 @@ from loyalty.services.tier_actions import review_tiers
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)
 def process_event_batch(job_id: str) -> dict:
-    job = batch_job_run(job_id=job_id, parse=parse_event_items)
+    job = batch_job_run(job_id=job_id, parse=parse_stored_event_items)
     return {"job_id": str(job.pk), "succeeded": job.succeeded, "failed": job.failed}
 
 

@@ -6,7 +6,9 @@ validation), the domain's typed errors, and Django's 404/500 for paths under /ap
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -63,4 +65,27 @@ def json_server_error(request):
     return JsonResponse(
         error_body("server_error", "An unexpected error occurred; it has been logged."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def json_bad_request(request, exception=None):
+    """Django's 400 for a path under /api/ (a body over the limit, too many fields), in the
+    API's shape: 413 for a body too large."""
+    if isinstance(exception, RequestDataTooBig):
+        return payload_too_large()
+    return JsonResponse(
+        error_body("bad_request", "The request could not be read."),
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def payload_too_large() -> JsonResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return JsonResponse(
+        error_body(
+            "payload_too_large",
+            f"The request body is larger than {limit:,} bytes.",
+            {"limit_bytes": limit},
+        ),
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )

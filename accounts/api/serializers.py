@@ -1,3 +1,5 @@
+import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +53,59 @@ class InstantField(serializers.DateTimeField):
         return result
 
 
+# Free-form JSON objects (event and member attributes, redemption details) are kept as sent,
+# within these bounds: nesting depth, and size once encoded.
+MAX_JSON_DEPTH = 16
+MAX_JSON_BYTES = settings.LOYALTY_MAX_JSON_FIELD_BYTES
+
+
+class JsonObjectField(serializers.DictField):
+    """A free-form JSON object that the database can store exactly as sent: no NUL character
+    or lone surrogate in any key or string, no number beyond a float's range (``1e400``), at
+    most ``MAX_JSON_DEPTH`` levels deep and ``MAX_JSON_BYTES`` encoded. Anything else is the
+    caller's error, named here, never a failure in the database."""
+
+    default_error_messages = {
+        "nul": "Null characters are not allowed (at {path}).",
+        "surrogate": "Lone surrogate characters are not allowed (at {path}).",
+        "number": "Numbers must be finite and within a float's range (at {path}).",
+        "depth": f"Nested more than {MAX_JSON_DEPTH} levels deep.",
+        "size": f"Larger than {MAX_JSON_BYTES:,} bytes once encoded as JSON.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict:
+        value = super().to_internal_value(data)
+        self._check(value, "$", 1)
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_JSON_BYTES:
+            self.fail("size")
+        return value
+
+    def _check(self, value: Any, path: str, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            self.fail("depth")
+        if isinstance(value, str):
+            self._check_text(value, path)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                self.fail("number", path=path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._check_text(str(key), f"{path}.{key}")
+                self._check(item, f"{path}.{key}", depth + 1)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._check(item, f"{path}[{index}]", depth + 1)
+
+    def _check_text(self, text: str, path: str) -> None:
+        if "\x00" in text:
+            self.fail("nul", path=path[:80].replace("\x00", "\\u0000"))
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                self.fail("surrogate", path=path[:80].encode(errors="replace").decode())
+
+
 class MemberWriteSerializer(serializers.Serializer):
     """Body of ``PUT /members/{external_id}``: every field optional, given ones are set."""
 
@@ -58,7 +113,7 @@ class MemberWriteSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     joined_at = InstantField(required=False)
     birthday = serializers.DateField(required=False, allow_null=True)
-    attributes = serializers.DictField(required=False)
+    attributes = JsonObjectField(required=False)
     leaderboard_opt_out = serializers.BooleanField(required=False)
 
 

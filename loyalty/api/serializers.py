@@ -1,10 +1,11 @@
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from accounts.api.serializers import InstantField, validated
+from accounts.api.serializers import InstantField, JsonObjectField, validated
 from accounts.errors import DomainError, InvalidInput
 from loyalty.models import LedgerEntry
 from loyalty.services.events import EventInput
@@ -44,7 +45,7 @@ class EventSerializer(serializers.Serializer):
         help_text="Default: now. With its UTC offset, from 2000-01-01 to now (5 minutes ahead "
         "are accepted for clock skew).",
     )
-    attributes = serializers.DictField(required=False, default=dict)
+    attributes = JsonObjectField(required=False, default=dict)
 
     @staticmethod
     def as_input(data: dict[str, Any]) -> EventInput:
@@ -57,9 +58,21 @@ class EventSerializer(serializers.Serializer):
         )
 
 
+@extend_schema_field(EventSerializer)
+class _BatchItemField(serializers.Field):
+    """One batch item, taken as posted: each is validated on its own (``parse_event_items``),
+    so a bad one is its own error and sinks nothing else."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class EventBatchSerializer(serializers.Serializer):
     events = serializers.ListField(
-        child=serializers.JSONField(),
+        child=_BatchItemField(),
         min_length=1,
         max_length=MAX_BATCH,
         help_text=f"Up to {MAX_BATCH} events, each shaped as for POST /api/v1/events.",
@@ -84,6 +97,37 @@ def parse_event_items(items: list[Any]) -> list[EventInput | DomainError]:
             parsed.append(parse_event(item))
         except serializers.ValidationError as error:
             parsed.append(InvalidInput(details=error.detail))
+    return parsed
+
+
+# An asynchronous batch is stored as posted, but for the items refused at once, stored as
+# their error instead: an item the database cannot hold (a NUL character, say) must not sink
+# the others, nor the job.
+_REFUSED = "refused"
+
+
+def storable_event_items(items: list[Any]) -> list[Any]:
+    """The items to store for a batch job: each valid item as posted, each invalid one as
+    ``{"refused": error}`` (``parse_stored_event_items`` reads both back)."""
+    return [
+        {_REFUSED: {"code": p.code, "message": p.message, "details": p.details}}
+        if isinstance(p, DomainError)
+        else item
+        for item, p in zip(items, parse_event_items(items), strict=True)
+    ]
+
+
+def parse_stored_event_items(items: list[Any]) -> list[EventInput | DomainError]:
+    """A stored batch job's items, as ``parse_event_items`` gives them."""
+    parsed: list[EventInput | DomainError] = []
+    for item in items:
+        if isinstance(item, dict) and set(item) == {_REFUSED}:
+            error = item[_REFUSED]
+            parsed.append(
+                InvalidInput(error["message"], code=error["code"], details=error["details"])
+            )
+        else:
+            parsed += parse_event_items([item])
     return parsed
 
 

@@ -26,6 +26,7 @@ from loyalty.api.serializers import (
     ReversalSerializer,
     parse_event,
     parse_event_items,
+    storable_event_items,
 )
 from loyalty.models import Event, EventBatchJob
 from loyalty.selectors import member_ledger, member_summary
@@ -93,7 +94,7 @@ class EventBatchView(APIView):
         body.is_valid(raise_exception=True)
         items = body.validated_data["events"]
         if _flag(request, "async"):
-            job = batch_job_submit(client=request.auth, items=items)
+            job = batch_job_submit(client=request.auth, items=storable_event_items(items))
             job.refresh_from_db()
             return Response(BatchJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         results = [

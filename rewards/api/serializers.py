@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from accounts.api.serializers import JsonObjectField
 from rewards.models import Redemption
 from rewards.services.catalog import Offer
 
@@ -36,15 +37,13 @@ class RedemptionRequestSerializer(serializers.Serializer):
     external_id = serializers.CharField(max_length=128)
     reward = serializers.SlugField(max_length=64)
     idempotency_key = serializers.CharField(max_length=100)
-    details = serializers.DictField(
-        required=False, default=dict, help_text="E.g. a shipping address."
-    )
+    details = JsonObjectField(required=False, default=dict, help_text="E.g. a shipping address.")
 
 
 class MeRedemptionRequestSerializer(serializers.Serializer):
     reward = serializers.SlugField(max_length=64)
     idempotency_key = serializers.CharField(max_length=100)
-    details = serializers.DictField(required=False, default=dict)
+    details = JsonObjectField(required=False, default=dict, help_text="E.g. a shipping address.")
 
 
 class RedemptionSerializer(serializers.Serializer):

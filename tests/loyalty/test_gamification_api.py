@@ -99,7 +99,7 @@ def test_leaderboard_errors(api, played):
 
 @pytest.mark.parametrize("board", ["weekly-growth", "all-time-growth"])
 @pytest.mark.parametrize(
-    "period", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01", "2026-13-01", "x\x00"]
+    "period", ["9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01", "2026-13-01", "x"]
 )
 def test_a_period_outside_the_accepted_dates_is_refused_on_every_board(api, played, board, period):
     make_leaderboard("all-time-growth", "growth", "all_time")
