@@ -126,12 +126,19 @@ def member_token_issue(
 ) -> MemberToken:
     """Mint a signed, short-lived token that lets the member's own client act as that member.
 
-    Tokens are stateless (signed with SECRET_KEY) and die with their expiry or with the client
-    that minted them.
+    Tokens are stateless (signed with SECRET_KEY) and die with their expiry, with the key that
+    minted them (revoked or rotated: the token names the key's prefix) and with the member's
+    identity (erased: the token names the member's host id, which erasure replaces).
     """
     ttl = ttl_seconds or settings.LOYALTY_MEMBER_TOKEN_TTL
     expires_at = timezone.now() + timedelta(seconds=ttl)
-    payload = {"m": member.pk, "c": client.pk, "exp": int(expires_at.timestamp())}
+    payload = {
+        "m": member.pk,
+        "x": member.external_id,
+        "c": client.pk,
+        "k": client.key_prefix,
+        "exp": int(expires_at.timestamp()),
+    }
     signed = signing.dumps(payload, salt=_MEMBER_TOKEN_SALT)
     return MemberToken(token=f"{MEMBER_TOKEN_PREFIX}{signed}", expires_at=expires_at)
 
@@ -146,6 +153,7 @@ def member_token_authenticate(*, token: str) -> Member | None:
         return None
     if not isinstance(payload, dict) or payload.get("exp", 0) < timezone.now().timestamp():
         return None
-    if not ApiClient.objects.filter(pk=payload.get("c"), is_active=True).exists():
+    minted_by = ApiClient.objects.filter(pk=payload.get("c"), key_prefix=payload.get("k"))
+    if not minted_by.filter(is_active=True).exists():
         return None
-    return Member.objects.filter(pk=payload.get("m")).first()
+    return Member.objects.filter(pk=payload.get("m"), external_id=payload.get("x")).first()

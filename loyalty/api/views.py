@@ -112,9 +112,10 @@ class EventBatchView(APIView):
 
 
 class EventBatchJobView(APIView):
-    """An asynchronous batch's status and, once done, its results."""
+    """An asynchronous batch's status and, once done, its results (scope ``events:read``;
+    a client sees only its own jobs)."""
 
-    required_scopes = (scopes.EVENTS_WRITE,)
+    required_scopes = (scopes.EVENTS_READ,)
 
     @extend_schema(responses=BatchJobSerializer)
     def get(self, request: Request, job_id: str) -> Response:

@@ -133,6 +133,31 @@ def test_a_member_token_dies_with_the_client_that_minted_it(api):
     assert_error(api.as_key(token).get("/api/v1/me"), 401, "authentication_failed")
 
 
+def test_a_member_token_dies_when_the_key_that_minted_it_is_rotated(api):
+    member = MemberFactory()
+    client, _ = api_client_create(name="minter", scopes=[scopes.MEMBERS_TOKEN])
+    token = member_token_issue(member=member, client=client).token
+    assert api.as_key(token).get("/api/v1/me").status_code == 200
+
+    api_client_rotate_key(client=client)
+
+    assert_error(api.as_key(token).get("/api/v1/me"), 401, "authentication_failed")
+    fresh = member_token_issue(member=member, client=client).token
+    assert api.as_key(fresh).get("/api/v1/me").status_code == 200
+
+
+def test_a_member_token_dies_when_the_member_is_erased(api, member_token):
+    from loyalty.services.data_rights import member_erase
+
+    member = MemberFactory(external_id="alice")
+    token = member_token(member)
+    assert api.as_key(token).get("/api/v1/me").status_code == 200
+
+    member_erase(member=member)
+
+    assert_error(api.as_key(token).get("/api/v1/me"), 401, "authentication_failed")
+
+
 def test_a_tampered_member_token_is_401(api, member_token):
     token = member_token(MemberFactory())
     tampered = token[:-2] + ("aa" if not token.endswith("aa") else "bb")

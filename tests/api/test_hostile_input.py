@@ -152,3 +152,22 @@ def test_an_attribute_blob_over_the_field_limit_is_a_400(api, program):
     response = post_text(api, "/api/v1/events", event_text("k", blob))
     assert "attributes" in assert_error(response, 400, "validation_error")["details"]
     assert not Event.objects.exists()
+
+
+def test_a_batch_job_is_read_with_the_events_read_scope(api, program):
+    from accounts import scopes
+    from accounts.services import api_client_create
+
+    posted = api.post(
+        "/api/v1/events/batch",
+        json={"events": [json.loads(event_text("k", '"ok"'))]},
+        params={"async": "1"},
+    )
+    job_id = posted.json()["job_id"]
+    _, reader = api_client_create(name="reader", scopes=[scopes.EVENTS_READ])
+    _, writer = api_client_create(name="writer", scopes=[scopes.EVENTS_WRITE])
+
+    # Another client's job is not found; a key without events:read is refused.
+    assert_error(api.as_key(reader).get(f"/api/v1/events/batch/{job_id}"), 404, "not_found")
+    assert_error(api.as_key(writer).get(f"/api/v1/events/batch/{job_id}"), 403, "missing_scope")
+    assert api.get(f"/api/v1/events/batch/{job_id}").status_code == 200
