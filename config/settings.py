@@ -96,6 +96,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         server_side_binding=True,
         prepare_threshold=None if _threshold == "off" else int(_threshold),
     )
+    # A database that stops answering must not hold a request (and its worker) for minutes:
+    # connecting gives up after DATABASE_CONNECT_TIMEOUT seconds; a connection whose peer went
+    # silent is dropped by TCP keepalives and tcp_user_timeout within about as long; with
+    # DATABASE_STATEMENT_TIMEOUT (ms; the web server sets 30,000 unless told otherwise, jobs
+    # and commands run unbounded) the server cancels a statement, a lock wait included. The API
+    # then answers 503 service_unavailable with Retry-After (docs/operations.md).
+    _connect_timeout = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    DATABASES["default"]["OPTIONS"].update(
+        connect_timeout=_connect_timeout,
+        keepalives=1,
+        keepalives_idle=_connect_timeout,
+        keepalives_interval=1,
+        keepalives_count=3,
+        tcp_user_timeout=_connect_timeout * 1000,
+    )
+    if _statement_timeout := env.int("DATABASE_STATEMENT_TIMEOUT", default=0):
+        DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={_statement_timeout}"
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default serves concurrent requests: writers take the database's lock when
+    # their transaction begins (IMMEDIATE) and wait for it up to 30 s instead of failing with
+    # "database is locked"; WAL lets readers go on beside the one writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=30,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite (the demo) cannot enforce "one idempotency key per client" for client-less events;
 # PostgreSQL does, and an index keeps the lookups fast on both.

@@ -4,11 +4,13 @@ Every error leaves through here: DRF's own exceptions (bad JSON, authentication,
 validation), the domain's typed errors, and Django's 404/500 for paths under /api/.
 """
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -16,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 # DRF's default codes, renamed where ours say more.
 _RENAMED_CODES = {
@@ -29,9 +33,26 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+# How long a caller should wait before retrying while the database is unreachable or slow.
+RETRY_AFTER_SECONDS = 5
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database could not be reached or gave up on the statement (a timeout, a lock
+        # wait): the caller's request was fine and is safe to retry (writes are idempotent).
+        logger.warning("database unavailable: %s", exc)
+        return Response(
+            error_body(
+                "service_unavailable",
+                "The service is briefly unavailable; retry shortly.",
+                {"retry_after_seconds": RETRY_AFTER_SECONDS},
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

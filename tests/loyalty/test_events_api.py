@@ -184,14 +184,6 @@ def test_an_async_batch_is_accepted_then_readable(api, program):
     assert EventBatchJob.objects.get().status == "done"
 
 
-def test_another_clients_job_is_not_found(api, program):
-    job_id = api.post(
-        "/api/v1/events/batch", params={"async": "1"}, json={"events": [purchase()]}
-    ).json()["job_id"]
-    _, other = api_client_create(name="other", scopes=[scopes.EVENTS_WRITE])
-    assert_error(api.as_key(other).get(f"/api/v1/events/batch/{job_id}"), 404, "not_found")
-
-
 def test_the_member_summary_shows_buckets_tier_privileges_and_the_next_tier(api, program):
     api.post("/api/v1/events", json=purchase())
     body = api.get("/api/v1/members/alice").json()
