@@ -200,6 +200,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "daily-activity": {"task": "loyalty.daily_activity", "schedule": crontab(hour=1, minute=0)},
     "dispatch-webhooks": {"task": "loyalty.dispatch_webhooks", "schedule": 60.0},
     # Redis leaderboard sets refill from the database: a mirror write lost since heals.
+    # Redis leaderboard sets that missed a write (Redis down or slow) refill from the database.
+    "heal-leaderboards": {"task": "loyalty.heal_leaderboards", "schedule": 60.0},
     "refresh-leaderboards": {
         "task": "loyalty.refresh_leaderboards",
         "schedule": crontab(hour=4, minute=30),
@@ -216,6 +218,10 @@ LOYALTY_MEMBER_TOKEN_TTL = env.int("LOYALTY_MEMBER_TOKEN_TTL", default=15 * 60)
 # Set (redis://host:6379/1): leaderboards read ranks from Redis sorted sets mirroring the
 # database's scores, O(log n) at any size. Unset: ranks are counted in the database.
 LOYALTY_LEADERBOARD_REDIS_URL = env.str("LOYALTY_LEADERBOARD_REDIS_URL", default="")
+# Seconds a Redis command may take before Redis counts as failing; after a failure the process
+# reads from the database (and marks missed writes for healing) for LOYALTY_REDIS_PAUSE seconds.
+LOYALTY_REDIS_TIMEOUT = env.float("LOYALTY_REDIS_TIMEOUT", default=0.25)
+LOYALTY_REDIS_PAUSE = env.float("LOYALTY_REDIS_PAUSE", default=10.0)
 
 # --- E-mail -----------------------------------------------------------------------------------
 # EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587; the console by default.

@@ -45,6 +45,13 @@ def refresh_leaderboards_task() -> int:
     return leaderboards_refresh()
 
 
+@shared_task(name="loyalty.heal_leaderboards", time_limit=5 * 60, soft_time_limit=4 * 60)
+def heal_leaderboards_task() -> int:
+    from loyalty.services.leaderboards import leaderboards_heal
+
+    return leaderboards_heal()
+
+
 @shared_task(name="loyalty.deliver_webhook", time_limit=60, soft_time_limit=50, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     from loyalty.services.webhooks import webhook_deliver

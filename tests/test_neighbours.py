@@ -52,38 +52,39 @@ def serving(env: dict[str, str], port: int):
 
 
 @contextmanager
-def silent_database():
-    """A TCP listener that accepts connections and never says a word: a database host behind
-    a network partition, as the client sees it."""
+def silent_server():
+    """A TCP listener that accepts connections and never says a word: a host behind a network
+    partition, or a paused server, as a client sees it. Yields its port and the connections
+    it accepted."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    held: list[socket.socket] = []
+    accepted: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
-        listener.settimeout(0.2)
+        listener.settimeout(0.05)
         while not stop.is_set():
             try:
-                held.append(listener.accept()[0])
+                accepted.append(listener.accept()[0])
             except TimeoutError:
                 continue
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield listener.getsockname()[1]
+        yield listener.getsockname()[1], accepted
     finally:
         stop.set()
         thread.join()
-        for connection in held:
+        for connection in accepted:
             connection.close()
         listener.close()
 
 
 def test_a_database_that_stops_answering_gives_a_503_with_retry_after_not_a_stall():
     port = free_port()
-    with silent_database() as db_port:
+    with silent_server() as (db_port, _):
         env = served_env(
             port,
             DATABASE_URL=f"postgres://postgres@127.0.0.1:{db_port}/loyalty",

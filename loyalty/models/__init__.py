@@ -19,7 +19,7 @@ from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
-from loyalty.models.leaderboards import Leaderboard, LeaderboardScore
+from loyalty.models.leaderboards import Leaderboard, LeaderboardScore, StaleLeaderboardSet
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
 from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
 from loyalty.models.program import Program
@@ -44,6 +44,7 @@ __all__ = [
     "BadgeAward",
     "Leaderboard",
     "LeaderboardScore",
+    "StaleLeaderboardSet",
     "MemberStreak",
     "Quest",
     "QuestProgress",

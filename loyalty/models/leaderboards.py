@@ -68,3 +68,22 @@ class LeaderboardScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.leaderboard_id}/{self.period_start}/{self.member_id}: {self.score}"
+
+
+class StaleLeaderboardSet(models.Model):
+    """A board period whose Redis set missed a score's write (Redis was unreachable or slow
+    after the commit): the heal job drops the set, which then refills from the database."""
+
+    leaderboard = models.ForeignKey(Leaderboard, on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    marked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["leaderboard", "period_start"], name="one_stale_mark_per_set"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.leaderboard_id}/{self.period_start} (stale)"

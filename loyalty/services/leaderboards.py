@@ -13,6 +13,7 @@ definitions, so it reproduces the incremental scores exactly.
 """
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,6 +37,7 @@ from loyalty.models import (
     LeaderboardScore,
     LedgerEntry,
     SourceType,
+    StaleLeaderboardSet,
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
 from loyalty.services import unit_of_work
@@ -122,6 +124,7 @@ class LeaderboardStore(Protocol):
     def below(self, *, board: Leaderboard, period: date, score: int) -> int: ...
     def forget(self, board: Leaderboard) -> None: ...
     def refresh(self, board: Leaderboard) -> None: ...
+    def heal(self, board: Leaderboard, period: date) -> bool: ...
 
 
 class DatabaseLeaderboardStore:
@@ -248,6 +251,10 @@ class DatabaseLeaderboardStore:
     def refresh(self, board: Leaderboard) -> None:
         """Nothing is kept outside the scores' table."""
 
+    def heal(self, board: Leaderboard, period: date) -> bool:
+        """Nothing is kept outside the scores' table."""
+        return True
+
 
 class RedisLeaderboardStore(DatabaseLeaderboardStore):
     """The database's scores mirrored in one Redis sorted set per board and period, so rank
@@ -268,11 +275,45 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
 
     FILL_CHUNK = 20_000
 
-    def __init__(self, url: str, *, prefix: str = "loyalty:lb") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "loyalty:lb",
+        timeout: float | None = None,
+        pause: float | None = None,
+    ) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # Redis answers within a millisecond when well: a command that takes longer than
+        # ``timeout`` is Redis in trouble, and the process leaves it alone for ``pause``
+        # seconds (reads from the database, mirror writes marked for healing), so one request
+        # spends at most one timeout on it, however many reads it makes.
+        timeout = settings.LOYALTY_REDIS_TIMEOUT if timeout is None else timeout
+        self.pause = settings.LOYALTY_REDIS_PAUSE if pause is None else pause
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # a retry would add a timeout: the database answers
+        )
         self.prefix = prefix
+        self._avoid_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        """False for ``pause`` seconds after Redis failed or was slow in this process."""
+        return time.monotonic() >= self._avoid_until
+
+    def _failed(self) -> None:
+        self._avoid_until = time.monotonic() + self.pause
+        logger.warning(
+            "Leaderboard store: Redis unreachable or slow, answering from the database for %s s",
+            self.pause,
+        )
 
     def _key(self, board_id: int, period: date) -> str:
         return f"{self.prefix}:{board_id}:{period.isoformat()}"
@@ -301,15 +342,21 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
             pipe.zadd(key, members)
         for key, names in removed.items():
             pipe.zrem(key, *names)
-        self._safely(pipe.execute)
+        if self._safely(pipe.execute) is None:
+            # The sets missed these scores: the heal job drops them, to refill from the
+            # database (``heal``).
+            _mark_stale({(board_id, period) for board_id, period, _, _ in scores})
 
     def _safely(self, call):
+        """``call()``, or None if Redis fails (or failed within the pause)."""
         import redis
 
+        if not self.available:
+            return None
         try:
             return call()
         except redis.RedisError:
-            logger.warning("Leaderboard store: Redis unreachable, answering from the database")
+            self._failed()
             return None
 
     def _ready(self, board: Leaderboard, period: date) -> str | None:
@@ -372,6 +419,29 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
 
         self._safely(drop_ready)
 
+    def heal(self, board: Leaderboard, period: date) -> bool:
+        """Drop the set of a board period marked stale, so that it refills from the database;
+        True once done (or nothing to drop). A set being filled is left for the next run (its
+        fill may have read the database before the missed write)."""
+        import redis
+
+        key = self._key(board.pk, period)
+
+        def drop() -> bool:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(f"{key}:state")
+                    if pipe.get(f"{key}:state") == b"filling":
+                        return False
+                    pipe.multi()
+                    pipe.delete(key, f"{key}:state")
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    return False
+
+        return bool(self._safely(drop))
+
     def _hidden(self, board: Leaderboard, key: str) -> dict[int, int]:
         """The hidden members on the board: member id → score."""
         ids = hidden_member_ids(board)
@@ -415,6 +485,8 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
         key, hidden = (
             looked.get((board.pk, period), (None, None)) if looked is not None else (None, None)
         )
+        if not self.available:
+            return fallback()
         if key is None and (key := self._ready(board, period)) is None:
             return fallback()
         try:
@@ -424,7 +496,7 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
                     looked[(board.pk, period)] = (key, hidden)
             return read(key, hidden)
         except redis.RedisError:
-            logger.warning("Leaderboard store: Redis unreachable, answering from the database")
+            self._failed()
             return fallback()
 
     def top(self, *, board: Leaderboard, period: date, limit: int) -> list[Ranked]:
@@ -680,6 +752,33 @@ def leaderboards_refresh() -> int:
     for board in boards:
         store.refresh(board)
     return len(boards)
+
+
+def _mark_stale(sets: set[tuple[int, date]]) -> None:
+    """Board periods whose Redis sets missed a write: kept in the database (which is up: the
+    write followed its commit) for ``leaderboards_heal``."""
+    StaleLeaderboardSet.objects.bulk_create(
+        [StaleLeaderboardSet(leaderboard_id=board, period_start=period) for board, period in sets],
+        update_conflicts=True,
+        unique_fields=["leaderboard", "period_start"],
+        update_fields=["marked_at"],
+    )
+
+
+def leaderboards_heal() -> int:
+    """Drop the Redis sets that missed a write (``StaleLeaderboardSet``), so that each refills
+    from the database on its next read; run every minute, so a mirror that missed writes while
+    Redis was down or slow is right again within minutes of its return. Returns the sets
+    healed; those Redis still cannot take stay marked for the next run."""
+    healed = 0
+    for mark in StaleLeaderboardSet.objects.select_related("leaderboard"):
+        # Unmarked first: a write missed while dropping marks the set again.
+        StaleLeaderboardSet.objects.filter(pk=mark.pk, marked_at=mark.marked_at).delete()
+        if store.heal(mark.leaderboard, mark.period_start):
+            healed += 1
+        else:
+            _mark_stale({(mark.leaderboard_id, mark.period_start)})
+    return healed
 
 
 @transaction.atomic

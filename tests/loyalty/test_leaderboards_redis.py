@@ -272,3 +272,55 @@ def test_the_refresh_leaves_a_set_being_filled_alone(redis_store):
 
     assert redis_store.redis.get(f"{key}:state") == b"filling"
     assert redis_store.redis.zcard(key) == 1
+
+
+@pytest.mark.django_db
+def test_a_redis_that_stops_answering_costs_a_view_one_timeout_then_is_left_alone(monkeypatch):
+    from tests.test_neighbours import silent_server
+
+    with silent_server() as (port, accepted):
+        store = RedisLeaderboardStore(
+            f"redis://127.0.0.1:{port}/0", prefix="silent", timeout=0.2, pause=60
+        )
+        monkeypatch.setattr(leaderboards, "store", store)
+        make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+        board = make_leaderboard("all-growth", "growth", "all_time")
+        event("a", "a1", 20)
+        event("b", "b1", 30)
+
+        shown = view(board, "a")
+        again = view(board, "a")
+
+        # The first command timed out; every read since went to the database.
+        assert len(accepted) == 1
+        assert not store.available
+    assert (shown["me"]["rank"], shown["ranked"]) == (2, 2)
+    assert again == shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_set_that_missed_writes_while_redis_failed_heals_within_a_minute(
+    redis_store, monkeypatch
+):
+    from loyalty.models import StaleLeaderboardSet
+    from loyalty.tasks import heal_leaderboards_task
+
+    make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
+    board = make_leaderboard("all-growth", "growth", "all_time")
+    for i, amount in enumerate((10, 40, 30)):
+        event(f"m{i}", f"k{i}", amount)
+    assert view(board, "m0")["me"]["rank"] == 3
+    assert filled(redis_store, board)
+    # Redis fails for this process: m0's new score reaches the database, not the set.
+    monkeypatch.setattr(redis_store, "_avoid_until", float("inf"))
+    event("m0", "k3", 100)
+    assert StaleLeaderboardSet.objects.filter(leaderboard=board).exists()
+    # Redis is back: the set still holds the old score until the heal job runs.
+    monkeypatch.setattr(redis_store, "_avoid_until", 0.0)
+    assert view(board, "m0")["me"]["rank"] == 3
+
+    assert heal_leaderboards_task.delay().get() == 1
+
+    assert not StaleLeaderboardSet.objects.exists()
+    assert view(board, "m0")["me"]["rank"] == 1
+    assert answers(redis_store, board) == answers(DatabaseLeaderboardStore(), board)
