@@ -24,7 +24,7 @@ class ApiClientForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ["name", "scopes", "is_active"]
+        fields = ["name", "scopes", "is_active", "rate_limit_per_minute"]
 
 
 def _show_key_once(request, client: ApiClient, key: str) -> None:
@@ -37,7 +37,15 @@ def _show_key_once(request, client: ApiClient, key: str) -> None:
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
     form = ApiClientForm
-    list_display = ["name", "masked_key", "scope_list", "is_active", "last_used_at", "created_at"]
+    list_display = [
+        "name",
+        "masked_key",
+        "scope_list",
+        "rate_limit_per_minute",
+        "is_active",
+        "last_used_at",
+        "created_at",
+    ]
     list_filter = ["is_active"]
     search_fields = ["name", "key_prefix"]
     readonly_fields = ["masked_key", "created_at", "last_used_at", "revoked_at"]
@@ -57,7 +65,11 @@ class ApiClientAdmin(admin.ModelAdmin):
                 obj.revoked_at = timezone.now()
             super().save_model(request, obj, form, change)
             return
-        client, key = api_client_create(name=obj.name, scopes=form.cleaned_data["scopes"])
+        client, key = api_client_create(
+            name=obj.name,
+            scopes=form.cleaned_data["scopes"],
+            rate_limit_per_minute=form.cleaned_data.get("rate_limit_per_minute"),
+        )
         obj.pk = client.pk
         obj.key_prefix = client.key_prefix
         _show_key_once(request, client, key)

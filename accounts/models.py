@@ -65,6 +65,12 @@ class ApiClient(models.Model):
     secret_hash = models.CharField(max_length=64, editable=False)
     scopes = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Requests a minute this key may make (a batch counts its events); empty: the "
+        "default (LOYALTY_RATE_LIMIT_PER_MINUTE).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -34,13 +34,19 @@ def _new_key() -> tuple[str, str, str]:
     return prefix, secret, f"{API_KEY_PREFIX}{prefix}_{secret}"
 
 
-def api_client_create(*, name: str, scopes: list[str]) -> tuple[ApiClient, str]:
+def api_client_create(
+    *, name: str, scopes: list[str], rate_limit_per_minute: int | None = None
+) -> tuple[ApiClient, str]:
     """Create a client and return it with its full key, which is never shown again."""
     if bad := unknown_scopes(scopes):
         raise InvalidInput(f"Unknown scopes: {', '.join(bad)}", details={"scopes": bad})
     prefix, secret, key = _new_key()
     client = ApiClient.objects.create(
-        name=name, scopes=sorted(set(scopes)), key_prefix=prefix, secret_hash=hash_secret(secret)
+        name=name,
+        scopes=sorted(set(scopes)),
+        key_prefix=prefix,
+        secret_hash=hash_secret(secret),
+        rate_limit_per_minute=rate_limit_per_minute,
     )
     return client, key
 

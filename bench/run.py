@@ -220,6 +220,9 @@ def served_env(port: int, **extra: str) -> dict[str, str]:
         "CELERY_BROKER_URL": "",
         "LOG_LEVEL": "ERROR",  # refusals (4xx) are expected in the redemption race
         "BIND": f"127.0.0.1:{port}",
+        # The bench measures the engine: the rate limits count every request, and never refuse.
+        "LOYALTY_RATE_LIMIT_PER_MINUTE": "1000000000",
+        "LOYALTY_MEMBER_RATE_LIMIT_PER_MINUTE": "1000000000",
         **extra,
     }
 

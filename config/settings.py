@@ -169,7 +169,15 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ClientRateThrottle"],
 }
+# Rate limits a minute (0: none): per API key unless its own is set in the admin (a batch
+# counts its events), and per member token.
+LOYALTY_RATE_LIMIT_PER_MINUTE = env.int("LOYALTY_RATE_LIMIT_PER_MINUTE", default=60_000)
+LOYALTY_MEMBER_RATE_LIMIT_PER_MINUTE = env.int("LOYALTY_MEMBER_RATE_LIMIT_PER_MINUTE", default=120)
+# The shared cache rate limits count in: CACHE_URL, e.g. redis://127.0.0.1:6379/3 for a
+# deployment of several processes; this process's memory by default.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loyalty engine API",
     "DESCRIPTION": "Growth value, points, tiers, badges, quests, leaderboards and rewards.",

@@ -74,6 +74,12 @@ class EventBatchView(APIView):
 
     required_scopes = (scopes.EVENTS_WRITE,)
 
+    @staticmethod
+    def throttle_cost(request: Request) -> int:
+        """A batch counts against the rate limit by its events."""
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        return len(events) if isinstance(events, list) else 1
+
     @extend_schema(
         request=EventBatchSerializer,
         parameters=[DRY_RUN, ASYNC],
