@@ -87,7 +87,7 @@ class JsonObjectField(serializers.DictField):
             self._check_text(value, path)
         elif isinstance(value, float):
             if not math.isfinite(value):
-                self.fail("number", path=path)
+                self.fail("number", path=_printable(path))
         elif isinstance(value, dict):
             for key, item in value.items():
                 self._check_text(str(key), f"{path}.{key}")
@@ -98,12 +98,18 @@ class JsonObjectField(serializers.DictField):
 
     def _check_text(self, text: str, path: str) -> None:
         if "\x00" in text:
-            self.fail("nul", path=path[:80].replace("\x00", "\\u0000"))
+            self.fail("nul", path=_printable(path))
         if not text.isascii():
             try:
                 text.encode()
             except UnicodeEncodeError:
-                self.fail("surrogate", path=path[:80].encode(errors="replace").decode())
+                self.fail("surrogate", path=_printable(path))
+
+
+def _printable(path: str) -> str:
+    """A path into a refused object, fit to be shown and stored: NUL and lone surrogates
+    replaced, at most 80 characters."""
+    return path[:80].replace("\x00", "\\u0000").encode(errors="replace").decode()
 
 
 class MemberWriteSerializer(serializers.Serializer):
@@ -118,6 +124,8 @@ class MemberWriteSerializer(serializers.Serializer):
 
 
 class MemberSerializer(serializers.ModelSerializer):
+    email = serializers.CharField(help_text="An e-mail address, or empty.")
+
     class Meta:
         model = Member
         fields = [

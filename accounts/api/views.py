@@ -54,7 +54,9 @@ class MemberDetailView(APIView):
     def get(self, request: Request, external_id: str) -> Response:
         return Response(self.represent(member_get(external_id=external_id)))
 
-    @extend_schema(request=MemberWriteSerializer, responses=MemberSerializer)
+    @extend_schema(
+        request=MemberWriteSerializer, responses={200: MemberSerializer, 201: MemberSerializer}
+    )
     def put(self, request: Request, external_id: str) -> Response:
         check_external_id(external_id)
         body = MemberWriteSerializer(data=request.data)

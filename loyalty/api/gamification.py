@@ -3,7 +3,7 @@
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +14,13 @@ from accounts.errors import InvalidInput
 from accounts.models import Member
 from accounts.permissions import IsMember, MemberOrScopes
 from accounts.services import member_get
+from loyalty.api.serializers import (
+    LeaderboardInfoSerializer,
+    LeaderboardViewSerializer,
+    MemberBadgesSerializer,
+    QuestSerializer,
+    StreakSerializer,
+)
 from loyalty.models import Leaderboard
 from loyalty.selectors import member_badges, member_quests, member_streaks
 from loyalty.services.leaderboards import leaderboard_view, resolve_period
@@ -27,12 +34,12 @@ class _MemberSection(APIView):
     def build(self, member: Member):
         raise NotImplementedError
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, external_id: str | None = None) -> Response:
         member = request.auth if external_id is None else member_get(external_id=external_id)
         return Response(self.build(member))
 
 
+@extend_schema_view(get=extend_schema(responses=MemberBadgesSerializer))
 class MemberBadgesView(_MemberSection):
     """Earned badges, and progress towards the rest (secret ones hidden until earned)."""
 
@@ -40,6 +47,7 @@ class MemberBadgesView(_MemberSection):
         return member_badges(member)
 
 
+@extend_schema_view(get=extend_schema(responses=QuestSerializer(many=True)))
 class MemberQuestsView(_MemberSection):
     """Quests with progress in their current period."""
 
@@ -47,6 +55,7 @@ class MemberQuestsView(_MemberSection):
         return member_quests(member)
 
 
+@extend_schema_view(get=extend_schema(responses=StreakSerializer(many=True)))
 class MemberStreaksView(_MemberSection):
     """Current and longest streaks."""
 
@@ -72,7 +81,7 @@ class LeaderboardListView(APIView):
     permission_classes = [MemberOrScopes]
     required_scopes = (scopes.MEMBERS_READ,)
 
-    @extend_schema(operation_id="leaderboards_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="leaderboards_list", responses=LeaderboardInfoSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(
             [
@@ -115,7 +124,7 @@ class LeaderboardView(APIView):
                 description="How many above and below (0-10, default 2).",
             ),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses=LeaderboardViewSerializer,
     )
     def get(self, request: Request, code: str) -> Response:
         board = Leaderboard.objects.filter(code=code, is_active=True).first()

@@ -107,13 +107,20 @@ _REFUSED = "refused"
 
 
 def storable_event_items(items: list[Any]) -> list[Any]:
-    """The items to store for a batch job: each valid item as posted, each invalid one as
-    ``{"refused": error}`` (``parse_stored_event_items`` reads both back)."""
+    """The items to store for a batch job: each valid item as validated (what it will record,
+    nothing else it carried), each invalid one as ``{"refused": error}``
+    (``parse_stored_event_items`` reads both back)."""
     return [
         {_REFUSED: {"code": p.code, "message": p.message, "details": p.details}}
         if isinstance(p, DomainError)
-        else item
-        for item, p in zip(items, parse_event_items(items), strict=True)
+        else {
+            "external_id": p.external_id,
+            "action": p.action,
+            "idempotency_key": p.idempotency_key,
+            "attributes": p.attributes,
+            **({"occurred_at": p.occurred_at.isoformat()} if p.occurred_at else {}),
+        }
+        for p in parse_event_items(items)
     ]
 
 
@@ -266,3 +273,104 @@ class AdjustmentSerializer(serializers.Serializer):
     reason = serializers.CharField()
     entry_id = serializers.IntegerField()
     created_at = serializers.DateTimeField()
+
+
+# --- Answers of the gamification endpoints (documentation: the selectors build them) ---------
+
+
+class BadgeInfoSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    level = serializers.CharField()
+    image_url = serializers.CharField()
+    criterion = serializers.CharField()
+
+
+class EarnedBadgeSerializer(BadgeInfoSerializer):
+    times = serializers.IntegerField()
+    first_awarded_at = serializers.DateTimeField()
+    last_awarded_at = serializers.DateTimeField()
+
+
+class BadgeProgressSerializer(BadgeInfoSerializer):
+    progress = serializers.IntegerField()
+    threshold = serializers.IntegerField()
+
+
+class MemberBadgesSerializer(serializers.Serializer):
+    earned = EarnedBadgeSerializer(many=True)
+    in_progress = BadgeProgressSerializer(many=True, help_text="Secret badges stay hidden.")
+
+
+class QuestStepSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    count = serializers.IntegerField()
+    done = serializers.IntegerField()
+
+
+class QuestRewardSerializer(serializers.Serializer):
+    points = serializers.IntegerField()
+    growth = serializers.IntegerField()
+    badge = serializers.CharField(allow_null=True)
+
+
+class QuestSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    scope = serializers.CharField()
+    period_start = serializers.DateField(allow_null=True)
+    period_end = serializers.DateField(allow_null=True)
+    completed = serializers.BooleanField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    reward = QuestRewardSerializer()
+    steps = QuestStepSerializer(many=True)
+
+
+class StreakSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    action = serializers.CharField()
+    current = serializers.IntegerField()
+    longest = serializers.IntegerField()
+    last_day = serializers.DateField(allow_null=True)
+    done_today = serializers.BooleanField()
+
+
+class LeaderboardInfoSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    metric = serializers.CharField()
+    period = serializers.CharField()
+    size = serializers.IntegerField()
+
+
+class RankedSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    score = serializers.IntegerField()
+    display_name = serializers.CharField()
+    external_id = serializers.CharField(
+        required=False, allow_null=True, help_text="For API keys only."
+    )
+    is_me = serializers.BooleanField(required=False, help_text="With a member in view.")
+
+
+class MyPlaceSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    score = serializers.IntegerField()
+    percentile = serializers.FloatField()
+    above = RankedSerializer(many=True)
+    below = RankedSerializer(many=True)
+
+
+class LeaderboardViewSerializer(serializers.Serializer):
+    leaderboard = serializers.CharField()
+    name = serializers.CharField()
+    metric = serializers.CharField()
+    period = serializers.CharField()
+    period_start = serializers.DateField()
+    period_end = serializers.DateField(allow_null=True)
+    ranked = serializers.IntegerField()
+    top = RankedSerializer(many=True)
+    me = MyPlaceSerializer(allow_null=True)
