@@ -249,6 +249,7 @@ def generate(
                         points,
                         0,
                         0,
+                        0,  # points owed
                         tier_id,
                         joined if tier_id else None,
                         None,
