@@ -43,12 +43,12 @@ class ClientRateThrottle(BaseThrottle):
         window = int(now // WINDOW_SECONDS)
         key = f"loyalty:rate:{ident}:{window}"
         cost = request_cost(request, view)
-        cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
         try:
             used = cache.incr(key, cost)
-        except ValueError:  # expired between add and incr: a new window
-            cache.add(key, cost, timeout=WINDOW_SECONDS + 5)
-            used = cost
+        except ValueError:  # the window's first request (or a racing one)
+            used = cost if cache.add(key, cost, timeout=WINDOW_SECONDS + 5) else None
+            if used is None:
+                used = cache.incr(key, cost)
         if used <= limit:
             return True
         self._wait = (window + 1) * WINDOW_SECONDS - now

@@ -15,11 +15,11 @@ from django.utils.dateparse import parse_datetime
 
 # No single credit may exceed this: it keeps absurd attribute values from overflowing balances.
 MAX_CREDIT = 10**12
-# A per-unit attribute (an order amount, say) must be below this, with at most this many
-# significant digits: checked before any arithmetic, since rounding a number such as 1e999999
-# to an integer would take minutes of CPU.
-MAX_UNIT_VALUE = Decimal(10**12)
-MAX_UNIT_DIGITS = 30
+# A per-unit attribute (an order amount, say) must be below this, and as text at most this
+# long: checked before any arithmetic, since rounding a number such as 1e999999 to an integer
+# would take minutes of CPU, and reading a number thousands of digits long, milliseconds.
+MAX_UNIT_VALUE = 10**12
+MAX_UNIT_TEXT = 40
 
 ROUNDINGS = {"down": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "up": ROUND_CEILING}
 
@@ -59,17 +59,15 @@ def as_decimal(value: Any) -> Decimal | None:
 
 
 def unit_value(raw: Any) -> Decimal | None:
-    """A per-unit attribute's value if it is usable: a finite number ≥ 0, below
-    ``MAX_UNIT_VALUE``, with at most ``MAX_UNIT_DIGITS`` significant digits; else None."""
-    if isinstance(raw, str) and len(raw) > 2 * MAX_UNIT_DIGITS:
+    """A per-unit attribute's value if it is usable: a finite number ≥ 0 and below
+    ``MAX_UNIT_VALUE``, written (as text) in at most ``MAX_UNIT_TEXT`` characters; else None."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        # Compared as it is: a JSON integer may have thousands of digits.
+        return Decimal(raw) if 0 <= raw < MAX_UNIT_VALUE else None
+    if isinstance(raw, str) and len(raw) > MAX_UNIT_TEXT:
         return None
     number = as_decimal(raw)
-    if (
-        number is None
-        or number < 0
-        or number >= MAX_UNIT_VALUE
-        or len(number.as_tuple().digits) > MAX_UNIT_DIGITS
-    ):
+    if number is None or number < 0 or number >= MAX_UNIT_VALUE:
         return None
     return number
 
@@ -247,7 +245,7 @@ class CompiledRule:
     def unit_problem(self) -> str:
         return (
             f"Attribute {self.unit_attribute!r} must be a number ≥ 0 and below "
-            f"{MAX_UNIT_VALUE:,}, with at most {MAX_UNIT_DIGITS} digits."
+            f"{MAX_UNIT_VALUE:,}, written in at most {MAX_UNIT_TEXT} characters."
         )
 
     def refuses_attributes(self, attributes: Mapping[str, Any]) -> bool:

@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(open_recorded_shortfalls, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='eventreversal',
-            index=models.Index(condition=models.Q(('shortfall_open__gt', 0)), fields=['event', 'id'], name='reversal_open_shortfall_idx'),
+            index=models.Index(condition=models.Q(('shortfall__gt', 0)), fields=['event', 'id'], name='reversal_shortfall_idx'),
         ),
         migrations.AddConstraint(
             model_name='eventreversal',

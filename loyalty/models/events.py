@@ -151,11 +151,12 @@ class EventReversal(models.Model):
         ]
         indexes = [
             models.Index(fields=["idempotency_key"], name="reversal_key_idx"),
-            # The open debts a credit repays, oldest first.
+            # The reversals that fell short: the debts a credit repays (oldest first), and
+            # what verify_ledger checks.
             models.Index(
                 fields=["event", "id"],
-                name="reversal_open_shortfall_idx",
-                condition=models.Q(shortfall_open__gt=0),
+                name="reversal_shortfall_idx",
+                condition=models.Q(shortfall__gt=0),
             ),
         ]
 

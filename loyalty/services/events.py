@@ -180,7 +180,11 @@ def _refused_attribute(program: CompiledProgram, event: EventInput) -> InvalidAt
     """An event whose per-unit attribute (an amount) no rule of its action could use is refused
     before anything is read, locked or stored: it leaves nothing behind (no member created), and
     no arithmetic ever runs on an absurd number."""
+    checked = set()
     for rule in program.rules_by_action.get(event.action, ()):
+        if rule.unit_attribute in checked:
+            continue  # several rules of an action read the same amount
+        checked.add(rule.unit_attribute)
         if rule.refuses_attributes(event.attributes):
             return InvalidAttribute(
                 rule.unit_problem,

@@ -121,16 +121,24 @@ def _check_debts(ids: list[int], owed: dict[int, int], report: VerifyReport, mis
     """What each member owes is the sum of their reversals' open shortfalls, and each of those
     is its shortfall less the repayments posted against it."""
     open_by_member: dict[int, int] = defaultdict(int)
-    reversals = EventReversal.objects.filter(event__member_id__any=ids, shortfall__gt=0)
+    reversals = list(
+        EventReversal.objects.filter(event__member_id__any=ids, shortfall__gt=0).values_list(
+            "pk", "event__member_id", "shortfall", "shortfall_open"
+        )
+    )
+    # Repayments are read for the few members who ever fell short, not over every entry.
     repaid = dict(
-        LedgerEntry.objects.filter(member_id__any=ids, source_type=SourceType.SHORTFALL)
+        LedgerEntry.objects.filter(
+            member_id__any=sorted({member_id for _, member_id, _, _ in reversals}),
+            source_type=SourceType.SHORTFALL,
+        )
         .values("source_id")
         .annotate(total=Sum("amount"))
         .values_list("source_id", "total")
+        if reversals
+        else ()
     )
-    for pk, member_id, shortfall, shortfall_open in reversals.values_list(
-        "pk", "event__member_id", "shortfall", "shortfall_open"
-    ):
+    for pk, member_id, shortfall, shortfall_open in reversals:
         open_by_member[member_id] += shortfall_open
         if shortfall_open != shortfall + (repaid.get(str(pk)) or 0):
             mismatch(
