@@ -42,6 +42,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
                 {"member_id": member_id, "check": check, "cached": cached, "actual": actual}
             )
 
+    shortfalls = _shortfalls()
     last = 0
     while True:
         standings = list(
@@ -90,7 +91,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
                 mismatch(
                     member_id, "pending lots", standing["points_pending"], lots[member_id][True]
                 )
-        _check_debts(ids, {s["pk"]: s["points_owed"] for s in standings}, report, mismatch)
+        _check_debts(shortfalls, {s["pk"]: s["points_owed"] for s in standings}, report, mismatch)
         broken_lots = (
             PointLot.objects.filter(member_id__any=ids)
             .annotate(moved=Coalesce(Sum("movements__amount"), 0))
@@ -117,39 +118,50 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
     return report
 
 
-def _check_debts(ids: list[int], owed: dict[int, int], report: VerifyReport, mismatch) -> None:
+def _shortfalls() -> dict[int, list[tuple[int, int, int, int]]]:
+    """Every reversal that fell short, by member, with what was repaid of it: read once (they
+    are few), so the chunks of members need no query of their own."""
+    by_member: dict[int, list[tuple[int, int, int, int]]] = defaultdict(list)
+    reversals = EventReversal.objects.filter(shortfall__gt=0).values_list(
+        "pk", "event__member_id", "shortfall", "shortfall_open"
+    )
+    rows = list(reversals.iterator(chunk_size=2000))
+    repaid = (
+        dict(
+            LedgerEntry.objects.filter(
+                member_id__any=sorted({member_id for _, member_id, _, _ in rows}),
+                source_type=SourceType.SHORTFALL,
+            )
+            .values("source_id")
+            .annotate(total=Sum("amount"))
+            .values_list("source_id", "total")
+        )
+        if rows
+        else {}
+    )
+    for pk, member_id, shortfall, shortfall_open in rows:
+        by_member[member_id].append(
+            (pk, shortfall, shortfall_open, shortfall + (repaid.get(str(pk)) or 0))
+        )
+    return by_member
+
+
+def _check_debts(
+    shortfalls: dict[int, list[tuple[int, int, int, int]]],
+    owed: dict[int, int],
+    report: VerifyReport,
+    mismatch,
+) -> None:
     """What each member owes is the sum of their reversals' open shortfalls, and each of those
     is its shortfall less the repayments posted against it."""
-    open_by_member: dict[int, int] = defaultdict(int)
-    reversals = list(
-        EventReversal.objects.filter(event__member_id__any=ids, shortfall__gt=0).values_list(
-            "pk", "event__member_id", "shortfall", "shortfall_open"
-        )
-    )
-    # Repayments are read for the few members who ever fell short, not over every entry.
-    repaid = dict(
-        LedgerEntry.objects.filter(
-            member_id__any=sorted({member_id for _, member_id, _, _ in reversals}),
-            source_type=SourceType.SHORTFALL,
-        )
-        .values("source_id")
-        .annotate(total=Sum("amount"))
-        .values_list("source_id", "total")
-        if reversals
-        else ()
-    )
-    for pk, member_id, shortfall, shortfall_open in reversals:
-        open_by_member[member_id] += shortfall_open
-        if shortfall_open != shortfall + (repaid.get(str(pk)) or 0):
-            mismatch(
-                member_id,
-                f"reversal {pk} open shortfall",
-                shortfall_open,
-                shortfall + (repaid.get(str(pk)) or 0),
-            )
     for member_id, cached in owed.items():
-        if cached != open_by_member.get(member_id, 0):
-            mismatch(member_id, "points_owed", cached, open_by_member.get(member_id, 0))
+        open_total = 0
+        for pk, _, shortfall_open, expected_open in shortfalls.get(member_id, ()):
+            open_total += shortfall_open
+            if shortfall_open != expected_open:
+                mismatch(member_id, f"reversal {pk} open shortfall", shortfall_open, expected_open)
+        if cached != open_total:
+            mismatch(member_id, "points_owed", cached, open_total)
         if cached:
             report.points_owed += cached
             report.members_owing += 1
