@@ -9,21 +9,22 @@ import hmac
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Member(models.Model):
     external_id = models.CharField(
-        max_length=128, unique=True, help_text="The member's id in the host app."
+        max_length=128, unique=True, help_text=_("The member's id in the host app.")
     )
     display_name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
     joined_at = models.DateTimeField(default=timezone.now, db_index=True)
     birthday = models.DateField(null=True, blank=True)
     attributes = models.JSONField(
-        default=dict, blank=True, help_text="Free-form attributes from the host app."
+        default=dict, blank=True, help_text=_("Free-form attributes from the host app.")
     )
     leaderboard_opt_out = models.BooleanField(
-        default=False, help_text="Never show this member on a leaderboard."
+        default=False, help_text=_("Never show this member on a leaderboard.")
     )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -36,6 +37,8 @@ class Member(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
         ordering = ["-id"]
         indexes = [
             # Leaderboards subtract the few opted-out members from their counts.
@@ -68,16 +71,19 @@ class ApiClient(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Requests a minute this key may make (a batch counts its events); empty: the "
-        "default (LOYALTY_RATE_LIMIT_PER_MINUTE).",
+        help_text=_(
+            "Requests a minute this key may make (a batch counts its events); empty: the "
+            "default (LOYALTY_RATE_LIMIT_PER_MINUTE)."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        verbose_name_plural = _("API clients")
         ordering = ["name"]
-        verbose_name = "API client"
+        verbose_name = _("API client")
 
     def __str__(self) -> str:
         return f"{self.name} (lk_{self.key_prefix}…)"

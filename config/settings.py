@@ -49,6 +49,9 @@ MIDDLEWARE = [
     # Bodies too large, NUL characters in the path or query: refused before any view (/api/).
     "accounts.api.middleware.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of each request: the admin's choice (a cookie), else Accept-Language, else
+    # LOYALTY_LANGUAGE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -132,8 +135,14 @@ SILENCED_SYSTEM_CHECKS = ["models.W047"]
 # Timestamps are stored in UTC regardless.
 TIME_ZONE = env.str("LOYALTY_TIME_ZONE", default="UTC")
 USE_TZ = True
-LANGUAGE_CODE = "en-us"
+# Languages: every string a person reads has an English and a Chinese (Simplified) text. The
+# program's default language (LOYALTY_LANGUAGE) serves whoever asks for none; the admin's
+# switcher and a browser's Accept-Language choose per person. Error codes never change.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LANGUAGE_CODE = env.str("LOYALTY_LANGUAGE", default="en")
 USE_I18N = True
+# The project's own texts (the templates'); each app keeps its catalog in <app>/locale.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- Static files -----------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RewardsConfig(AppConfig):
     name = "rewards"
-    verbose_name = "Rewards catalog"
+    verbose_name = _("Rewards catalog")
 
     def ready(self) -> None:
         from loyalty.services.data_rights import register_export_section

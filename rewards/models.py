@@ -16,12 +16,14 @@ class CouponPool(models.Model):
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     low_stock_threshold = models.PositiveIntegerField(
-        default=20, help_text="Flag the pool when fewer free codes remain."
+        default=20, help_text=_("Flag the pool when fewer free codes remain.")
     )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("coupon pool")
+        verbose_name_plural = _("coupon pools")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -41,6 +43,8 @@ class CouponCode(models.Model):
     assigned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("coupon code")
+        verbose_name_plural = _("coupon codes")
         ordering = ["id"]
         constraints = [models.UniqueConstraint(fields=["pool", "code"], name="one_code_per_pool")]
         indexes = [
@@ -57,10 +61,10 @@ class CouponCode(models.Model):
 
 class Reward(models.Model):
     class Kind(models.TextChoices):
-        COUPON = "coupon", "Coupon code from a pool"
-        PHYSICAL = "physical", "Physical gift (shipped)"
-        DIGITAL = "digital", "Digital item"
-        PRIVILEGE = "privilege", "Privilege"
+        COUPON = "coupon", _("Coupon code from a pool")
+        PHYSICAL = "physical", _("Physical gift (shipped)")
+        DIGITAL = "digital", _("Digital item")
+        PRIVILEGE = "privilege", _("Privilege")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -68,12 +72,12 @@ class Reward(models.Model):
     image_url = models.URLField(blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     cost_points = models.PositiveIntegerField()
-    stock = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: unlimited.")
+    stock = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty: unlimited."))
     limit_per_member = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Ever, per member."
+        null=True, blank=True, help_text=_("Ever, per member.")
     )
     limit_per_period = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Per member and period."
+        null=True, blank=True, help_text=_("Per member and period.")
     )
     limit_period = models.CharField(
         max_length=10, choices=[c for c in Period.choices if c[0] != "lifetime"], default="month"
@@ -87,7 +91,7 @@ class Reward(models.Model):
         "loyalty.Tier",
         blank=True,
         related_name="+",
-        help_text="If set, only these tiers may redeem.",
+        help_text=_("If set, only these tiers may redeem."),
     )
     pool = models.ForeignKey(
         CouponPool, null=True, blank=True, on_delete=models.PROTECT, related_name="rewards"
@@ -95,14 +99,16 @@ class Reward(models.Model):
     payload = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Handed to the member: a download link, a privilege's parameters…",
+        help_text=_("Handed to the member: a download link, a privilege's parameters…"),
     )
     is_active = models.BooleanField(default=True)
     redeemed_count = models.PositiveIntegerField(default=0, editable=False)
-    position = models.IntegerField(default=100, help_text="Catalog order.")
+    position = models.IntegerField(default=100, help_text=_("Catalog order."))
     history = HistoricalRecords(get_user=operator_of, excluded_fields=["redeemed_count", "stock"])
 
     class Meta:
+        verbose_name = _("reward")
+        verbose_name_plural = _("rewards")
         ordering = ["position", "cost_points", "code"]
         constraints = [
             models.CheckConstraint(
@@ -132,11 +138,11 @@ class Redemption(models.Model):
     """Points spent on a reward. Stored once per idempotency key; cancellation refunds once."""
 
     class Status(models.TextChoices):
-        COMPLETED = "completed", "Completed"
-        PENDING = "pending", "Awaiting shipment"
-        SHIPPED = "shipped", "Shipped"
-        DELIVERED = "delivered", "Delivered"
-        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", _("Completed")
+        PENDING = "pending", _("Awaiting shipment")
+        SHIPPED = "shipped", _("Shipped")
+        DELIVERED = "delivered", _("Delivered")
+        CANCELLED = "cancelled", _("Cancelled")
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
@@ -147,14 +153,14 @@ class Redemption(models.Model):
     idempotency_key = models.CharField(max_length=128)
     request_hash = models.CharField(max_length=64)
     points_cost = models.PositiveIntegerField(
-        help_text="What the member paid (after tier discounts)."
+        help_text=_("What the member paid (after tier discounts).")
     )
     status = models.CharField(max_length=10, choices=Status.choices)
     coupon_code = models.CharField(
-        max_length=64, blank=True, help_text="The code handed out, if any."
+        max_length=64, blank=True, help_text=_("The code handed out, if any.")
     )
     details = models.JSONField(
-        default=dict, blank=True, help_text="From the host app, e.g. a shipping address."
+        default=dict, blank=True, help_text=_("From the host app, e.g. a shipping address.")
     )
     spend_entry = models.OneToOneField(
         "loyalty.LedgerEntry", null=True, on_delete=models.PROTECT, related_name="+"
@@ -164,6 +170,8 @@ class Redemption(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("redemption")
+        verbose_name_plural = _("redemptions")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(

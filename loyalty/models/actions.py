@@ -22,6 +22,8 @@ class Action(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("action")
+        verbose_name_plural = _("actions")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -29,9 +31,9 @@ class Action(models.Model):
 
 
 class Rounding(models.TextChoices):
-    DOWN = "down", "Round down"
-    HALF_UP = "half_up", "Round half up"
-    UP = "up", "Round up"
+    DOWN = "down", _("Round down")
+    HALF_UP = "half_up", _("Round half up")
+    UP = "up", _("Round up")
 
 
 class EarningRule(models.Model):
@@ -44,24 +46,24 @@ class EarningRule(models.Model):
     name = models.CharField(max_length=100)
     is_active = models.BooleanField(default=True)
     priority = models.IntegerField(
-        default=100, help_text="Rules run in ascending priority; ties by code."
+        default=100, help_text=_("Rules run in ascending priority; ties by code.")
     )
     stop_further_rules = models.BooleanField(
-        default=False, help_text="When this rule credits, rules after it do not run."
+        default=False, help_text=_("When this rule credits, rules after it do not run.")
     )
     growth_per_occurrence = models.PositiveIntegerField(default=0)
     points_per_occurrence = models.PositiveIntegerField(default=0)
     unit_attribute = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Numeric event attribute for per-unit earning, e.g. amount.",
+        help_text=_("Numeric event attribute for per-unit earning, e.g. amount."),
     )
     unit_size = models.DecimalField(
         max_digits=12,
         decimal_places=2,
         default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0.01"))],
-        help_text="Earn the per-unit amounts for every this much of the attribute.",
+        help_text=_("Earn the per-unit amounts for every this much of the attribute."),
     )
     growth_per_unit = models.DecimalField(
         max_digits=12, decimal_places=4, default=Decimal(0), validators=[MinValueValidator(0)]
@@ -72,33 +74,35 @@ class EarningRule(models.Model):
     rounding = models.CharField(max_length=10, choices=Rounding.choices, default=Rounding.DOWN)
     apply_tier_multipliers = models.BooleanField(
         default=True,
-        help_text="Multiply by the member's tier privileges (points/growth multiplier).",
+        help_text=_("Multiply by the member's tier privileges (points/growth multiplier)."),
     )
     cooldown_seconds = models.PositiveIntegerField(
-        default=0, help_text="Minimum time between two credited occurrences."
+        default=0, help_text=_("Minimum time between two credited occurrences.")
     )
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
     new_members_within_days = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Only for members who joined at most this many days before.",
+        help_text=_("Only for members who joined at most this many days before."),
     )
     hold_days = models.PositiveIntegerField(
-        default=0, help_text="Keep the points pending this many days (e.g. the return window)."
+        default=0, help_text=_("Keep the points pending this many days (e.g. the return window).")
     )
     points_expiry = models.CharField(
         max_length=16, choices=ExpiryPolicy.choices, default=ExpiryPolicy.INHERIT
     )
     points_expiry_n = models.PositiveIntegerField(default=12)
     points_expiry_date = models.CharField(
-        max_length=5, default="12-31", validators=[MONTH_DAY], help_text="MM-DD"
+        max_length=5, default="12-31", validators=[MONTH_DAY], help_text=_("MM-DD")
     )
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("earning rule")
+        verbose_name_plural = _("earning rules")
         ordering = ["action__code", "priority", "code"]
         constraints = [
             models.CheckConstraint(
@@ -121,23 +125,25 @@ class RuleCondition(models.Model):
     """``attribute operator value`` on the event's attributes; all conditions must hold."""
 
     class Operator(models.TextChoices):
-        EQ = "eq", "equals"
-        NE = "ne", "differs from"
-        GT = "gt", ">"
-        GTE = "gte", "≥"
-        LT = "lt", "<"
-        LTE = "lte", "≤"
-        IN = "in", "is one of"
-        CONTAINS = "contains", "contains"
+        EQ = "eq", _("equals")
+        NE = "ne", _("differs from")
+        GT = "gt", _(">")
+        GTE = "gte", _("≥")
+        LT = "lt", _("<")
+        LTE = "lte", _("≤")
+        IN = "in", _("is one of")
+        CONTAINS = "contains", _("contains")
 
     rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="conditions")
     attribute = models.CharField(max_length=64)
     operator = models.CharField(max_length=10, choices=Operator.choices)
-    value = models.JSONField(help_text='JSON: 100, "gold", ["a", "b"].')
+    value = models.JSONField(help_text=_('JSON: 100, "gold", ["a", "b"].'))
 
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("rule condition")
+        verbose_name_plural = _("rule conditions")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -145,19 +151,19 @@ class RuleCondition(models.Model):
 
 
 class Period(models.TextChoices):
-    DAY = "day", "Day"
-    WEEK = "week", "Week"
-    MONTH = "month", "Month"
-    LIFETIME = "lifetime", "Lifetime"
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week")
+    MONTH = "month", _("Month")
+    LIFETIME = "lifetime", _("Lifetime")
 
 
 class RuleCap(models.Model):
     """At most ``limit`` occurrences, points or growth from the rule per member and period."""
 
     class Measure(models.TextChoices):
-        OCCURRENCES = "occurrences", "Credited occurrences"
-        POINTS = "points", "Points credited"
-        GROWTH = "growth", "Growth credited"
+        OCCURRENCES = "occurrences", _("Credited occurrences")
+        POINTS = "points", _("Points credited")
+        GROWTH = "growth", _("Growth credited")
 
     rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="caps")
     period = models.CharField(max_length=10, choices=Period.choices)
@@ -167,6 +173,8 @@ class RuleCap(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("rule cap")
+        verbose_name_plural = _("rule caps")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["rule", "period", "measure"], name="one_cap_per_period")
@@ -188,6 +196,8 @@ class EarningRuleVersion(models.Model):
     )
 
     class Meta:
+        verbose_name = _("earning rule version")
+        verbose_name_plural = _("earning rule versions")
         ordering = ["rule", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["rule", "version"], name="one_number_per_rule_version")

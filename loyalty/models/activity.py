@@ -1,14 +1,15 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ActivityState(models.TextChoices):
-    NEW = "new", "New"
-    ACTIVE = "active", "Active"
-    SILENT = "silent", "Silent"
-    AT_RISK = "at_risk", "At risk"
-    CHURNED = "churned", "Churned"
-    RETURNED = "returned", "Returned"
+    NEW = "new", _("New")
+    ACTIVE = "active", _("Active")
+    SILENT = "silent", _("Silent")
+    AT_RISK = "at_risk", _("At risk")
+    CHURNED = "churned", _("Churned")
+    RETURNED = "returned", _("Returned")
 
 
 class KeyAction(models.Model):
@@ -24,6 +25,8 @@ class KeyAction(models.Model):
     )
 
     class Meta:
+        verbose_name = _("key action")
+        verbose_name_plural = _("key actions")
         ordering = ["-effective_from"]
 
     def __str__(self) -> str:
@@ -42,12 +45,15 @@ class MemberActivity(models.Model):
     since = models.DateTimeField()
     last_key_day = models.DateField(null=True, blank=True)
     returned_on = models.DateField(null=True, blank=True)
-    key_day = models.DateField(null=True, blank=True, help_text="The local day key_count counts.")
+    key_day = models.DateField(
+        null=True, blank=True, help_text=_("The local day key_count counts.")
+    )
     key_count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("member activity")
         indexes = [models.Index(fields=["state", "last_key_day"], name="activity_state_idx")]
-        verbose_name_plural = "member activity"
+        verbose_name_plural = _("member activity")
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.state}"
@@ -62,6 +68,8 @@ class ActivityTransition(models.Model):
     at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("activity transition")
+        verbose_name_plural = _("activity transitions")
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -72,9 +80,9 @@ class Gift(models.Model):
     """Welcome, return (win-back) and birthday gifts: growth, points and/or a badge."""
 
     class Kind(models.TextChoices):
-        WELCOME = "welcome", "Welcome (first event)"
-        RETURN = "return", "Return (a churned member comes back)"
-        BIRTHDAY = "birthday", "Birthday"
+        WELCOME = "welcome", _("Welcome (first event)")
+        RETURN = "return", _("Return (a churned member comes back)")
+        BIRTHDAY = "birthday", _("Birthday")
 
     kind = models.CharField(max_length=10, choices=Kind.choices, unique=True)
     points = models.PositiveIntegerField(default=0)
@@ -83,6 +91,10 @@ class Gift(models.Model):
         "loyalty.Badge", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     is_active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = _("gift")
+        verbose_name_plural = _("gifts")
 
     def __str__(self) -> str:
         return self.get_kind_display()
@@ -100,6 +112,8 @@ class GiftGrant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("gift grant")
+        verbose_name_plural = _("gift grants")
         constraints = [
             models.UniqueConstraint(
                 fields=["member", "kind", "occasion"], name="one_gift_per_occasion"

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import idempotency_client
 from loyalty.models.ledger import Currency
@@ -25,6 +26,8 @@ class Adjustment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("adjustment")
+        verbose_name_plural = _("adjustments")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -48,6 +51,10 @@ class MemberErasure(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     erased_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("member erasure")
+        verbose_name_plural = _("member erasures")
 
     def __str__(self) -> str:
         return f"member {self.member_id} erased at {self.erased_at:%Y-%m-%d}"

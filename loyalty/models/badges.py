@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
@@ -16,6 +17,8 @@ class ActionTally(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("action tally")
+        verbose_name_plural = _("action tallies")
         constraints = [
             models.UniqueConstraint(fields=["member", "action"], name="one_tally_per_action")
         ]
@@ -34,6 +37,8 @@ class Streak(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("streak")
+        verbose_name_plural = _("streaks")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -49,10 +54,12 @@ class MemberStreak(models.Model):
     current = models.PositiveIntegerField(default=0)
     longest = models.PositiveIntegerField(default=0)
     last_day = models.DateField(null=True)
-    freezes_month = models.DateField(null=True, help_text="The month freezes_used counts in.")
+    freezes_month = models.DateField(null=True, help_text=_("The month freezes_used counts in."))
     freezes_used = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("member streak")
+        verbose_name_plural = _("member streaks")
         constraints = [
             models.UniqueConstraint(fields=["member", "streak"], name="one_streak_state_per_member")
         ]
@@ -65,18 +72,18 @@ class Badge(models.Model):
     """A badge; its criterion is data: a kind and its parameters."""
 
     class Criterion(models.TextChoices):
-        ACTION_COUNT = "action_count", "Did an action N times (action, threshold)"
-        STREAK_LENGTH = "streak_length", "Reached a streak of N days (streak, threshold)"
-        GROWTH_REACHED = "growth_reached", "Reached N growth (threshold)"
-        TIER_REACHED = "tier_reached", "Reached a tier (tier)"
-        QUESTS_COMPLETED = "quests_completed", "Completed N quests (threshold)"
-        MANUAL = "manual", "Granted by hand"
+        ACTION_COUNT = "action_count", _("Did an action N times (action, threshold)")
+        STREAK_LENGTH = "streak_length", _("Reached a streak of N days (streak, threshold)")
+        GROWTH_REACHED = "growth_reached", _("Reached N growth (threshold)")
+        TIER_REACHED = "tier_reached", _("Reached a tier (tier)")
+        QUESTS_COMPLETED = "quests_completed", _("Completed N quests (threshold)")
+        MANUAL = "manual", _("Granted by hand")
 
     class Level(models.TextChoices):
-        NONE = "", "—"
-        BRONZE = "bronze", "Bronze"
-        SILVER = "silver", "Silver"
-        GOLD = "gold", "Gold"
+        NONE = "", _("—")
+        BRONZE = "bronze", _("Bronze")
+        SILVER = "silver", _("Silver")
+        GOLD = "gold", _("Gold")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -96,19 +103,22 @@ class Badge(models.Model):
     threshold = models.PositiveIntegerField(default=1)
     repeatable = models.BooleanField(
         default=False,
-        help_text="Awarded again at every multiple of the threshold (action and quest counts).",
+        help_text=_("Awarded again at every multiple of the threshold (action and quest counts)."),
     )
-    secret = models.BooleanField(default=False, help_text="Hidden from members until earned.")
+    secret = models.BooleanField(default=False, help_text=_("Hidden from members until earned."))
     bonus_growth = models.PositiveIntegerField(default=0)
     bonus_points = models.PositiveIntegerField(default=0)
     revoke_on_reversal = models.BooleanField(
-        default=False, help_text="Revoke when a reversal takes the member back below the threshold."
+        default=False,
+        help_text=_("Revoke when a reversal takes the member back below the threshold."),
     )
     is_active = models.BooleanField(default=True)
     position = models.IntegerField(default=100)
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("badge")
+        verbose_name_plural = _("badges")
         ordering = ["position", "code"]
 
     def __str__(self) -> str:
@@ -126,7 +136,7 @@ class BadgeAward(models.Model):
     sequence = models.PositiveIntegerField(default=1)
     awarded_at = models.DateTimeField(auto_now_add=True)
     backfilled = models.BooleanField(
-        default=False, help_text="Awarded by a back-fill, without notification."
+        default=False, help_text=_("Awarded by a back-fill, without notification.")
     )
     operator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -135,6 +145,8 @@ class BadgeAward(models.Model):
     revoke_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("badge award")
+        verbose_name_plural = _("badge awards")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(

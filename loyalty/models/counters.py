@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.models.actions import EarningRule, Period
 
@@ -23,6 +24,8 @@ class RuleCounter(models.Model):
     last_credited_at = models.DateTimeField(null=True)
 
     class Meta:
+        verbose_name = _("rule counter")
+        verbose_name_plural = _("rule counters")
         constraints = [
             models.UniqueConstraint(
                 fields=["member", "rule", "period", "period_start"], name="one_counter_per_period"

@@ -13,8 +13,8 @@ class Event(models.Model):
     """
 
     class Status(models.TextChoices):
-        CREDITED = "credited", "Credited"
-        NOT_CREDITED = "not_credited", "Nothing credited"
+        CREDITED = "credited", _("Credited")
+        NOT_CREDITED = "not_credited", _("Nothing credited")
 
     class Reason(models.TextChoices):
         """Why an event, or one of its rules, credited nothing (stable codes of the API)."""
@@ -45,13 +45,15 @@ class Event(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     reason = models.CharField(
-        max_length=32, blank=True, choices=Reason.choices, help_text="Why nothing was credited."
+        max_length=32, blank=True, choices=Reason.choices, help_text=_("Why nothing was credited.")
     )
     growth = models.BigIntegerField(default=0)
     points = models.BigIntegerField(default=0)
     outcome = models.JSONField(default=dict)
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -77,15 +79,15 @@ class EventBatchJob(models.Model):
     """An asynchronous batch: accepted with 202, processed by a Celery task, read back by id."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey("accounts.ApiClient", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    items = models.JSONField(help_text="The events as posted.")
+    items = models.JSONField(help_text=_("The events as posted."))
     results = models.JSONField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
@@ -95,8 +97,9 @@ class EventBatchJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = _("event batch jobs")
         ordering = ["-created_at"]
-        verbose_name = "event batch job"
+        verbose_name = _("event batch job")
 
     def __str__(self) -> str:
         return f"batch {self.pk} ({self.status})"
@@ -115,26 +118,29 @@ class EventReversal(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        help_text="Partial: the refunded amount.",
+        help_text=_("Partial: the refunded amount."),
     )
     fraction = models.DecimalField(
         max_digits=9,
         decimal_places=8,
-        help_text="Share of the event reversed so far, this one included.",
+        help_text=_("Share of the event reversed so far, this one included."),
     )
     targets = models.JSONField(
-        default=dict, help_text="Per rule version: the growth and points this reversal takes back."
+        default=dict,
+        help_text=_("Per rule version: the growth and points this reversal takes back."),
     )
     outcome = models.JSONField(default=dict)
     shortfall = models.BigIntegerField(
-        default=0, help_text="Spent points this reversal could not take back (recorded as owed)."
+        default=0, help_text=_("Spent points this reversal could not take back (recorded as owed).")
     )
     shortfall_open = models.BigIntegerField(
-        default=0, help_text="What of the shortfall later credits have not repaid yet."
+        default=0, help_text=_("What of the shortfall later credits have not repaid yet.")
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("event reversal")
+        verbose_name_plural = _("event reversals")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(

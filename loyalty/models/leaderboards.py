@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
@@ -6,15 +7,15 @@ from loyalty.models.audit import operator_of
 
 class Leaderboard(models.Model):
     class Metric(models.TextChoices):
-        GROWTH = "growth", "Growth earned"
-        POINTS = "points", "Points earned"
-        ACTION_COUNT = "action_count", "Count of an action"
+        GROWTH = "growth", _("Growth earned")
+        POINTS = "points", _("Points earned")
+        ACTION_COUNT = "action_count", _("Count of an action")
 
     class Period(models.TextChoices):
-        DAY = "day", "Day"
-        WEEK = "week", "Week"
-        MONTH = "month", "Month"
-        ALL_TIME = "all_time", "All time"
+        DAY = "day", _("Day")
+        WEEK = "week", _("Week")
+        MONTH = "month", _("Month")
+        ALL_TIME = "all_time", _("All time")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -23,17 +24,19 @@ class Leaderboard(models.Model):
         "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     period = models.CharField(max_length=8, choices=Period.choices)
-    size = models.PositiveIntegerField(default=10, help_text="How many the top list shows.")
+    size = models.PositiveIntegerField(default=10, help_text=_("How many the top list shows."))
     is_active = models.BooleanField(default=True)
     excluded_members = models.ManyToManyField(
         "accounts.Member",
         blank=True,
         related_name="+",
-        help_text="Never shown (staff, test accounts…).",
+        help_text=_("Never shown (staff, test accounts…)."),
     )
     history = HistoricalRecords(get_user=operator_of, m2m_fields=[])
 
     class Meta:
+        verbose_name = _("leaderboard")
+        verbose_name_plural = _("leaderboards")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -53,6 +56,8 @@ class LeaderboardScore(models.Model):
     score = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("leaderboard score")
+        verbose_name_plural = _("leaderboard scores")
         constraints = [
             models.UniqueConstraint(
                 fields=["leaderboard", "period_start", "member"],
@@ -79,6 +84,8 @@ class StaleLeaderboardSet(models.Model):
     marked_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("stale leaderboard set")
+        verbose_name_plural = _("stale leaderboard sets")
         constraints = [
             models.UniqueConstraint(
                 fields=["leaderboard", "period_start"], name="one_stale_mark_per_set"

@@ -1,34 +1,35 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Currency(models.TextChoices):
-    GROWTH = "growth", "Growth value"
-    POINTS = "points", "Points"
+    GROWTH = "growth", _("Growth value")
+    POINTS = "points", _("Points")
 
 
 class EntryKind(models.TextChoices):
-    EARN = "earn", "Earned"
-    SPEND = "spend", "Spent"
-    EXPIRE = "expire", "Expired"
-    REVERSE = "reverse", "Reversed"
-    ADJUST = "adjust", "Operator adjustment"
-    BONUS = "bonus", "Bonus"
-    REFUND = "refund", "Refund"
-    ACTIVATE = "activate", "Pending points activated"
+    EARN = "earn", _("Earned")
+    SPEND = "spend", _("Spent")
+    EXPIRE = "expire", _("Expired")
+    REVERSE = "reverse", _("Reversed")
+    ADJUST = "adjust", _("Operator adjustment")
+    BONUS = "bonus", _("Bonus")
+    REFUND = "refund", _("Refund")
+    ACTIVATE = "activate", _("Pending points activated")
 
 
 class SourceType(models.TextChoices):
-    EVENT = "event", "Event"
-    REDEMPTION = "redemption", "Redemption"
-    ADJUSTMENT = "adjustment", "Operator adjustment"
-    BADGE = "badge", "Badge"
-    QUEST = "quest", "Quest"
-    GIFT = "gift", "Gift"
-    EXPIRY = "expiry", "Expiry"
-    REVERSAL = "reversal", "Event reversal"
-    HOLD = "hold", "Hold period"
-    SHORTFALL = "shortfall", "Shortfall repaid"
+    EVENT = "event", _("Event")
+    REDEMPTION = "redemption", _("Redemption")
+    ADJUSTMENT = "adjustment", _("Operator adjustment")
+    BADGE = "badge", _("Badge")
+    QUEST = "quest", _("Quest")
+    GIFT = "gift", _("Gift")
+    EXPIRY = "expiry", _("Expiry")
+    REVERSAL = "reversal", _("Event reversal")
+    HOLD = "hold", _("Hold period")
+    SHORTFALL = "shortfall", _("Shortfall repaid")
 
 
 class LedgerEntry(models.Model):
@@ -48,7 +49,7 @@ class LedgerEntry(models.Model):
     kind = models.CharField(max_length=8, choices=EntryKind.choices)
     amount = models.BigIntegerField()
     pending = models.BooleanField(
-        default=False, help_text="Moves points on hold (the pending bucket), not spendable ones."
+        default=False, help_text=_("Moves points on hold (the pending bucket), not spendable ones.")
     )
     source_type = models.CharField(max_length=12, choices=SourceType.choices)
     source_id = models.CharField(max_length=64, blank=True)
@@ -70,8 +71,9 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("ledger entry")
         ordering = ["-id"]
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         constraints = [
             models.CheckConstraint(condition=~models.Q(amount=0), name="entry_amount_not_zero"),
         ]

@@ -1,15 +1,16 @@
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 MONTH_DAY = RegexValidator(r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", "Use MM-DD, e.g. 12-31.")
 
 
 class ExpiryPolicy(models.TextChoices):
-    INHERIT = "inherit", "The program's default"
-    NEVER = "never", "Never"
-    DAYS = "days", "N days after earning"
-    END_OF_MONTH = "end_of_month", "End of the month, N months after earning"
-    YEARLY_DATE = "yearly_date", "A fixed date, N years after the year of earning"
+    INHERIT = "inherit", _("The program's default")
+    NEVER = "never", _("Never")
+    DAYS = "days", _("N days after earning")
+    END_OF_MONTH = "end_of_month", _("End of the month, N months after earning")
+    YEARLY_DATE = "yearly_date", _("A fixed date, N years after the year of earning")
 
 
 class PointLot(models.Model):
@@ -22,7 +23,10 @@ class PointLot(models.Model):
 
     member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="lots")
     entry = models.OneToOneField(
-        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="lot", help_text="The credit."
+        "loyalty.LedgerEntry",
+        on_delete=models.PROTECT,
+        related_name="lot",
+        help_text=_("The credit."),
     )
     event = models.ForeignKey(
         "loyalty.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="lots"
@@ -36,6 +40,8 @@ class PointLot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("point lot")
+        verbose_name_plural = _("point lots")
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="lot_amount_positive"),
@@ -74,9 +80,11 @@ class LotMovement(models.Model):
     entry = models.ForeignKey(
         "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="lot_movements"
     )
-    amount = models.BigIntegerField(help_text="Points taken from the lot (positive).")
+    amount = models.BigIntegerField(help_text=_("Points taken from the lot (positive)."))
 
     class Meta:
+        verbose_name = _("lot movement")
+        verbose_name_plural = _("lot movements")
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="lot_movement_positive")
         ]

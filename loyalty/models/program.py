@@ -1,6 +1,7 @@
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
@@ -16,8 +17,8 @@ class Program(models.Model):
     """
 
     class UnknownMembers(models.TextChoices):
-        CREATE = "create", "Create the member on the fly"
-        REFUSE = "refuse", "Refuse the event (member_not_found)"
+        CREATE = "create", _("Create the member on the fly")
+        REFUSE = "refuse", _("Refuse the event (member_not_found)")
 
     name = models.CharField(max_length=100, default="Loyalty program")
     unknown_members = models.CharField(
@@ -25,44 +26,45 @@ class Program(models.Model):
     )
 
     class Shortfall(models.TextChoices):
-        NEGATIVE = "negative", "Allow a negative balance"
-        RECORD = "record", "Take what is left and record the shortfall"
+        NEGATIVE = "negative", _("Allow a negative balance")
+        RECORD = "record", _("Take what is left and record the shortfall")
 
     points_expiry = models.CharField(
         max_length=16,
         choices=[c for c in ExpiryPolicy.choices if c[0] != ExpiryPolicy.INHERIT],
         default=ExpiryPolicy.NEVER,
-        help_text="When earned points expire, unless a rule says otherwise.",
+        help_text=_("When earned points expire, unless a rule says otherwise."),
     )
     points_expiry_n = models.PositiveIntegerField(
-        default=12, help_text="The N of the expiry policy (days, months or years)."
+        default=12, help_text=_("The N of the expiry policy (days, months or years).")
     )
     points_expiry_date = models.CharField(
         max_length=5,
         default="12-31",
         validators=[MONTH_DAY],
-        help_text="MM-DD, for the fixed yearly date policy.",
+        help_text=_("MM-DD, for the fixed yearly date policy."),
     )
     reversal_shortfall = models.CharField(
         max_length=10,
         choices=Shortfall.choices,
         default=Shortfall.RECORD,
-        help_text="When a reversal takes back points the member already spent.",
+        help_text=_("When a reversal takes back points the member already spent."),
     )
     silent_after_days = models.PositiveIntegerField(
-        default=7, help_text="Silent after this many days without the key action."
+        default=7, help_text=_("Silent after this many days without the key action.")
     )
     at_risk_after_days = models.PositiveIntegerField(
-        default=14, help_text="At risk after this many days."
+        default=14, help_text=_("At risk after this many days.")
     )
     churned_after_days = models.PositiveIntegerField(
-        default=35, help_text="Churned after this many days."
+        default=35, help_text=_("Churned after this many days.")
     )
     expiring_notice_days = models.PositiveIntegerField(
-        default=30, help_text="Tell members (webhook, e-mail) this many days before points expire."
+        default=30,
+        help_text=_("Tell members (webhook, e-mail) this many days before points expire."),
     )
     send_emails = models.BooleanField(
-        default=False, help_text="Points-expiring and we-miss-you e-mails."
+        default=False, help_text=_("Points-expiring and we-miss-you e-mails.")
     )
     revision = models.UUIDField(default=uuid.uuid4, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -70,8 +72,8 @@ class Program(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
-        verbose_name = "program settings"
-        verbose_name_plural = "program settings"
+        verbose_name = _("program settings")
+        verbose_name_plural = _("program settings")
         constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="program_singleton")]
 
     def __str__(self) -> str:

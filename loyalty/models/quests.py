@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
@@ -8,9 +9,9 @@ class Quest(models.Model):
     """A goal in a time scope, made of steps "do action X N times", rewarded on completion."""
 
     class Scope(models.TextChoices):
-        ONBOARDING = "onboarding", "Onboarding (once)"
-        DAILY = "daily", "Daily"
-        WEEKLY = "weekly", "Weekly"
+        ONBOARDING = "onboarding", _("Onboarding (once)")
+        DAILY = "daily", _("Daily")
+        WEEKLY = "weekly", _("Weekly")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -26,6 +27,8 @@ class Quest(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("quest")
+        verbose_name_plural = _("quests")
         ordering = ["position", "code"]
 
     def __str__(self) -> str:
@@ -38,6 +41,8 @@ class QuestStep(models.Model):
     count = models.PositiveIntegerField(default=1)
 
     class Meta:
+        verbose_name = _("quest step")
+        verbose_name_plural = _("quest steps")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -53,10 +58,12 @@ class QuestProgress(models.Model):
     )
     quest = models.ForeignKey(Quest, on_delete=models.CASCADE, related_name="+")
     period_start = models.DateField()
-    step_counts = models.JSONField(default=dict, help_text="Step id → count done.")
+    step_counts = models.JSONField(default=dict, help_text=_("Step id → count done."))
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("quest progress")
+        verbose_name_plural = _("quest progress")
         constraints = [
             models.UniqueConstraint(
                 fields=["member", "quest", "period_start"], name="one_progress_per_quest_period"

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class MemberStanding(models.Model):
@@ -15,17 +16,19 @@ class MemberStanding(models.Model):
     growth = models.BigIntegerField(default=0)
     # Spends never take it below zero (checked under the member's lock);
     # only a reversal of already-spent points can, when the program allows negative balances.
-    points = models.BigIntegerField(default=0, help_text="Spendable points.")
+    points = models.BigIntegerField(default=0, help_text=_("Spendable points."))
     points_pending = models.BigIntegerField(
-        default=0, help_text="Points on hold, not yet spendable."
+        default=0, help_text=_("Points on hold, not yet spendable.")
     )
-    points_earned = models.BigIntegerField(default=0, help_text="Lifetime points earned.")
-    points_spent = models.BigIntegerField(default=0, help_text="Lifetime points spent.")
-    points_expired = models.BigIntegerField(default=0, help_text="Lifetime points expired.")
+    points_earned = models.BigIntegerField(default=0, help_text=_("Lifetime points earned."))
+    points_spent = models.BigIntegerField(default=0, help_text=_("Lifetime points spent."))
+    points_expired = models.BigIntegerField(default=0, help_text=_("Lifetime points expired."))
     points_owed = models.BigIntegerField(
         default=0,
-        help_text="Points a reversal could not take back because they were spent: an open debt "
-        "that the member's next credits repay first.",
+        help_text=_(
+            "Points a reversal could not take back because they were spent: an open debt "
+            "that the member's next credits repay first."
+        ),
     )
     tier = models.ForeignKey(
         "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -37,18 +40,20 @@ class MemberStanding(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="Operator lock: the review never lowers the member below this tier.",
+        help_text=_("Operator lock: the review never lowers the member below this tier."),
     )
     grace_until = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Below the tier's threshold: the review lowers it after this.",
+        help_text=_("Below the tier's threshold: the review lowers it after this."),
     )
     events_count = models.PositiveBigIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("member standing")
+        verbose_name_plural = _("member standings")
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(points_pending__gte=0), name="pending_not_negative"

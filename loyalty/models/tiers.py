@@ -11,29 +11,33 @@ class Tier(models.Model):
     """A level members reach by growth. ``position`` orders tiers from lowest (0) up."""
 
     class Window(models.TextChoices):
-        LIFETIME = "lifetime", "Lifetime growth"
-        ROLLING_DAYS = "rolling_days", "Growth in the last N days"
-        CALENDAR_YEAR = "calendar_year", "Growth this calendar year"
+        LIFETIME = "lifetime", _("Lifetime growth")
+        ROLLING_DAYS = "rolling_days", _("Growth in the last N days")
+        CALENDAR_YEAR = "calendar_year", _("Growth this calendar year")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
     position = models.PositiveSmallIntegerField(unique=True)
     growth_threshold = models.PositiveIntegerField(
-        help_text="Qualifying growth needed to reach and keep this tier."
+        help_text=_("Qualifying growth needed to reach and keep this tier.")
     )
     window = models.CharField(max_length=16, choices=Window.choices, default=Window.LIFETIME)
     window_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="For the rolling window: how many days."
+        null=True, blank=True, help_text=_("For the rolling window: how many days.")
     )
     grace_days = models.PositiveIntegerField(
         default=30,
-        help_text="Days a member below the threshold keeps the tier before the review lowers it.",
+        help_text=_(
+            "Days a member below the threshold keeps the tier before the review lowers it."
+        ),
     )
     description = models.TextField(blank=True)
 
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
         ordering = ["position"]
         constraints = [
             models.CheckConstraint(
@@ -57,11 +61,11 @@ class Privilege(models.Model):
     (free shipping, priority support…) are returned to the host app to honour."""
 
     class Kind(models.TextChoices):
-        POINTS_MULTIPLIER = "points_multiplier", "Points multiplier (params: multiplier)"
-        GROWTH_MULTIPLIER = "growth_multiplier", "Growth multiplier (params: multiplier)"
-        REWARD_DISCOUNT = "reward_discount", "Discount on rewards (params: percent)"
-        STREAK_FREEZES = "streak_freezes", "Streak freezes per month (params: count)"
-        HOST = "host", "Honoured by the host app (params: free-form)"
+        POINTS_MULTIPLIER = "points_multiplier", _("Points multiplier (params: multiplier)")
+        GROWTH_MULTIPLIER = "growth_multiplier", _("Growth multiplier (params: multiplier)")
+        REWARD_DISCOUNT = "reward_discount", _("Discount on rewards (params: percent)")
+        STREAK_FREEZES = "streak_freezes", _("Streak freezes per month (params: count)")
+        HOST = "host", _("Honoured by the host app (params: free-form)")
 
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="privileges")
     code = models.SlugField(max_length=64)
@@ -73,6 +77,8 @@ class Privilege(models.Model):
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
+        verbose_name = _("privilege")
+        verbose_name_plural = _("privileges")
         ordering = ["tier__position", "code"]
         constraints = [
             models.UniqueConstraint(fields=["tier", "code"], name="one_privilege_code_per_tier")
@@ -86,11 +92,11 @@ class TierChange(models.Model):
     """Every change of a member's tier, with why."""
 
     class Reason(models.TextChoices):
-        UPGRADE = "upgrade", "Upgrade by growth"
-        REVIEW = "review", "Downgrade at review"
-        OPERATOR = "operator", "Set by an operator"
-        LOCK = "lock", "Locked by an operator"
-        UNLOCK = "unlock", "Unlocked by an operator"
+        UPGRADE = "upgrade", _("Upgrade by growth")
+        REVIEW = "review", _("Downgrade at review")
+        OPERATOR = "operator", _("Set by an operator")
+        LOCK = "lock", _("Locked by an operator")
+        UNLOCK = "unlock", _("Unlocked by an operator")
 
     member = models.ForeignKey(
         "accounts.Member", on_delete=models.PROTECT, related_name="tier_changes"
@@ -106,6 +112,8 @@ class TierChange(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
         ordering = ["-id"]
         indexes = [models.Index(fields=["member", "-id"], name="tier_change_member_idx")]
 
