@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiClient, Member
 from accounts.scopes import SCOPE_CHOICES
@@ -51,11 +52,11 @@ class ApiClientAdmin(admin.ModelAdmin):
     readonly_fields = ["masked_key", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke", "rotate_key"]
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def masked_key(self, client: ApiClient) -> str:
         return f"lk_{client.key_prefix}_…" if client.key_prefix else "—"
 
-    @admin.display(description="scopes")
+    @admin.display(description=_("scopes"))
     def scope_list(self, client: ApiClient) -> str:
         return ", ".join(client.scopes)
 
@@ -74,13 +75,13 @@ class ApiClientAdmin(admin.ModelAdmin):
         obj.key_prefix = client.key_prefix
         _show_key_once(request, client, key)
 
-    @admin.action(description="Revoke the selected clients' keys")
+    @admin.action(description=_("Revoke the selected clients' keys"))
     def revoke(self, request, queryset) -> None:
         for client in queryset:
             api_client_revoke(client=client)
         self.message_user(request, f"Revoked {queryset.count()} client(s).")
 
-    @admin.action(description="Issue a new key (the old one stops working)")
+    @admin.action(description=_("Issue a new key (the old one stops working)"))
     def rotate_key(self, request, queryset) -> None:
         for client in queryset:
             _show_key_once(request, client, api_client_rotate_key(client=client))

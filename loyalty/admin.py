@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError, InvalidInput
@@ -79,7 +80,7 @@ class ProgramAdmin(SimpleHistoryAdmin):
             self,
             request,
             "admin/loyalty/audit.html",
-            title="Program changes",
+            title=_("Program changes"),
             changes=program_changes(limit=300),
         )
 
@@ -89,7 +90,7 @@ class ProgramAdmin(SimpleHistoryAdmin):
             self,
             request,
             "admin/loyalty/liability.html",
-            title="Points liability",
+            title=_("Points liability"),
             report=liability_report(months=12),
         )
 
@@ -111,7 +112,7 @@ class ActionAdmin(SimpleHistoryAdmin):
     list_filter = ["is_active"]
     search_fields = ["code", "name"]
 
-    @admin.display(description="rules")
+    @admin.display(description=_("rules"))
     def rule_count(self, action: Action) -> int:
         return action.rules.count()
 
@@ -135,18 +136,18 @@ class RuleVersionInline(ReadOnlyInline):
     fields = ["version", "created_at", "created_by"]
     readonly_fields = fields
     ordering = ["-version"]
-    verbose_name_plural = "versions (each save makes one; credits name the version behind them)"
+    verbose_name_plural = _("versions (each save makes one; credits name the version behind them)")
 
 
 class EventPreviewForm(forms.Form):
     """An event to try: the member, the action, and a field for each attribute the action's
     rules read (its amount, the attributes its conditions test); more as JSON if need be."""
 
-    external_id = forms.CharField(max_length=128, help_text="An existing or a new member.")
+    external_id = forms.CharField(max_length=128, help_text=_("An existing or a new member."))
     action = forms.ModelChoiceField(queryset=Action.objects.all(), to_field_name="code")
-    occurred_at = forms.DateTimeField(required=False, help_text="Default: now.")
+    occurred_at = forms.DateTimeField(required=False, help_text=_("Default: now."))
     more_attributes = forms.JSONField(
-        initial=dict, required=False, help_text='Any other attributes, e.g. {"channel": "app"}'
+        initial=dict, required=False, help_text=_('Any other attributes, e.g. {"channel": "app"}')
     )
 
     ATTRIBUTE_PREFIX = "attribute:"
@@ -155,7 +156,7 @@ class EventPreviewForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name in action_attributes(action_code) if action_code else []:
             self.fields[self.ATTRIBUTE_PREFIX + name] = forms.CharField(
-                label=name, required=False, help_text="Read by this action's rules."
+                label=name, required=False, help_text=_("Read by this action's rules.")
             )
 
     def clean_more_attributes(self):
@@ -212,9 +213,9 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
             None,
             {"fields": ["action", "code", "name", "is_active", "priority", "stop_further_rules"]},
         ),
-        ("Per occurrence", {"fields": ["growth_per_occurrence", "points_per_occurrence"]}),
+        (_("Per occurrence"), {"fields": ["growth_per_occurrence", "points_per_occurrence"]}),
         (
-            "Per unit of an attribute",
+            _("Per unit of an attribute"),
             {
                 "fields": [
                     "unit_attribute",
@@ -226,7 +227,7 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
             },
         ),
         (
-            "Limits and campaigns",
+            _("Limits and campaigns"),
             {
                 "fields": [
                     "apply_tier_multipliers",
@@ -238,7 +239,7 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
             },
         ),
         (
-            "Points: hold and expiry",
+            _("Points: hold and expiry"),
             {
                 "fields": [
                     "hold_days",
@@ -250,7 +251,7 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
         ),
     ]
 
-    @admin.display(description="version")
+    @admin.display(description=_("version"))
     def latest_version(self, rule: EarningRule) -> int | None:
         latest = rule.versions.order_by("-version").first()
         return latest.version if latest else None
@@ -295,7 +296,7 @@ class EarningRuleAdmin(SimpleHistoryAdmin):
             self,
             request,
             "admin/loyalty/preview.html",
-            title="What would this event earn?",
+            title=_("What would this event earn?"),
             form=form,
             outcome=outcome,
             reason=Event.Reason(outcome["reason"]).label if outcome and outcome["reason"] else "",
@@ -328,7 +329,7 @@ class TierAdmin(SimpleHistoryAdmin):
     ordering = ["position"]
     inlines = [PrivilegeInline]
 
-    @admin.display(description="members")
+    @admin.display(description=_("members"))
     def member_count(self, tier: Tier) -> int:
         return MemberStanding.objects.filter(tier=tier).count()
 
@@ -404,10 +405,10 @@ class AwardForm(forms.Form):
 
     currency = forms.ChoiceField(choices=Currency.choices, initial=Currency.POINTS)
     amount = forms.IntegerField(
-        required=False, help_text="For the selected members; a file gives its own."
+        required=False, help_text=_("For the selected members; a file gives its own.")
     )
     reason = forms.CharField(max_length=200)
-    file = forms.FileField(required=False, help_text="CSV lines: external_id,amount")
+    file = forms.FileField(required=False, help_text=_("CSV lines: external_id,amount"))
     batch_key = forms.CharField(widget=forms.HiddenInput)
 
 
@@ -453,7 +454,7 @@ def _award_view(model_admin, request, *, member_ids: list[str] | None, selected:
         model_admin,
         request,
         "admin/loyalty/award.html",
-        title="Award growth or points",
+        title=_("Award growth or points"),
         form=form,
         member_ids=member_ids or [],
         selected=selected,
@@ -534,7 +535,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["member_link", "tier", "tier_since", "grace_until", "locked_tier"]}),
         (
-            "Balances",
+            _("Balances"),
             {
                 "fields": [
                     "growth",
@@ -547,7 +548,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Activity",
+            _("Activity"),
             {
                 "fields": [
                     "events_count",
@@ -566,12 +567,12 @@ class MemberStandingAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="member")
+    @admin.display(description=_("member"))
     def member_link(self, standing: MemberStanding) -> str:
         url = reverse("admin:accounts_member_change", args=[standing.pk])
         return format_html('<a href="{}">{}</a>', url, standing.member)
 
-    @admin.display(description="tier history")
+    @admin.display(description=_("tier history"))
     def tier_history(self, standing: MemberStanding) -> str:
         changes = TierChange.objects.filter(member_id=standing.pk).select_related(
             "from_tier", "to_tier"
@@ -591,7 +592,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
             ],
         )
 
-    @admin.display(description="recent events")
+    @admin.display(description=_("recent events"))
     def recent_events(self, standing: MemberStanding) -> str:
         events = Event.objects.filter(member_id=standing.pk)[:20]
         return _table(
@@ -609,7 +610,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
             ],
         )
 
-    @admin.display(description="recent ledger entries")
+    @admin.display(description=_("recent ledger entries"))
     def recent_ledger(self, standing: MemberStanding) -> str:
         entries = LedgerEntry.objects.filter(member_id=standing.pk)[:20]
         return _table(
@@ -626,13 +627,13 @@ class MemberStandingAdmin(admin.ModelAdmin):
             ],
         )
 
-    @admin.action(description="Award growth or points to the selected members")
+    @admin.action(description=_("Award growth or points to the selected members"))
     def award(self, request, queryset):
         member_ids = list(queryset.values_list("member__external_id", flat=True))
         selected = list(queryset.values_list("pk", flat=True))
         return _award_view(self, request, member_ids=member_ids, selected=selected)
 
-    @admin.action(description="Export the selected members' data (JSON)")
+    @admin.action(description=_("Export the selected members' data (JSON)"))
     def export_data(self, request, queryset):
         data = [
             member_export(member=standing.member) for standing in queryset.select_related("member")
@@ -643,7 +644,7 @@ class MemberStandingAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="member-data.json"'
         return response
 
-    @admin.action(description="Erase the selected members' personal data (keeps the ledger)")
+    @admin.action(description=_("Erase the selected members' personal data (keeps the ledger)"))
     def erase_personal_data(self, request, queryset):
         for standing in queryset.select_related("member"):
             member_erase(member=standing.member, operator=request.user)

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin_base import ReadOnlyAdmin
 from loyalty.models import (
@@ -77,7 +78,7 @@ class EndpointForm(forms.ModelForm):
         choices=[(code, f"{code} — {text}") for code, text in EVENT_TYPES.items()],
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        help_text="None checked: every type.",
+        help_text=_("None checked: every type."),
     )
 
     class Meta:
@@ -103,7 +104,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 f"The signing secret of {obj.name} is {obj.secret} — copy it now, it is not shown again.",
             )
 
-    @admin.action(description="Enable again (reset the failure count)")
+    @admin.action(description=_("Enable again (reset the failure count)"))
     def enable(self, request, queryset) -> None:
         queryset.update(is_active=True, consecutive_failures=0, disabled_reason="")
 
@@ -137,20 +138,20 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     inlines = [AttemptInline]
     actions = ["replay", "retry_now"]
 
-    @admin.display(description="type")
+    @admin.display(description=_("type"))
     def event_type(self, delivery: WebhookDelivery) -> str:
         return delivery.event.type
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.is_staff
 
-    @admin.action(description="Replay (send again as a new delivery)")
+    @admin.action(description=_("Replay (send again as a new delivery)"))
     def replay(self, request, queryset) -> None:
         for delivery in queryset:
             webhook_replay(delivery=delivery)
         self.message_user(request, f"Replaying {queryset.count()} delivery(ies).")
 
-    @admin.action(description="Retry pending deliveries now")
+    @admin.action(description=_("Retry pending deliveries now"))
     def retry_now(self, request, queryset) -> None:
         for delivery in queryset.filter(status=WebhookDelivery.Status.PENDING):
             webhook_deliver(delivery_id=delivery.pk)

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
@@ -31,7 +32,7 @@ class ProgramDataAdmin(SimpleHistoryAdmin):
 
 class GrantForm(forms.Form):
     external_ids = forms.CharField(
-        widget=forms.Textarea, help_text="One member external_id per line."
+        widget=forms.Textarea, help_text=_("One member external_id per line.")
     )
 
 
@@ -51,7 +52,7 @@ class BadgeAdmin(ProgramDataAdmin):
     list_filter = ["criterion", "level", "secret", "is_active"]
     search_fields = ["code", "name"]
 
-    @admin.display(description="holders")
+    @admin.display(description=_("holders"))
     def holders(self, badge: Badge) -> str:
         url = (
             reverse("admin:loyalty_badgeaward_changelist")
@@ -139,7 +140,7 @@ class BadgeAwardAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Revoke the selected awards")
+    @admin.action(description=_("Revoke the selected awards"))
     def revoke(self, request, queryset) -> None:
         for award in queryset:
             badge_revoke(award=award, reason=f"revoked by {request.user}")
@@ -186,7 +187,7 @@ class LeaderboardAdmin(ProgramDataAdmin):
     filter_horizontal = ["excluded_members"]
     raw_id_fields = []
 
-    @admin.display(description="standings")
+    @admin.display(description=_("standings"))
     def standings_link(self, board: Leaderboard) -> str:
         return format_html(
             '<a href="{}">current</a>',

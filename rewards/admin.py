@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.errors import DomainError
@@ -16,10 +17,10 @@ from rewards.services.redemptions import redemption_advance, redemption_cancel
 
 class PoolCodesForm(forms.Form):
     file = forms.FileField(
-        required=False, help_text="One code per line, or a CSV whose first column is the code."
+        required=False, help_text=_("One code per line, or a CSV whose first column is the code.")
     )
     pattern = forms.CharField(
-        required=False, initial="SHOP-XXXX-XXXX", help_text="Each X becomes a random character."
+        required=False, initial="SHOP-XXXX-XXXX", help_text=_("Each X becomes a random character.")
     )
     count = forms.IntegerField(required=False, min_value=1, max_value=100_000)
 
@@ -38,15 +39,15 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
             )
         )
 
-    @admin.display(description="codes", ordering="total")
+    @admin.display(description=_("codes"), ordering="total")
     def total_codes(self, pool) -> int:
         return pool.total
 
-    @admin.display(description="free", ordering="free")
+    @admin.display(description=_("free"), ordering="free")
     def free_codes(self, pool) -> int:
         return pool.free
 
-    @admin.display(description="stock")
+    @admin.display(description=_("stock"))
     def stock_flag(self, pool) -> str:
         if pool.free == 0:
             return format_html('<strong style="color:#ba2121">{}</strong>', "empty")
@@ -119,8 +120,10 @@ class RewardAdmin(SimpleHistoryAdmin):
         if db_field.name == "payload":
             return KeyValueField(
                 required=False,
-                help_text="Handed to the member, one “key: value” per line, e.g. "
-                "“url: https://example.com/download” or “days: 30”.",
+                help_text=_(
+                    "Handed to the member, one “key: value” per line, e.g. "
+                    "“url: https://example.com/download” or “days: 30”."
+                ),
             )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
@@ -153,7 +156,7 @@ class RedemptionAdmin(admin.ModelAdmin):
                 )
         self.message_user(request, f"{ok} redemption(s) {done}.")
 
-    @admin.action(description="Mark as shipped")
+    @admin.action(description=_("Mark as shipped"))
     def mark_shipped(self, request, queryset) -> None:
         self._each(
             request,
@@ -162,7 +165,7 @@ class RedemptionAdmin(admin.ModelAdmin):
             "shipped",
         )
 
-    @admin.action(description="Mark as delivered")
+    @admin.action(description=_("Mark as delivered"))
     def mark_delivered(self, request, queryset) -> None:
         self._each(
             request,
@@ -171,7 +174,7 @@ class RedemptionAdmin(admin.ModelAdmin):
             "delivered",
         )
 
-    @admin.action(description="Cancel and refund the points")
+    @admin.action(description=_("Cancel and refund the points"))
     def cancel(self, request, queryset) -> None:
         self._each(
             request,
