@@ -55,3 +55,17 @@ def test_api_error_codes_do_not_change_with_the_language(api):
     response = api.get("/api/v1/members/ghost", headers={"Accept-Language": "zh-hans"})
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "member_not_found"
+
+
+def test_members_e_mails_are_written_in_the_programs_language():
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    context = {"program": {"name": "会员俱乐部"}, "member": {"display_name": "小王"}, "points": 30}
+    with translation.override("zh-hans"):
+        subject = render_to_string("emails/we_miss_you_subject.txt", context)
+        body = render_to_string("emails/points_expiring.txt", {**context, "expiring": []})
+    assert subject == "会员俱乐部想念您"
+    assert "小王，您好：" in body and "积分商城" in body
+    with translation.override("en"):
+        assert render_to_string("emails/we_miss_you_subject.txt", context).startswith("We miss")

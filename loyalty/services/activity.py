@@ -12,7 +12,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Member
 from loyalty.models import (
@@ -178,8 +178,10 @@ def member_email_send(*, member_id: int, template: str, context: dict) -> bool:
     if member is None:
         return False
     full = {**context, "member": member, "program": program_settings()}
-    subject = render_to_string(f"emails/{template}_subject.txt", full).strip()
-    body = render_to_string(f"emails/{template}.txt", full)
+    # In the program's language, whatever request or job happens to send it.
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string(f"emails/{template}_subject.txt", full).strip()
+        body = render_to_string(f"emails/{template}.txt", full)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [member.email])
     return True
 
