@@ -3,6 +3,8 @@ one exception handler (accounts/api/errors.py) renders them as ``{"error": {...}
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 
 class DomainError(Exception):
     status: int = 400
@@ -21,13 +23,13 @@ class DomainError(Exception):
 class NotFound(DomainError):
     status = 404
     code = "not_found"
-    message = "Not found."
+    message = _("Not found.")
 
 
 class Conflict(DomainError):
     status = 409
     code = "conflict"
-    message = "The request conflicts with the current state."
+    message = _("The request conflicts with the current state.")
 
 
 class BusinessRuleViolation(DomainError):
@@ -35,15 +37,15 @@ class BusinessRuleViolation(DomainError):
 
     status = 422
     code = "refused"
-    message = "The request was refused by a business rule."
+    message = _("The request was refused by a business rule.")
 
 
 class InvalidInput(DomainError):
     status = 400
     code = "validation_error"
-    message = "The request is not valid."
+    message = _("The request is not valid.")
 
 
 class MemberNotFound(NotFound):
     code = "member_not_found"
-    message = "No member with this external_id."
+    message = _("No member with this external_id.")

@@ -1,5 +1,6 @@
 """Permissions: host-app keys by scope, member tokens only on the member's own endpoints."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
 
 from accounts.errors import DomainError
@@ -8,7 +9,7 @@ from accounts.errors import DomainError
 class Forbidden(DomainError):
     status = 403
     code = "permission_denied"
-    message = "You may not do this."
+    message = _("You may not do this.")
 
 
 class HasRequiredScopes(permissions.BasePermission):

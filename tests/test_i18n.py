@@ -69,3 +69,10 @@ def test_members_e_mails_are_written_in_the_programs_language():
     assert "小王，您好：" in body and "积分商城" in body
     with translation.override("en"):
         assert render_to_string("emails/we_miss_you_subject.txt", context).startswith("We miss")
+
+
+def test_api_error_messages_follow_the_callers_language(api):
+    response = api.get("/api/v1/members/ghost", headers={"Accept-Language": "zh-hans"})
+    assert response.json()["error"]["message"] == "没有此 external_id 的会员。"
+    english = api.get("/api/v1/members/ghost", headers={"Accept-Language": "en"})
+    assert english.json()["error"]["message"] == "No member with this external_id."

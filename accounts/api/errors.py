@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -30,7 +31,8 @@ _RENAMED_CODES = {
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    """The error's shape; ``message`` (maybe lazy) in the request's language."""
+    return {"error": {"code": code, "message": str(message), "details": details}}
 
 
 # How long a caller should wait before retrying while the database is unreachable or slow.
@@ -47,7 +49,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(
             error_body(
                 "service_unavailable",
-                "The service is briefly unavailable; retry shortly.",
+                _("The service is briefly unavailable; retry shortly."),
                 {"retry_after_seconds": RETRY_AFTER_SECONDS},
             ),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -61,7 +63,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         return None  # not the caller's fault: Django's handler500 answers in our shape
     if isinstance(exc, exceptions.ValidationError):
-        body = error_body("validation_error", "The request is not valid.", exc.detail)
+        body = error_body("validation_error", _("The request is not valid."), exc.detail)
     else:
         code = getattr(exc, "default_code", "error")
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else code
@@ -78,13 +80,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 @csrf_exempt  # also routed for any unknown path under /api/, whatever the method
 def json_not_found(request, exception=None):
     return JsonResponse(
-        error_body("not_found", "No such endpoint."), status=status.HTTP_404_NOT_FOUND
+        error_body("not_found", _("No such endpoint.")), status=status.HTTP_404_NOT_FOUND
     )
 
 
 def json_server_error(request):
     return JsonResponse(
-        error_body("server_error", "An unexpected error occurred; it has been logged."),
+        error_body("server_error", _("An unexpected error occurred; it has been logged.")),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
 
@@ -95,7 +97,7 @@ def json_bad_request(request, exception=None):
     if isinstance(exception, RequestDataTooBig):
         return payload_too_large()
     return JsonResponse(
-        error_body("bad_request", "The request could not be read."),
+        error_body("bad_request", _("The request could not be read.")),
         status=status.HTTP_400_BAD_REQUEST,
     )
 
@@ -105,7 +107,7 @@ def payload_too_large() -> JsonResponse:
     return JsonResponse(
         error_body(
             "payload_too_large",
-            f"The request body is larger than {limit:,} bytes.",
+            _("The request body is larger than %(limit)s bytes.") % {"limit": f"{limit:,}"},
             {"limit_bytes": limit},
         ),
         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,

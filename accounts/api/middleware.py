@@ -2,10 +2,11 @@
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.utils.translation import gettext_lazy as _
 
 from accounts.api.errors import error_body, payload_too_large
 
-NUL_MESSAGE = "Null characters are not allowed."
+NUL_MESSAGE = _("Null characters are not allowed.")
 
 
 class ApiRequestGuard:
@@ -37,6 +38,6 @@ class ApiRequestGuard:
                 invalid[name.replace("\x00", "\\u0000")] = [NUL_MESSAGE]
         if invalid:
             return JsonResponse(
-                error_body("validation_error", "The request is not valid.", invalid), status=400
+                error_body("validation_error", _("The request is not valid."), invalid), status=400
             )
         return None

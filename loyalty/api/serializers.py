@@ -111,7 +111,7 @@ def storable_event_items(items: list[Any]) -> list[Any]:
     nothing else it carried), each invalid one as ``{"refused": error}``
     (``parse_stored_event_items`` reads both back)."""
     return [
-        {_REFUSED: {"code": p.code, "message": p.message, "details": p.details}}
+        {_REFUSED: {"code": p.code, "message": str(p.message), "details": p.details}}
         if isinstance(p, DomainError)
         else {
             "external_id": p.external_id,

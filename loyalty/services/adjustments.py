@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.errors import BusinessRuleViolation, DomainError, InvalidInput, MemberNotFound
 from accounts.models import ApiClient, Member
@@ -25,7 +26,7 @@ MAX_ADJUSTMENT = 10**9
 
 class InsufficientGrowth(BusinessRuleViolation):
     code = "insufficient_growth"
-    message = "Growth cannot go below zero."
+    message = _("Growth cannot go below zero.")
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class BatchItemResult:
         if self.error is not None:
             error = {
                 "code": self.error.code,
-                "message": self.error.message,
+                "message": str(self.error.message),
                 "details": self.error.details,
             }
             return {"index": self.index, "ok": False, "error": error}

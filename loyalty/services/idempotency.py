@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from accounts import sql
 from accounts.errors import Conflict
@@ -18,7 +19,7 @@ T = TypeVar("T")
 
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
-    message = "This idempotency key was already used with a different request."
+    message = _("This idempotency key was already used with a different request.")
 
 
 def stored_write(

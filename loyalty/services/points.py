@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Model, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.errors import BusinessRuleViolation, InvalidInput
 from accounts.models import Member
@@ -32,7 +33,7 @@ from loyalty.services.webhooks import webhook_emit
 
 class InsufficientPoints(BusinessRuleViolation):
     code = "insufficient_points"
-    message = "The member does not have enough spendable points."
+    message = _("The member does not have enough spendable points.")
 
 
 # --- Primitives (caller holds the lock) -------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
+from django.utils.translation import gettext_lazy as _
 
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient
@@ -45,7 +46,7 @@ class ReversalRefused(BusinessRuleViolation):
 
 class EventNotFound(NotFound):
     code = "event_not_found"
-    message = "No such event for this client."
+    message = _("No such event for this client.")
 
 
 @dataclass(frozen=True)

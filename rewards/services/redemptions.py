@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
@@ -32,12 +33,12 @@ from rewards.services.catalog import RedemptionRefused, price_for, refusal_for, 
 
 class RewardNotFound(NotFound):
     code = "reward_not_found"
-    message = "No such reward."
+    message = _("No such reward.")
 
 
 class RedemptionNotFound(NotFound):
     code = "redemption_not_found"
-    message = "No such redemption."
+    message = _("No such redemption.")
 
 
 @dataclass(frozen=True)
