@@ -14,17 +14,27 @@ from django.utils.translation import gettext_lazy as _
 
 class Member(models.Model):
     external_id = models.CharField(
-        max_length=128, unique=True, help_text=_("The member's id in the host app.")
+        max_length=128,
+        unique=True,
+        help_text=_("The member's id in the host app."),
+        verbose_name=_("external id"),
     )
-    display_name = models.CharField(max_length=200, blank=True)
-    email = models.EmailField(blank=True)
-    joined_at = models.DateTimeField(default=timezone.now, db_index=True)
-    birthday = models.DateField(null=True, blank=True)
+    display_name = models.CharField(max_length=200, blank=True, verbose_name=_("display name"))
+    email = models.EmailField(blank=True, verbose_name=_("email"))
+    joined_at = models.DateTimeField(
+        default=timezone.now, db_index=True, verbose_name=_("joined at")
+    )
+    birthday = models.DateField(null=True, blank=True, verbose_name=_("birthday"))
     attributes = models.JSONField(
-        default=dict, blank=True, help_text=_("Free-form attributes from the host app.")
+        default=dict,
+        blank=True,
+        help_text=_("Free-form attributes from the host app."),
+        verbose_name=_("attributes"),
     )
     leaderboard_opt_out = models.BooleanField(
-        default=False, help_text=_("Never show this member on a leaderboard.")
+        default=False,
+        help_text=_("Never show this member on a leaderboard."),
+        verbose_name=_("leaderboard opt out"),
     )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -32,9 +42,10 @@ class Member(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="member",
+        verbose_name=_("user"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("member")
@@ -63,11 +74,13 @@ class ApiClient(models.Model):
     """A host-app credential. The key is ``lk_<prefix>_<secret>``; only the secret's hash is
     stored, the prefix is shown so operators can tell keys apart."""
 
-    name = models.CharField(max_length=100, unique=True)
-    key_prefix = models.CharField(max_length=16, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list, blank=True)
-    is_active = models.BooleanField(default=True)
+    name = models.CharField(max_length=100, unique=True, verbose_name=_("name"))
+    key_prefix = models.CharField(
+        max_length=16, unique=True, editable=False, verbose_name=_("key prefix")
+    )
+    secret_hash = models.CharField(max_length=64, editable=False, verbose_name=_("secret hash"))
+    scopes = models.JSONField(default=list, blank=True, verbose_name=_("scopes"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -75,10 +88,15 @@ class ApiClient(models.Model):
             "Requests a minute this key may make (a batch counts its events); empty: the "
             "default (LOYALTY_RATE_LIMIT_PER_MINUTE)."
         ),
+        verbose_name=_("rate limit per minute"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("last used at")
+    )
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("revoked at")
+    )
 
     class Meta:
         verbose_name_plural = _("API clients")
@@ -106,4 +124,5 @@ def idempotency_client() -> models.ForeignKey:
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        verbose_name=_("API client"),
     )

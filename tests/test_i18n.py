@@ -41,6 +41,8 @@ def test_an_operator_switches_the_admin_to_chinese_and_back(admin_client):
     page = admin_client.get(index).content.decode()
     assert "会员成长体系管理后台" in page
     assert "成长规则" in page
+    form = admin_client.get(reverse("admin:loyalty_earningrule_add")).content.decode()
+    assert "每次积分" in form and "冷却秒数" in form  # field labels too
     admin_client.post(reverse("set_language"), {"language": "en", "next": index})
     assert "Earning rules" in admin_client.get(index).content.decode()
 

@@ -14,10 +14,10 @@ from loyalty.models.validation import check_constraints_on_fields
 class Action(models.Model):
     """Something members do that the program values: ``purchase``, ``review``, ``check_in``."""
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -41,22 +41,33 @@ class EarningRule(models.Model):
     *version* (``EarningRuleVersion``), a frozen snapshot made each time the rule is saved
     through ``earning_rule_publish``."""
 
-    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="rules")
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    is_active = models.BooleanField(default=True)
+    action = models.ForeignKey(
+        Action, on_delete=models.PROTECT, related_name="rules", verbose_name=_("action")
+    )
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     priority = models.IntegerField(
-        default=100, help_text=_("Rules run in ascending priority; ties by code.")
+        default=100,
+        help_text=_("Rules run in ascending priority; ties by code."),
+        verbose_name=_("priority"),
     )
     stop_further_rules = models.BooleanField(
-        default=False, help_text=_("When this rule credits, rules after it do not run.")
+        default=False,
+        help_text=_("When this rule credits, rules after it do not run."),
+        verbose_name=_("stop further rules"),
     )
-    growth_per_occurrence = models.PositiveIntegerField(default=0)
-    points_per_occurrence = models.PositiveIntegerField(default=0)
+    growth_per_occurrence = models.PositiveIntegerField(
+        default=0, verbose_name=_("growth per occurrence")
+    )
+    points_per_occurrence = models.PositiveIntegerField(
+        default=0, verbose_name=_("points per occurrence")
+    )
     unit_attribute = models.CharField(
         max_length=64,
         blank=True,
         help_text=_("Numeric event attribute for per-unit earning, e.g. amount."),
+        verbose_name=_("unit attribute"),
     )
     unit_size = models.DecimalField(
         max_digits=12,
@@ -64,39 +75,63 @@ class EarningRule(models.Model):
         default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text=_("Earn the per-unit amounts for every this much of the attribute."),
+        verbose_name=_("unit size"),
     )
     growth_per_unit = models.DecimalField(
-        max_digits=12, decimal_places=4, default=Decimal(0), validators=[MinValueValidator(0)]
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(0)],
+        verbose_name=_("growth per unit"),
     )
     points_per_unit = models.DecimalField(
-        max_digits=12, decimal_places=4, default=Decimal(0), validators=[MinValueValidator(0)]
+        max_digits=12,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(0)],
+        verbose_name=_("points per unit"),
     )
-    rounding = models.CharField(max_length=10, choices=Rounding.choices, default=Rounding.DOWN)
+    rounding = models.CharField(
+        max_length=10, choices=Rounding.choices, default=Rounding.DOWN, verbose_name=_("rounding")
+    )
     apply_tier_multipliers = models.BooleanField(
         default=True,
         help_text=_("Multiply by the member's tier privileges (points/growth multiplier)."),
+        verbose_name=_("apply tier multipliers"),
     )
     cooldown_seconds = models.PositiveIntegerField(
-        default=0, help_text=_("Minimum time between two credited occurrences.")
+        default=0,
+        help_text=_("Minimum time between two credited occurrences."),
+        verbose_name=_("cooldown seconds"),
     )
-    valid_from = models.DateTimeField(null=True, blank=True)
-    valid_until = models.DateTimeField(null=True, blank=True)
+    valid_from = models.DateTimeField(null=True, blank=True, verbose_name=_("valid from"))
+    valid_until = models.DateTimeField(null=True, blank=True, verbose_name=_("valid until"))
     new_members_within_days = models.PositiveIntegerField(
         null=True,
         blank=True,
         help_text=_("Only for members who joined at most this many days before."),
+        verbose_name=_("new members within days"),
     )
     hold_days = models.PositiveIntegerField(
-        default=0, help_text=_("Keep the points pending this many days (e.g. the return window).")
+        default=0,
+        help_text=_("Keep the points pending this many days (e.g. the return window)."),
+        verbose_name=_("hold days"),
     )
     points_expiry = models.CharField(
-        max_length=16, choices=ExpiryPolicy.choices, default=ExpiryPolicy.INHERIT
+        max_length=16,
+        choices=ExpiryPolicy.choices,
+        default=ExpiryPolicy.INHERIT,
+        verbose_name=_("points expiry"),
     )
-    points_expiry_n = models.PositiveIntegerField(default=12)
+    points_expiry_n = models.PositiveIntegerField(default=12, verbose_name=_("points expiry n"))
     points_expiry_date = models.CharField(
-        max_length=5, default="12-31", validators=[MONTH_DAY], help_text=_("MM-DD")
+        max_length=5,
+        default="12-31",
+        validators=[MONTH_DAY],
+        help_text=_("MM-DD"),
+        verbose_name=_("points expiry date"),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -134,10 +169,12 @@ class RuleCondition(models.Model):
         IN = "in", _("is one of")
         CONTAINS = "contains", _("contains")
 
-    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="conditions")
-    attribute = models.CharField(max_length=64)
-    operator = models.CharField(max_length=10, choices=Operator.choices)
-    value = models.JSONField(help_text=_('JSON: 100, "gold", ["a", "b"].'))
+    rule = models.ForeignKey(
+        EarningRule, on_delete=models.CASCADE, related_name="conditions", verbose_name=_("rule")
+    )
+    attribute = models.CharField(max_length=64, verbose_name=_("attribute"))
+    operator = models.CharField(max_length=10, choices=Operator.choices, verbose_name=_("operator"))
+    value = models.JSONField(help_text=_('JSON: 100, "gold", ["a", "b"].'), verbose_name=_("value"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -165,10 +202,17 @@ class RuleCap(models.Model):
         POINTS = "points", _("Points credited")
         GROWTH = "growth", _("Growth credited")
 
-    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="caps")
-    period = models.CharField(max_length=10, choices=Period.choices)
-    measure = models.CharField(max_length=12, choices=Measure.choices, default=Measure.OCCURRENCES)
-    limit = models.PositiveIntegerField()
+    rule = models.ForeignKey(
+        EarningRule, on_delete=models.CASCADE, related_name="caps", verbose_name=_("rule")
+    )
+    period = models.CharField(max_length=10, choices=Period.choices, verbose_name=_("period"))
+    measure = models.CharField(
+        max_length=12,
+        choices=Measure.choices,
+        default=Measure.OCCURRENCES,
+        verbose_name=_("measure"),
+    )
+    limit = models.PositiveIntegerField(verbose_name=_("limit"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -187,12 +231,19 @@ class RuleCap(models.Model):
 class EarningRuleVersion(models.Model):
     """A frozen copy of a rule as it was when saved. Credits name the version behind them."""
 
-    rule = models.ForeignKey(EarningRule, on_delete=models.PROTECT, related_name="versions")
-    version = models.PositiveIntegerField()
-    definition = models.JSONField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    rule = models.ForeignKey(
+        EarningRule, on_delete=models.PROTECT, related_name="versions", verbose_name=_("rule")
+    )
+    version = models.PositiveIntegerField(verbose_name=_("version"))
+    definition = models.JSONField(verbose_name=_("definition"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:

@@ -16,12 +16,19 @@ class KeyAction(models.Model):
     """What counts as a member being active: at least ``min_per_day`` of the action in a local
     day. Dated: the definition in force is the latest one whose ``effective_from`` has come."""
 
-    action = models.ForeignKey("loyalty.Action", on_delete=models.PROTECT, related_name="+")
-    min_per_day = models.PositiveIntegerField(default=1)
-    effective_from = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    action = models.ForeignKey(
+        "loyalty.Action", on_delete=models.PROTECT, related_name="+", verbose_name=_("action")
+    )
+    min_per_day = models.PositiveIntegerField(default=1, verbose_name=_("min per day"))
+    effective_from = models.DateTimeField(verbose_name=_("effective from"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:
@@ -37,18 +44,28 @@ class MemberActivity(models.Model):
     """A member's activity state; changed only under the member's standing lock."""
 
     member = models.OneToOneField(
-        "accounts.Member", primary_key=True, on_delete=models.CASCADE, related_name="activity"
+        "accounts.Member",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="activity",
+        verbose_name=_("member"),
     )
     state = models.CharField(
-        max_length=10, choices=ActivityState.choices, default=ActivityState.NEW
+        max_length=10,
+        choices=ActivityState.choices,
+        default=ActivityState.NEW,
+        verbose_name=_("state"),
     )
-    since = models.DateTimeField()
-    last_key_day = models.DateField(null=True, blank=True)
-    returned_on = models.DateField(null=True, blank=True)
+    since = models.DateTimeField(verbose_name=_("since"))
+    last_key_day = models.DateField(null=True, blank=True, verbose_name=_("last key day"))
+    returned_on = models.DateField(null=True, blank=True, verbose_name=_("returned on"))
     key_day = models.DateField(
-        null=True, blank=True, help_text=_("The local day key_count counts.")
+        null=True,
+        blank=True,
+        help_text=_("The local day key_count counts."),
+        verbose_name=_("key day"),
     )
-    key_count = models.PositiveIntegerField(default=0)
+    key_count = models.PositiveIntegerField(default=0, verbose_name=_("key count"))
 
     class Meta:
         verbose_name = _("member activity")
@@ -61,11 +78,18 @@ class MemberActivity(models.Model):
 
 class ActivityTransition(models.Model):
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.CASCADE, related_name="activity_transitions"
+        "accounts.Member",
+        on_delete=models.CASCADE,
+        related_name="activity_transitions",
+        verbose_name=_("member"),
     )
-    from_state = models.CharField(max_length=10, choices=ActivityState.choices)
-    to_state = models.CharField(max_length=10, choices=ActivityState.choices)
-    at = models.DateTimeField()
+    from_state = models.CharField(
+        max_length=10, choices=ActivityState.choices, verbose_name=_("from state")
+    )
+    to_state = models.CharField(
+        max_length=10, choices=ActivityState.choices, verbose_name=_("to state")
+    )
+    at = models.DateTimeField(verbose_name=_("at"))
 
     class Meta:
         verbose_name = _("activity transition")
@@ -84,13 +108,20 @@ class Gift(models.Model):
         RETURN = "return", _("Return (a churned member comes back)")
         BIRTHDAY = "birthday", _("Birthday")
 
-    kind = models.CharField(max_length=10, choices=Kind.choices, unique=True)
-    points = models.PositiveIntegerField(default=0)
-    growth = models.PositiveIntegerField(default=0)
-    badge = models.ForeignKey(
-        "loyalty.Badge", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, unique=True, verbose_name=_("kind")
     )
-    is_active = models.BooleanField(default=True)
+    points = models.PositiveIntegerField(default=0, verbose_name=_("points"))
+    growth = models.PositiveIntegerField(default=0, verbose_name=_("growth"))
+    badge = models.ForeignKey(
+        "loyalty.Badge",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("badge"),
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
     class Meta:
         verbose_name = _("gift")
@@ -104,12 +135,14 @@ class GiftGrant(models.Model):
     """A gift given: once per member and occasion (``occasion``: welcome, return:DATE,
     birthday:YEAR), enforced by a unique constraint."""
 
-    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="gifts")
-    kind = models.CharField(max_length=10, choices=Gift.Kind.choices)
-    occasion = models.CharField(max_length=32)
-    points = models.PositiveIntegerField(default=0)
-    growth = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="gifts", verbose_name=_("member")
+    )
+    kind = models.CharField(max_length=10, choices=Gift.Kind.choices, verbose_name=_("kind"))
+    occasion = models.CharField(max_length=32, verbose_name=_("occasion"))
+    points = models.PositiveIntegerField(default=0, verbose_name=_("points"))
+    growth = models.PositiveIntegerField(default=0, verbose_name=_("growth"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("gift grant")

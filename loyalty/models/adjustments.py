@@ -11,19 +11,29 @@ class Adjustment(models.Model):
     once per idempotency key (a retried request or a re-uploaded bulk file changes nothing)."""
 
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="adjustments"
+        "accounts.Member",
+        on_delete=models.PROTECT,
+        related_name="adjustments",
+        verbose_name=_("member"),
     )
-    currency = models.CharField(max_length=6, choices=Currency.choices)
-    amount = models.BigIntegerField()
-    reason = models.CharField(max_length=200)
+    currency = models.CharField(max_length=6, choices=Currency.choices, verbose_name=_("currency"))
+    amount = models.BigIntegerField(verbose_name=_("amount"))
+    reason = models.CharField(max_length=200, verbose_name=_("reason"))
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("operator"),
     )
     client = idempotency_client()
-    idempotency_key = models.CharField(max_length=200)
-    request_hash = models.CharField(max_length=64)
-    entry = models.OneToOneField("loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    idempotency_key = models.CharField(max_length=200, verbose_name=_("idempotency key"))
+    request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
+    entry = models.OneToOneField(
+        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+", verbose_name=_("entry")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("adjustment")
@@ -46,11 +56,18 @@ class Adjustment(models.Model):
 class MemberErasure(models.Model):
     """That a member's personal data was erased, when and by whom (the record itself holds none)."""
 
-    member = models.OneToOneField("accounts.Member", on_delete=models.PROTECT, related_name="+")
-    operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    member = models.OneToOneField(
+        "accounts.Member", on_delete=models.PROTECT, related_name="+", verbose_name=_("member")
     )
-    erased_at = models.DateTimeField(auto_now_add=True)
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("operator"),
+    )
+    erased_at = models.DateTimeField(auto_now_add=True, verbose_name=_("erased at"))
 
     class Meta:
         verbose_name = _("member erasure")

@@ -11,10 +11,16 @@ class ActionTally(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.CASCADE, related_name="+", db_index=False
+        "accounts.Member",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    action = models.ForeignKey("loyalty.Action", on_delete=models.CASCADE, related_name="+")
-    count = models.PositiveIntegerField(default=0)
+    action = models.ForeignKey(
+        "loyalty.Action", on_delete=models.CASCADE, related_name="+", verbose_name=_("action")
+    )
+    count = models.PositiveIntegerField(default=0, verbose_name=_("count"))
 
     class Meta:
         verbose_name = _("action tally")
@@ -30,10 +36,12 @@ class ActionTally(models.Model):
 class Streak(models.Model):
     """Consecutive local days on which a member did the action (e.g. daily check-in)."""
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    action = models.ForeignKey("loyalty.Action", on_delete=models.PROTECT, related_name="streaks")
-    is_active = models.BooleanField(default=True)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    action = models.ForeignKey(
+        "loyalty.Action", on_delete=models.PROTECT, related_name="streaks", verbose_name=_("action")
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
@@ -48,14 +56,22 @@ class Streak(models.Model):
 class MemberStreak(models.Model):
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.CASCADE, related_name="streaks", db_index=False
+        "accounts.Member",
+        on_delete=models.CASCADE,
+        related_name="streaks",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    streak = models.ForeignKey(Streak, on_delete=models.CASCADE, related_name="+")
-    current = models.PositiveIntegerField(default=0)
-    longest = models.PositiveIntegerField(default=0)
-    last_day = models.DateField(null=True)
-    freezes_month = models.DateField(null=True, help_text=_("The month freezes_used counts in."))
-    freezes_used = models.PositiveIntegerField(default=0)
+    streak = models.ForeignKey(
+        Streak, on_delete=models.CASCADE, related_name="+", verbose_name=_("streak")
+    )
+    current = models.PositiveIntegerField(default=0, verbose_name=_("current"))
+    longest = models.PositiveIntegerField(default=0, verbose_name=_("longest"))
+    last_day = models.DateField(null=True, verbose_name=_("last day"))
+    freezes_month = models.DateField(
+        null=True, help_text=_("The month freezes_used counts in."), verbose_name=_("freezes month")
+    )
+    freezes_used = models.PositiveIntegerField(default=0, verbose_name=_("freezes used"))
 
     class Meta:
         verbose_name = _("member streak")
@@ -85,35 +101,58 @@ class Badge(models.Model):
         SILVER = "silver", _("Silver")
         GOLD = "gold", _("Gold")
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
-    image_url = models.URLField(blank=True)
-    level = models.CharField(max_length=6, choices=Level.choices, blank=True, default="")
-    criterion = models.CharField(max_length=20, choices=Criterion.choices)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    image_url = models.URLField(blank=True, verbose_name=_("image url"))
+    level = models.CharField(
+        max_length=6, choices=Level.choices, blank=True, default="", verbose_name=_("level")
+    )
+    criterion = models.CharField(
+        max_length=20, choices=Criterion.choices, verbose_name=_("criterion")
+    )
     action = models.ForeignKey(
-        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "loyalty.Action",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("action"),
     )
     streak = models.ForeignKey(
-        Streak, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Streak,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("streak"),
     )
     tier = models.ForeignKey(
-        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "loyalty.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("tier"),
     )
-    threshold = models.PositiveIntegerField(default=1)
+    threshold = models.PositiveIntegerField(default=1, verbose_name=_("threshold"))
     repeatable = models.BooleanField(
         default=False,
         help_text=_("Awarded again at every multiple of the threshold (action and quest counts)."),
+        verbose_name=_("repeatable"),
     )
-    secret = models.BooleanField(default=False, help_text=_("Hidden from members until earned."))
-    bonus_growth = models.PositiveIntegerField(default=0)
-    bonus_points = models.PositiveIntegerField(default=0)
+    secret = models.BooleanField(
+        default=False, help_text=_("Hidden from members until earned."), verbose_name=_("secret")
+    )
+    bonus_growth = models.PositiveIntegerField(default=0, verbose_name=_("bonus growth"))
+    bonus_points = models.PositiveIntegerField(default=0, verbose_name=_("bonus points"))
     revoke_on_reversal = models.BooleanField(
         default=False,
         help_text=_("Revoke when a reversal takes the member back below the threshold."),
+        verbose_name=_("revoke on reversal"),
     )
-    is_active = models.BooleanField(default=True)
-    position = models.IntegerField(default=100)
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    position = models.IntegerField(default=100, verbose_name=_("position"))
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
@@ -130,19 +169,32 @@ class BadgeAward(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="badge_awards", db_index=False
+        "accounts.Member",
+        on_delete=models.PROTECT,
+        related_name="badge_awards",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    badge = models.ForeignKey(Badge, on_delete=models.PROTECT, related_name="awards")
-    sequence = models.PositiveIntegerField(default=1)
-    awarded_at = models.DateTimeField(auto_now_add=True)
+    badge = models.ForeignKey(
+        Badge, on_delete=models.PROTECT, related_name="awards", verbose_name=_("badge")
+    )
+    sequence = models.PositiveIntegerField(default=1, verbose_name=_("sequence"))
+    awarded_at = models.DateTimeField(auto_now_add=True, verbose_name=_("awarded at"))
     backfilled = models.BooleanField(
-        default=False, help_text=_("Awarded by a back-fill, without notification.")
+        default=False,
+        help_text=_("Awarded by a back-fill, without notification."),
+        verbose_name=_("backfilled"),
     )
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("operator"),
     )
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoke_reason = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
+    revoke_reason = models.CharField(max_length=200, blank=True, verbose_name=_("revoke reason"))
 
     class Meta:
         verbose_name = _("badge award")

@@ -13,15 +13,21 @@ class RuleCounter(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.CASCADE, related_name="+", db_index=False
+        "accounts.Member",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="+")
-    period = models.CharField(max_length=10, choices=Period.choices)
-    period_start = models.DateField()
-    occurrences = models.PositiveIntegerField(default=0)
-    points = models.BigIntegerField(default=0)
-    growth = models.BigIntegerField(default=0)
-    last_credited_at = models.DateTimeField(null=True)
+    rule = models.ForeignKey(
+        EarningRule, on_delete=models.CASCADE, related_name="+", verbose_name=_("rule")
+    )
+    period = models.CharField(max_length=10, choices=Period.choices, verbose_name=_("period"))
+    period_start = models.DateField(verbose_name=_("period start"))
+    occurrences = models.PositiveIntegerField(default=0, verbose_name=_("occurrences"))
+    points = models.BigIntegerField(default=0, verbose_name=_("points"))
+    growth = models.BigIntegerField(default=0, verbose_name=_("growth"))
+    last_credited_at = models.DateTimeField(null=True, verbose_name=_("last credited at"))
 
     class Meta:
         verbose_name = _("rule counter")

@@ -30,26 +30,39 @@ class Event(models.Model):
         NOTHING_TO_CREDIT = "nothing_to_credit", _("The rules credit nothing")
 
     client = idempotency_client()
-    idempotency_key = models.CharField(max_length=128)
-    request_hash = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=128, verbose_name=_("idempotency key"))
+    request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="events", db_index=False
+        "accounts.Member",
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
+        verbose_name=_("member"),
     )
     action = models.ForeignKey(
-        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        "loyalty.Action",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("action"),
     )
-    action_code = models.CharField(max_length=64)
-    occurred_at = models.DateTimeField()
-    received_at = models.DateTimeField(auto_now_add=True)
-    attributes = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices)
+    action_code = models.CharField(max_length=64, verbose_name=_("action code"))
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
+    attributes = models.JSONField(default=dict, blank=True, verbose_name=_("attributes"))
+    status = models.CharField(max_length=16, choices=Status.choices, verbose_name=_("status"))
     reason = models.CharField(
-        max_length=32, blank=True, choices=Reason.choices, help_text=_("Why nothing was credited.")
+        max_length=32,
+        blank=True,
+        choices=Reason.choices,
+        help_text=_("Why nothing was credited."),
+        verbose_name=_("reason"),
     )
-    growth = models.BigIntegerField(default=0)
-    points = models.BigIntegerField(default=0)
-    outcome = models.JSONField(default=dict)
+    growth = models.BigIntegerField(default=0, verbose_name=_("growth"))
+    points = models.BigIntegerField(default=0, verbose_name=_("points"))
+    outcome = models.JSONField(default=dict, verbose_name=_("outcome"))
 
     class Meta:
         verbose_name = _("event")
@@ -84,17 +97,23 @@ class EventBatchJob(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    client = models.ForeignKey("accounts.ApiClient", on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    items = models.JSONField(help_text=_("The events as posted."))
-    results = models.JSONField(null=True, blank=True)
-    total = models.PositiveIntegerField(default=0)
-    succeeded = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    id = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False, verbose_name=_("id")
+    )
+    client = models.ForeignKey(
+        "accounts.ApiClient", on_delete=models.PROTECT, related_name="+", verbose_name=_("client")
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.QUEUED, verbose_name=_("status")
+    )
+    items = models.JSONField(help_text=_("The events as posted."), verbose_name=_("items"))
+    results = models.JSONField(null=True, blank=True, verbose_name=_("results"))
+    total = models.PositiveIntegerField(default=0, verbose_name=_("total"))
+    succeeded = models.PositiveIntegerField(default=0, verbose_name=_("succeeded"))
+    failed = models.PositiveIntegerField(default=0, verbose_name=_("failed"))
+    error = models.TextField(blank=True, verbose_name=_("error"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         verbose_name_plural = _("event batch jobs")
@@ -109,34 +128,43 @@ class EventReversal(models.Model):
     """A full or partial reversal of an event (a refund, a cancelled order), stored once per
     idempotency key with what it took back."""
 
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="reversals")
+    event = models.ForeignKey(
+        Event, on_delete=models.PROTECT, related_name="reversals", verbose_name=_("event")
+    )
     client = idempotency_client()
-    idempotency_key = models.CharField(max_length=128)
-    request_hash = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=128, verbose_name=_("idempotency key"))
+    request_hash = models.CharField(max_length=64, verbose_name=_("request hash"))
     amount = models.DecimalField(
         max_digits=14,
         decimal_places=2,
         null=True,
         blank=True,
         help_text=_("Partial: the refunded amount."),
+        verbose_name=_("amount"),
     )
     fraction = models.DecimalField(
         max_digits=9,
         decimal_places=8,
         help_text=_("Share of the event reversed so far, this one included."),
+        verbose_name=_("fraction"),
     )
     targets = models.JSONField(
         default=dict,
         help_text=_("Per rule version: the growth and points this reversal takes back."),
+        verbose_name=_("targets"),
     )
-    outcome = models.JSONField(default=dict)
+    outcome = models.JSONField(default=dict, verbose_name=_("outcome"))
     shortfall = models.BigIntegerField(
-        default=0, help_text=_("Spent points this reversal could not take back (recorded as owed).")
+        default=0,
+        help_text=_("Spent points this reversal could not take back (recorded as owed)."),
+        verbose_name=_("shortfall"),
     )
     shortfall_open = models.BigIntegerField(
-        default=0, help_text=_("What of the shortfall later credits have not repaid yet.")
+        default=0,
+        help_text=_("What of the shortfall later credits have not repaid yet."),
+        verbose_name=_("shortfall open"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("event reversal")

@@ -17,20 +17,28 @@ class Leaderboard(models.Model):
         MONTH = "month", _("Month")
         ALL_TIME = "all_time", _("All time")
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    metric = models.CharField(max_length=12, choices=Metric.choices)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    metric = models.CharField(max_length=12, choices=Metric.choices, verbose_name=_("metric"))
     action = models.ForeignKey(
-        "loyalty.Action", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "loyalty.Action",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("action"),
     )
-    period = models.CharField(max_length=8, choices=Period.choices)
-    size = models.PositiveIntegerField(default=10, help_text=_("How many the top list shows."))
-    is_active = models.BooleanField(default=True)
+    period = models.CharField(max_length=8, choices=Period.choices, verbose_name=_("period"))
+    size = models.PositiveIntegerField(
+        default=10, help_text=_("How many the top list shows."), verbose_name=_("size")
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     excluded_members = models.ManyToManyField(
         "accounts.Member",
         blank=True,
         related_name="+",
         help_text=_("Never shown (staff, test accounts…)."),
+        verbose_name=_("excluded members"),
     )
     history = HistoricalRecords(get_user=operator_of, m2m_fields=[])
 
@@ -49,11 +57,17 @@ class LeaderboardScore(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     leaderboard = models.ForeignKey(
-        Leaderboard, on_delete=models.CASCADE, related_name="scores", db_index=False
+        Leaderboard,
+        on_delete=models.CASCADE,
+        related_name="scores",
+        db_index=False,
+        verbose_name=_("leaderboard"),
     )
-    period_start = models.DateField()
-    member = models.ForeignKey("accounts.Member", on_delete=models.CASCADE, related_name="+")
-    score = models.BigIntegerField(default=0)
+    period_start = models.DateField(verbose_name=_("period start"))
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
+    score = models.BigIntegerField(default=0, verbose_name=_("score"))
 
     class Meta:
         verbose_name = _("leaderboard score")
@@ -79,9 +93,11 @@ class StaleLeaderboardSet(models.Model):
     """A board period whose Redis set missed a score's write (Redis was unreachable or slow
     after the commit): the heal job drops the set, which then refills from the database."""
 
-    leaderboard = models.ForeignKey(Leaderboard, on_delete=models.CASCADE, related_name="+")
-    period_start = models.DateField()
-    marked_at = models.DateTimeField(auto_now=True)
+    leaderboard = models.ForeignKey(
+        Leaderboard, on_delete=models.CASCADE, related_name="+", verbose_name=_("leaderboard")
+    )
+    period_start = models.DateField(verbose_name=_("period start"))
+    marked_at = models.DateTimeField(auto_now=True, verbose_name=_("marked at"))
 
     class Meta:
         verbose_name = _("stale leaderboard set")

@@ -43,18 +43,31 @@ class LedgerEntry(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="ledger", db_index=False
+        "accounts.Member",
+        on_delete=models.PROTECT,
+        related_name="ledger",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    currency = models.CharField(max_length=6, choices=Currency.choices)
-    kind = models.CharField(max_length=8, choices=EntryKind.choices)
-    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=6, choices=Currency.choices, verbose_name=_("currency"))
+    kind = models.CharField(max_length=8, choices=EntryKind.choices, verbose_name=_("kind"))
+    amount = models.BigIntegerField(verbose_name=_("amount"))
     pending = models.BooleanField(
-        default=False, help_text=_("Moves points on hold (the pending bucket), not spendable ones.")
+        default=False,
+        help_text=_("Moves points on hold (the pending bucket), not spendable ones."),
+        verbose_name=_("pending"),
     )
-    source_type = models.CharField(max_length=12, choices=SourceType.choices)
-    source_id = models.CharField(max_length=64, blank=True)
+    source_type = models.CharField(
+        max_length=12, choices=SourceType.choices, verbose_name=_("source type")
+    )
+    source_id = models.CharField(max_length=64, blank=True, verbose_name=_("source id"))
     event = models.ForeignKey(
-        "loyalty.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+        "loyalty.Event",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        verbose_name=_("event"),
     )
     rule_version = models.ForeignKey(
         "loyalty.EarningRuleVersion",
@@ -62,13 +75,19 @@ class LedgerEntry(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="entries",
+        verbose_name=_("rule version"),
     )
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("operator"),
     )
-    reason = models.CharField(max_length=200, blank=True)
-    effective_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=200, blank=True, verbose_name=_("reason"))
+    effective_at = models.DateTimeField(verbose_name=_("effective at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("ledger entry")

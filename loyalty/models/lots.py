@@ -21,23 +21,33 @@ class PointLot(models.Model):
     the member's standing lock; the ledger stays the record of every movement.
     """
 
-    member = models.ForeignKey("accounts.Member", on_delete=models.PROTECT, related_name="lots")
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.PROTECT, related_name="lots", verbose_name=_("member")
+    )
     entry = models.OneToOneField(
         "loyalty.LedgerEntry",
         on_delete=models.PROTECT,
         related_name="lot",
         help_text=_("The credit."),
+        verbose_name=_("entry"),
     )
     event = models.ForeignKey(
-        "loyalty.Event", null=True, blank=True, on_delete=models.PROTECT, related_name="lots"
+        "loyalty.Event",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lots",
+        verbose_name=_("event"),
     )
-    amount = models.BigIntegerField()
-    remaining = models.BigIntegerField()
-    pending = models.BooleanField(default=False)
-    activates_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    expiry_notified_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    amount = models.BigIntegerField(verbose_name=_("amount"))
+    remaining = models.BigIntegerField(verbose_name=_("remaining"))
+    pending = models.BooleanField(default=False, verbose_name=_("pending"))
+    activates_at = models.DateTimeField(null=True, blank=True, verbose_name=_("activates at"))
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
+    expiry_notified_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("expiry notified at")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("point lot")
@@ -76,11 +86,18 @@ class LotMovement(models.Model):
     """How much of a lot a debit (spend, expiry, reversal, activation) took, so a refund can
     restore points with their original expiry and ``verify_ledger`` can account for each lot."""
 
-    lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="movements")
-    entry = models.ForeignKey(
-        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="lot_movements"
+    lot = models.ForeignKey(
+        PointLot, on_delete=models.PROTECT, related_name="movements", verbose_name=_("lot")
     )
-    amount = models.BigIntegerField(help_text=_("Points taken from the lot (positive)."))
+    entry = models.ForeignKey(
+        "loyalty.LedgerEntry",
+        on_delete=models.PROTECT,
+        related_name="lot_movements",
+        verbose_name=_("entry"),
+    )
+    amount = models.BigIntegerField(
+        help_text=_("Points taken from the lot (positive)."), verbose_name=_("amount")
+    )
 
     class Meta:
         verbose_name = _("lot movement")

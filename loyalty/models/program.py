@@ -20,9 +20,12 @@ class Program(models.Model):
         CREATE = "create", _("Create the member on the fly")
         REFUSE = "refuse", _("Refuse the event (member_not_found)")
 
-    name = models.CharField(max_length=100, default="Loyalty program")
+    name = models.CharField(max_length=100, default="Loyalty program", verbose_name=_("name"))
     unknown_members = models.CharField(
-        max_length=10, choices=UnknownMembers.choices, default=UnknownMembers.CREATE
+        max_length=10,
+        choices=UnknownMembers.choices,
+        default=UnknownMembers.CREATE,
+        verbose_name=_("unknown members"),
     )
 
     class Shortfall(models.TextChoices):
@@ -34,40 +37,54 @@ class Program(models.Model):
         choices=[c for c in ExpiryPolicy.choices if c[0] != ExpiryPolicy.INHERIT],
         default=ExpiryPolicy.NEVER,
         help_text=_("When earned points expire, unless a rule says otherwise."),
+        verbose_name=_("points expiry"),
     )
     points_expiry_n = models.PositiveIntegerField(
-        default=12, help_text=_("The N of the expiry policy (days, months or years).")
+        default=12,
+        help_text=_("The N of the expiry policy (days, months or years)."),
+        verbose_name=_("points expiry n"),
     )
     points_expiry_date = models.CharField(
         max_length=5,
         default="12-31",
         validators=[MONTH_DAY],
         help_text=_("MM-DD, for the fixed yearly date policy."),
+        verbose_name=_("points expiry date"),
     )
     reversal_shortfall = models.CharField(
         max_length=10,
         choices=Shortfall.choices,
         default=Shortfall.RECORD,
         help_text=_("When a reversal takes back points the member already spent."),
+        verbose_name=_("reversal shortfall"),
     )
     silent_after_days = models.PositiveIntegerField(
-        default=7, help_text=_("Silent after this many days without the key action.")
+        default=7,
+        help_text=_("Silent after this many days without the key action."),
+        verbose_name=_("silent after days"),
     )
     at_risk_after_days = models.PositiveIntegerField(
-        default=14, help_text=_("At risk after this many days.")
+        default=14,
+        help_text=_("At risk after this many days."),
+        verbose_name=_("at risk after days"),
     )
     churned_after_days = models.PositiveIntegerField(
-        default=35, help_text=_("Churned after this many days.")
+        default=35,
+        help_text=_("Churned after this many days."),
+        verbose_name=_("churned after days"),
     )
     expiring_notice_days = models.PositiveIntegerField(
         default=30,
         help_text=_("Tell members (webhook, e-mail) this many days before points expire."),
+        verbose_name=_("expiring notice days"),
     )
     send_emails = models.BooleanField(
-        default=False, help_text=_("Points-expiring and we-miss-you e-mails.")
+        default=False,
+        help_text=_("Points-expiring and we-miss-you e-mails."),
+        verbose_name=_("send emails"),
     )
-    revision = models.UUIDField(default=uuid.uuid4, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    revision = models.UUIDField(default=uuid.uuid4, editable=False, verbose_name=_("revision"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = HistoricalRecords(get_user=operator_of)
 

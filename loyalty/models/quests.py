@@ -13,17 +13,22 @@ class Quest(models.Model):
         DAILY = "daily", _("Daily")
         WEEKLY = "weekly", _("Weekly")
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
-    scope = models.CharField(max_length=10, choices=Scope.choices)
-    reward_points = models.PositiveIntegerField(default=0)
-    reward_growth = models.PositiveIntegerField(default=0)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    scope = models.CharField(max_length=10, choices=Scope.choices, verbose_name=_("scope"))
+    reward_points = models.PositiveIntegerField(default=0, verbose_name=_("reward points"))
+    reward_growth = models.PositiveIntegerField(default=0, verbose_name=_("reward growth"))
     reward_badge = models.ForeignKey(
-        "loyalty.Badge", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "loyalty.Badge",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("reward badge"),
     )
-    is_active = models.BooleanField(default=True)
-    position = models.IntegerField(default=100)
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    position = models.IntegerField(default=100, verbose_name=_("position"))
     history = HistoricalRecords(get_user=operator_of)
 
     class Meta:
@@ -36,9 +41,13 @@ class Quest(models.Model):
 
 
 class QuestStep(models.Model):
-    quest = models.ForeignKey(Quest, on_delete=models.CASCADE, related_name="steps")
-    action = models.ForeignKey("loyalty.Action", on_delete=models.PROTECT, related_name="+")
-    count = models.PositiveIntegerField(default=1)
+    quest = models.ForeignKey(
+        Quest, on_delete=models.CASCADE, related_name="steps", verbose_name=_("quest")
+    )
+    action = models.ForeignKey(
+        "loyalty.Action", on_delete=models.PROTECT, related_name="+", verbose_name=_("action")
+    )
+    count = models.PositiveIntegerField(default=1, verbose_name=_("count"))
 
     class Meta:
         verbose_name = _("quest step")
@@ -54,12 +63,20 @@ class QuestProgress(models.Model):
 
     # No index of its own: a composite index of the table (below) leads with it.
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.CASCADE, related_name="quest_progress", db_index=False
+        "accounts.Member",
+        on_delete=models.CASCADE,
+        related_name="quest_progress",
+        db_index=False,
+        verbose_name=_("member"),
     )
-    quest = models.ForeignKey(Quest, on_delete=models.CASCADE, related_name="+")
-    period_start = models.DateField()
-    step_counts = models.JSONField(default=dict, help_text=_("Step id → count done."))
-    completed_at = models.DateTimeField(null=True, blank=True)
+    quest = models.ForeignKey(
+        Quest, on_delete=models.CASCADE, related_name="+", verbose_name=_("quest")
+    )
+    period_start = models.DateField(verbose_name=_("period start"))
+    step_counts = models.JSONField(
+        default=dict, help_text=_("Step id → count done."), verbose_name=_("step counts")
+    )
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
 
     class Meta:
         verbose_name = _("quest progress")

@@ -11,29 +11,49 @@ class MemberStanding(models.Model):
     """
 
     member = models.OneToOneField(
-        "accounts.Member", primary_key=True, on_delete=models.PROTECT, related_name="standing"
+        "accounts.Member",
+        primary_key=True,
+        on_delete=models.PROTECT,
+        related_name="standing",
+        verbose_name=_("member"),
     )
-    growth = models.BigIntegerField(default=0)
+    growth = models.BigIntegerField(default=0, verbose_name=_("growth"))
     # Spends never take it below zero (checked under the member's lock);
     # only a reversal of already-spent points can, when the program allows negative balances.
-    points = models.BigIntegerField(default=0, help_text=_("Spendable points."))
-    points_pending = models.BigIntegerField(
-        default=0, help_text=_("Points on hold, not yet spendable.")
+    points = models.BigIntegerField(
+        default=0, help_text=_("Spendable points."), verbose_name=_("points")
     )
-    points_earned = models.BigIntegerField(default=0, help_text=_("Lifetime points earned."))
-    points_spent = models.BigIntegerField(default=0, help_text=_("Lifetime points spent."))
-    points_expired = models.BigIntegerField(default=0, help_text=_("Lifetime points expired."))
+    points_pending = models.BigIntegerField(
+        default=0,
+        help_text=_("Points on hold, not yet spendable."),
+        verbose_name=_("points pending"),
+    )
+    points_earned = models.BigIntegerField(
+        default=0, help_text=_("Lifetime points earned."), verbose_name=_("points earned")
+    )
+    points_spent = models.BigIntegerField(
+        default=0, help_text=_("Lifetime points spent."), verbose_name=_("points spent")
+    )
+    points_expired = models.BigIntegerField(
+        default=0, help_text=_("Lifetime points expired."), verbose_name=_("points expired")
+    )
     points_owed = models.BigIntegerField(
         default=0,
         help_text=_(
             "Points a reversal could not take back because they were spent: an open debt "
             "that the member's next credits repay first."
         ),
+        verbose_name=_("points owed"),
     )
     tier = models.ForeignKey(
-        "loyalty.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "loyalty.Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("tier"),
     )
-    tier_since = models.DateTimeField(null=True, blank=True)
+    tier_since = models.DateTimeField(null=True, blank=True, verbose_name=_("tier since"))
     locked_tier = models.ForeignKey(
         "loyalty.Tier",
         null=True,
@@ -41,15 +61,17 @@ class MemberStanding(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text=_("Operator lock: the review never lowers the member below this tier."),
+        verbose_name=_("locked tier"),
     )
     grace_until = models.DateTimeField(
         null=True,
         blank=True,
         help_text=_("Below the tier's threshold: the review lowers it after this."),
+        verbose_name=_("grace until"),
     )
-    events_count = models.PositiveBigIntegerField(default=0)
-    last_event_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    events_count = models.PositiveBigIntegerField(default=0, verbose_name=_("events count"))
+    last_event_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last event at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("member standing")

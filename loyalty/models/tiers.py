@@ -15,23 +15,30 @@ class Tier(models.Model):
         ROLLING_DAYS = "rolling_days", _("Growth in the last N days")
         CALENDAR_YEAR = "calendar_year", _("Growth this calendar year")
 
-    code = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=100)
-    position = models.PositiveSmallIntegerField(unique=True)
+    code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    position = models.PositiveSmallIntegerField(unique=True, verbose_name=_("position"))
     growth_threshold = models.PositiveIntegerField(
-        help_text=_("Qualifying growth needed to reach and keep this tier.")
+        help_text=_("Qualifying growth needed to reach and keep this tier."),
+        verbose_name=_("growth threshold"),
     )
-    window = models.CharField(max_length=16, choices=Window.choices, default=Window.LIFETIME)
+    window = models.CharField(
+        max_length=16, choices=Window.choices, default=Window.LIFETIME, verbose_name=_("window")
+    )
     window_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("For the rolling window: how many days.")
+        null=True,
+        blank=True,
+        help_text=_("For the rolling window: how many days."),
+        verbose_name=_("window days"),
     )
     grace_days = models.PositiveIntegerField(
         default=30,
         help_text=_(
             "Days a member below the threshold keeps the tier before the review lowers it."
         ),
+        verbose_name=_("grace days"),
     )
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, verbose_name=_("description"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -67,12 +74,16 @@ class Privilege(models.Model):
         STREAK_FREEZES = "streak_freezes", _("Streak freezes per month (params: count)")
         HOST = "host", _("Honoured by the host app (params: free-form)")
 
-    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="privileges")
-    code = models.SlugField(max_length=64)
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=24, choices=Kind.choices, default=Kind.HOST)
-    params = models.JSONField(default=dict, blank=True)
-    description = models.TextField(blank=True)
+    tier = models.ForeignKey(
+        Tier, on_delete=models.CASCADE, related_name="privileges", verbose_name=_("tier")
+    )
+    code = models.SlugField(max_length=64, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    kind = models.CharField(
+        max_length=24, choices=Kind.choices, default=Kind.HOST, verbose_name=_("kind")
+    )
+    params = models.JSONField(default=dict, blank=True, verbose_name=_("params"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
 
     history = HistoricalRecords(get_user=operator_of)
 
@@ -99,17 +110,31 @@ class TierChange(models.Model):
         UNLOCK = "unlock", _("Unlocked by an operator")
 
     member = models.ForeignKey(
-        "accounts.Member", on_delete=models.PROTECT, related_name="tier_changes"
+        "accounts.Member",
+        on_delete=models.PROTECT,
+        related_name="tier_changes",
+        verbose_name=_("member"),
     )
-    from_tier = models.ForeignKey(Tier, null=True, on_delete=models.PROTECT, related_name="+")
-    to_tier = models.ForeignKey(Tier, null=True, on_delete=models.PROTECT, related_name="+")
-    reason = models.CharField(max_length=10, choices=Reason.choices)
-    qualifying_growth = models.BigIntegerField(default=0)
-    note = models.CharField(max_length=200, blank=True)
+    from_tier = models.ForeignKey(
+        Tier, null=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("from tier")
+    )
+    to_tier = models.ForeignKey(
+        Tier, null=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("to tier")
+    )
+    reason = models.CharField(max_length=10, choices=Reason.choices, verbose_name=_("reason"))
+    qualifying_growth = models.BigIntegerField(default=0, verbose_name=_("qualifying growth"))
+    note = models.CharField(max_length=200, blank=True, verbose_name=_("note"))
     operator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("operator"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("created at")
+    )
 
     class Meta:
         verbose_name = _("tier change")
