@@ -173,7 +173,9 @@ class RuleCondition(models.Model):
         EarningRule, on_delete=models.CASCADE, related_name="conditions", verbose_name=_("rule")
     )
     attribute = models.CharField(max_length=64, verbose_name=_("attribute"))
-    operator = models.CharField(max_length=10, choices=Operator.choices, verbose_name=_("operator"))
+    operator = models.CharField(
+        max_length=10, choices=Operator.choices, verbose_name=_("comparison")
+    )
     value = models.JSONField(help_text=_('JSON: 100, "gold", ["a", "b"].'), verbose_name=_("value"))
 
     history = HistoricalRecords(get_user=operator_of)
