@@ -12,14 +12,26 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM:
         pytest.skip("needs Chromium: apt-get install -y chromium (or set CHROMIUM_PATH)")
     playwright_sync = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; the test's own database calls
-    # (fixtures, assertions) are still made synchronously, one at a time.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # (fixtures, assertions) are still made synchronously, one at a time. Allowed for these
+    # tests only: a later test's subprocess must not inherit it.
+    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launched(playwright_sync)
+    finally:
+        if before is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
+
+
+def _launched(playwright_sync):
     with playwright_sync.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
