@@ -288,8 +288,8 @@ def _bonus(
 ) -> None:
     """Growth and points given for ``source`` (a grant, an award, a completed quest): its id
     names the entries; a row the unit of work has not written yet gets it at the flush. Inside
-    the event flow the bonus is also listed for the event's answer (``code`` names it there). ``at``: when the bonus counts (the time of
-    the event that set it off; default now)."""
+    the event flow the bonus is also listed for the event's answer (``code`` names it there).
+    ``at``: when the bonus counts (the time of the event that set it off; default now)."""
     named = {"source_id": str(source.pk)} if source.pk else {"source": source}
     work = unit_of_work.current()
     if work is not None and (growth or points):

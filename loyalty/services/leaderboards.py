@@ -14,7 +14,7 @@ definitions, so it reproduces the incremental scores exactly.
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -402,20 +402,10 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
         read. A set being filled is left alone: it is being read from the database already, and
         dropping it under the fill would let the fill mark ready a set missing what it had
         written before."""
-        import redis
 
         def drop_ready() -> None:
             for state in self.redis.scan_iter(f"{self.prefix}:{board.pk}:*:state"):
-                with self.redis.pipeline() as pipe:
-                    try:
-                        pipe.watch(state)
-                        if pipe.get(state) != b"ready":
-                            continue
-                        pipe.multi()
-                        pipe.delete(state.removesuffix(b":state"), state)
-                        pipe.execute()
-                    except redis.WatchError:
-                        continue  # a fill or a forget came first: the set is fresh
+                self._drop_set(state.decode().removesuffix(":state"), when=lambda s: s == b"ready")
 
         self._safely(drop_ready)
 
@@ -423,24 +413,25 @@ class RedisLeaderboardStore(DatabaseLeaderboardStore):
         """Drop the set of a board period marked stale, so that it refills from the database;
         True once done (or nothing to drop). A set being filled is left for the next run (its
         fill may have read the database before the missed write)."""
+        key = self._key(board.pk, period)
+        return bool(self._safely(lambda: self._drop_set(key, when=lambda s: s != b"filling")))
+
+    def _drop_set(self, key: str, *, when: Callable[[bytes | None], bool]) -> bool:
+        """Drop the set ``key`` and its state if ``when(state)`` holds, watching the state so
+        that a fill or a forget that comes first wins; whether it was dropped."""
         import redis
 
-        key = self._key(board.pk, period)
-
-        def drop() -> bool:
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(f"{key}:state")
-                    if pipe.get(f"{key}:state") == b"filling":
-                        return False
-                    pipe.multi()
-                    pipe.delete(key, f"{key}:state")
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(f"{key}:state")
+                if not when(pipe.get(f"{key}:state")):
                     return False
-
-        return bool(self._safely(drop))
+                pipe.multi()
+                pipe.delete(key, f"{key}:state")
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False  # a fill or a forget came first: the set is fresh
 
     def _hidden(self, board: Leaderboard, key: str) -> dict[int, int]:
         """The hidden members on the board: member id → score."""

@@ -32,8 +32,9 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
     """For every member: each cached bucket equals the sum of their ledger entries; their
     spendable lots add up to ``max(points, 0)`` and pending lots to ``points_pending``; each lot's
     remainder is its amount less its movements; what they owe is their reversals' open
-    shortfalls, and each reversal's open shortfall is its shortfall less the repayments. Streams members in primary-key chunks, summing
-    in the database, so memory stays flat however large the ledger."""
+    shortfalls, and each reversal's open shortfall is its shortfall less the repayments.
+    Streams members in primary-key chunks, summing in the database, so memory stays flat
+    however large the ledger."""
     report = VerifyReport()
 
     def mismatch(member_id: int, check: str, cached: int, actual: int) -> None:

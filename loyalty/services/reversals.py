@@ -80,7 +80,8 @@ def event_reverse(
     reversing everything in parts takes back exactly what was credited. Points still pending
     are voided first, then the event's own unspent points; points already spent follow the
     program's setting: a negative balance, or what is left plus a recorded shortfall that
-    stays owed until the member's later credits repay it. Safe to retry with the same key; the same key with another amount is a conflict.
+    stays owed until the member's later credits repay it. Safe to retry with the same key; the
+    same key with another amount is a conflict.
     """
     request_hash = _hash(event_id, amount)
     return idempotent_write(

@@ -48,7 +48,10 @@ def test_event_attributes_the_database_cannot_store_are_a_400(api, program, valu
 
 
 def test_a_nul_in_an_attributes_key_is_a_400(api, program):
-    text = '{"external_id": "a", "action": "purchase", "idempotency_key": "k", "attributes": {"x\\u0000": 1}}'
+    text = (
+        '{"external_id": "a", "action": "purchase", "idempotency_key": "k", '
+        '"attributes": {"x\\u0000": 1}}'
+    )
     assert_error(post_text(api, "/api/v1/events", text), 400, "validation_error")
 
 
