@@ -2,6 +2,7 @@ import yaml
 from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,11 +47,13 @@ class KeyValueField(forms.Field):
         try:
             data = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise forms.ValidationError(f"Write one “key: value” per line ({error}).") from None
+            raise forms.ValidationError(
+                _("Write one “key: value” per line (%(error)s).") % {"error": error}
+            ) from None
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise forms.ValidationError("Write one “key: value” per line.")
+            raise forms.ValidationError(_("Write one “key: value” per line."))
         return data
 
     def prepare_value(self, value):

@@ -1,5 +1,6 @@
 """The API's JSON parser: DRF's, with nesting too deep to parse answered as malformed JSON."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -10,4 +11,4 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             # Python's parser gives up about a thousand levels deep; no body of ours nests so.
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise ParseError(_("JSON parse error - nested too deeply.")) from None

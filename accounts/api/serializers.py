@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Member
@@ -34,8 +35,8 @@ class InstantField(serializers.DateTimeField):
     in one zone or another it names different instants."""
 
     default_error_messages = {
-        "naive": "Give the time with its UTC offset, e.g. 2026-11-20T10:00:00Z.",
-        "range": "Must lie between 2000-01-01T00:00:00Z and now.",
+        "naive": _("Give the time with its UTC offset, e.g. 2026-11-20T10:00:00Z."),
+        "range": _("Must lie between 2000-01-01T00:00:00Z and now."),
     }
 
     def enforce_timezone(self, value: datetime) -> datetime:
@@ -66,23 +67,23 @@ class JsonObjectField(serializers.DictField):
     caller's error, named here, never a failure in the database."""
 
     default_error_messages = {
-        "nul": "Null characters are not allowed (at {path}).",
-        "surrogate": "Lone surrogate characters are not allowed (at {path}).",
-        "number": "Numbers must be finite and within a float's range (at {path}).",
-        "depth": f"Nested more than {MAX_JSON_DEPTH} levels deep.",
-        "size": f"Larger than {MAX_JSON_BYTES:,} bytes once encoded as JSON.",
+        "nul": _("Null characters are not allowed (at {path})."),
+        "surrogate": _("Lone surrogate characters are not allowed (at {path})."),
+        "number": _("Numbers must be finite and within a float's range (at {path})."),
+        "depth": _("Nested more than {depth} levels deep."),
+        "size": _("Larger than {size} bytes once encoded as JSON."),
     }
 
     def to_internal_value(self, data: Any) -> dict:
         value = super().to_internal_value(data)
         self._check(value, "$", 1)
         if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_JSON_BYTES:
-            self.fail("size")
+            self.fail("size", size=f"{MAX_JSON_BYTES:,}")
         return value
 
     def _check(self, value: Any, path: str, depth: int) -> None:
         if depth > MAX_JSON_DEPTH:
-            self.fail("depth")
+            self.fail("depth", depth=MAX_JSON_DEPTH)
         if isinstance(value, str):
             self._check_text(value, path)
         elif isinstance(value, float):
