@@ -3,7 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import permissions
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 
 class Forbidden(DomainError):

@@ -10,10 +10,11 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import sql
-from accounts.errors import InvalidInput, MemberNotFound
+from accounts.errors import MemberNotFound
 from accounts.models import ApiClient, Member, hash_secret
 from accounts.scopes import unknown_scopes
+from core import sql
+from core.errors import InvalidInput
 
 API_KEY_PREFIX = "lk_"
 MEMBER_TOKEN_PREFIX = "mt_"

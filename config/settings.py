@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "core",
     "accounts",
     "loyalty",
     "rewards",
@@ -48,7 +49,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Bodies too large, NUL characters in the path or query: refused before any view (/api/).
-    "accounts.api.middleware.ApiRequestGuard",
+    "core.api.middleware.ApiRequestGuard",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The language of each request: the admin's choice (a cookie), else Accept-Language, else
     # LOYALTY_LANGUAGE.
@@ -173,10 +174,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRequiredScopes"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.NewestFirstCursorPagination",
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ClientRateThrottle"],

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.api.errors import json_bad_request, json_not_found, json_server_error
+from core.api.errors import json_bad_request, json_not_found, json_server_error
 
 # Apps higher in the dependency chain come first: where two apps serve one path (the member
 # summary extends the member's identity), the first match is the richer view.

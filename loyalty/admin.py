@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.errors import DomainError, InvalidInput
+from core.errors import DomainError, InvalidInput
 from loyalty import admin_activity, admin_gamification  # noqa: F401  register their admin pages
 from loyalty.admin_base import ReadOnlyAdmin, admin_page
 from loyalty.models import (

@@ -9,7 +9,7 @@ grow with the list; elsewhere the lookup is ``IN``.
 from django.db.models import Field, ForeignObject, Lookup
 from django.db.models.lookups import In
 
-from accounts import sql
+from core import sql
 
 
 @Field.register_lookup

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 from loyalty.admin_base import KeyValueField, admin_page
 from rewards.models import CouponPool, Redemption, Reward
 from rewards.services.pools import parse_codes, pool_add_codes, pool_generate

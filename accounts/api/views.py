@@ -14,10 +14,10 @@ from accounts.api.serializers import (
     MemberTokenSerializer,
     MemberWriteSerializer,
 )
-from accounts.errors import InvalidInput
 from accounts.models import Member
 from accounts.permissions import IsMember
 from accounts.services import member_get, member_token_issue, member_upsert
+from core.errors import InvalidInput
 
 MAX_EXTERNAL_ID_LENGTH = Member._meta.get_field("external_id").max_length
 

@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import scopes
-from accounts.errors import InvalidInput
 from accounts.models import Member
 from accounts.permissions import IsMember, MemberOrScopes
 from accounts.services import member_get
+from core.errors import InvalidInput
 from loyalty.api.serializers import (
     LeaderboardInfoSerializer,
     LeaderboardViewSerializer,

@@ -5,8 +5,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from accounts.api.serializers import InstantField, JsonObjectField, validated
-from accounts.errors import DomainError, InvalidInput
+from core.api.fields import InstantField, JsonObjectField, validated
+from core.errors import DomainError, InvalidInput
 from loyalty.models import LedgerEntry
 from loyalty.services.events import EventInput
 

@@ -9,11 +9,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import scopes
-from accounts.api.idempotency import body_with_idempotency_key
 from accounts.api.views import MemberDetailView, MeView
 from accounts.models import Member
 from accounts.permissions import IsMember
 from accounts.services import member_get
+from core.api.idempotency import body_with_idempotency_key
 from loyalty.api.serializers import (
     AdjustmentRequestSerializer,
     AdjustmentSerializer,

@@ -1,8 +1,6 @@
 """Operator adjustments: credit or debit a member's growth or points, one at a time or in bulk,
 each with a reason and the operator (or API client) recorded, each idempotent."""
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,11 +8,13 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.errors import BusinessRuleViolation, DomainError, InvalidInput, MemberNotFound
+from accounts.errors import MemberNotFound
 from accounts.models import ApiClient, Member
+from core.errors import BusinessRuleViolation, DomainError, InvalidInput
+from core.idempotency import idempotent_write, stored_write
+from core.idempotency import request_hash as hash_request
 from loyalty.models import Adjustment, Currency, EntryKind, SourceType
 from loyalty.services.gamification import badges_on_tier_change
-from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_credit_locked, points_debit_locked
@@ -46,11 +46,6 @@ class AdjustmentResult:
             "entry_id": a.entry_id,
             "created_at": a.created_at,
         }
-
-
-def _hash(member: Member, currency: str, amount: int, reason: str) -> str:
-    body = json.dumps([member.pk, currency, amount, reason])
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> AdjustmentResult | None:
@@ -86,7 +81,7 @@ def adjust(
         raise InvalidInput(
             f"The amount must be non-zero and at most {MAX_ADJUSTMENT:,}.", code="invalid_amount"
         )
-    request_hash = _hash(member, currency, amount, reason)
+    request_hash = hash_request([member.pk, currency, amount, reason])
     return idempotent_write(
         lambda: _adjust(
             member, currency, amount, reason, idempotency_key, operator, client, request_hash

@@ -6,8 +6,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.errors import DomainError
 from accounts.models import ApiClient
+from core.errors import DomainError
 from loyalty.models import EventBatchJob
 from loyalty.services.events import EventInput, record_events
 

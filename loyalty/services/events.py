@@ -16,9 +16,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from accounts import sql
-from accounts.errors import DomainError, InvalidInput, MemberNotFound
+from accounts.errors import MemberNotFound
 from accounts.models import ApiClient, Member
+from core import sql
+from core.errors import DomainError, InvalidInput
+from core.idempotency import IdempotencyConflict, of_client
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -32,7 +34,6 @@ from loyalty.periods import period_start
 from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
 from loyalty.services.activity import activity_on_event_locked, gift_grant_locked
 from loyalty.services.gamification import on_event
-from loyalty.services.idempotency import IdempotencyConflict, of_client
 from loyalty.services.leaderboards import leaderboards_record_action
 from loyalty.services.ledger import Movement, ledger_post
 from loyalty.services.locks import lock_standings, lock_standings_of

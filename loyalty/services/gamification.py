@@ -11,7 +11,7 @@ from django.db.models import Count, F, Model, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from accounts import sql
+from core import sql
 from loyalty.models import (
     ActionTally,
     Badge,

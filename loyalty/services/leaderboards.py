@@ -26,8 +26,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 
-from accounts import sql
 from accounts.models import Member
+from core import sql
 from loyalty.models import (
     Currency,
     EntryKind,

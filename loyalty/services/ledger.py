@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts import sql
+from core import sql
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.services import unit_of_work
 from loyalty.services.leaderboards import leaderboards_record_entries

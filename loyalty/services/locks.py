@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from accounts import sql
 from accounts.models import Member
+from core import sql
 from loyalty.models import MemberStanding, Program
 from loyalty.services.program import REVISION_SQL, CompiledProgram, program_at
 

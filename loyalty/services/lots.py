@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.db.models import F
 
-from accounts import sql
+from core import sql
 from loyalty.models import (
     Currency,
     EntryKind,

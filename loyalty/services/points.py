@@ -12,9 +12,9 @@ from django.db.models import Model, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.errors import BusinessRuleViolation, InvalidInput
 from accounts.models import Member
 from accounts.services import member_external_id
+from core.errors import BusinessRuleViolation, InvalidInput
 from loyalty.models import (
     Currency,
     EntryKind,

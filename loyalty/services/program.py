@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Max
 
-from accounts import sql
+from core import sql
 from loyalty.models import (
     Action,
     Badge,

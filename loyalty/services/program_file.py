@@ -16,7 +16,7 @@ from django.db import transaction
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from accounts.errors import InvalidInput
+from core.errors import InvalidInput
 from loyalty.models import (
     Action,
     Badge,

@@ -2,8 +2,6 @@
 proportion, correct the counters behind caps, never touch the tier (only the review may lower
 it)."""
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,8 +11,10 @@ from django.db.models import F, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient
+from core.errors import BusinessRuleViolation, NotFound
+from core.idempotency import idempotent_write, stored_write
+from core.idempotency import request_hash as hash_request
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -29,7 +29,6 @@ from loyalty.models import (
 from loyalty.periods import period_start
 from loyalty.rules import CompiledRule, read_attribute
 from loyalty.services.gamification import on_reversal
-from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.leaderboards import (
     leaderboards_record_action,
     leaderboards_record_shortfall,
@@ -59,11 +58,6 @@ class ReversalResult:
         return {"reversal_id": self.reversal_id, "replayed": self.replayed, **self.outcome}
 
 
-def _hash(event_id: int, amount: Decimal | None) -> str:
-    body = json.dumps({"event": event_id, "amount": str(amount) if amount is not None else None})
-    return hashlib.sha256(body.encode()).hexdigest()
-
-
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> ReversalResult | None:
     stored = stored_write(EventReversal.objects, client=client, key=key, request_hash=request_hash)
     if stored is None:
@@ -83,7 +77,9 @@ def event_reverse(
     stays owed until the member's later credits repay it. Safe to retry with the same key; the
     same key with another amount is a conflict.
     """
-    request_hash = _hash(event_id, amount)
+    request_hash = hash_request(
+        {"event": event_id, "amount": str(amount) if amount is not None else None}
+    )
     return idempotent_write(
         lambda: _reverse(client, event_id, idempotency_key, amount, request_hash),
         stored=lambda: _stored(client, idempotency_key, request_hash),

@@ -39,7 +39,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts import services as accounts_services
-from accounts import sql
+from core import sql
 from loyalty.models import (
     ActionTally,
     BadgeAward,

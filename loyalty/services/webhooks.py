@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts import sql
+from core import sql
 from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from loyalty.services import unit_of_work
 

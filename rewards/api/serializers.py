@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from accounts.api.serializers import JsonObjectField
+from core.api.fields import JsonObjectField
 from rewards.models import Redemption
 from rewards.services.catalog import Offer
 

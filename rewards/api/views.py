@@ -8,10 +8,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import scopes
-from accounts.api.idempotency import body_with_idempotency_key
-from accounts.api.serializers import validated
 from accounts.permissions import IsMember
 from accounts.services import member_get
+from core.api.fields import validated
+from core.api.idempotency import body_with_idempotency_key
 from rewards.api.serializers import (
     MeRedemptionRequestSerializer,
     OfferSerializer,

@@ -7,9 +7,9 @@ from decimal import ROUND_FLOOR, Decimal
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import sql
-from accounts.errors import BusinessRuleViolation
 from accounts.models import Member
+from core import sql
+from core.errors import BusinessRuleViolation
 from loyalty.models import MemberStanding
 from loyalty.periods import period_start, start_of_day
 from loyalty.services.program import CompiledProgram, compiled_program

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import transaction
 
-from accounts.errors import InvalidInput
+from core.errors import InvalidInput
 from loyalty.models import Tier
 from rewards.models import CouponPool, Reward
 from rewards.services.pools import pool_generate

@@ -6,7 +6,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from accounts.errors import InvalidInput
+from core.errors import InvalidInput
 from rewards.models import CouponCode, CouponPool
 
 PATTERN_ALPHABET = string.ascii_uppercase.replace("O", "").replace("I", "") + "23456789"

@@ -9,8 +9,6 @@ whole redemption rolls back. Stock never goes below zero, and concurrent redempt
 reward wait on each other for a single statement, not for a whole redemption.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +17,12 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.errors import BusinessRuleViolation, NotFound
 from accounts.models import ApiClient, Member
+from core.errors import BusinessRuleViolation, NotFound
+from core.idempotency import idempotent_write, stored_write
+from core.idempotency import request_hash as hash_request
 from loyalty.models import EntryKind, LotMovement, SourceType
 from loyalty.services import unit_of_work
-from loyalty.services.idempotency import idempotent_write, stored_write
 from loyalty.services.locks import lock_standing, lock_standing_with_program
 from loyalty.services.points import points_credit_locked, points_debit_locked
 from loyalty.services.webhooks import webhook_emit
@@ -45,11 +44,6 @@ class RedemptionNotFound(NotFound):
 class RedemptionResult:
     redemption: Redemption
     replayed: bool = False
-
-
-def _hash(member: Member, reward_code: str, details: dict) -> str:
-    body = json.dumps([member.pk, reward_code, details], sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _stored(client: ApiClient | None, key: str, request_hash: str) -> RedemptionResult | None:
@@ -74,7 +68,7 @@ def redeem(
     through the ledger (lots closest to expiry first), take stock, hand out a coupon code and
     record the redemption. Refusals raise ``RedemptionRefused`` with a stable code."""
     details = details or {}
-    request_hash = _hash(member, reward_code, details)
+    request_hash = hash_request([member.pk, reward_code, details], sort_keys=True)
     return idempotent_write(
         lambda: _redeem(member, reward_code, idempotency_key, client, details, request_hash),
         stored=lambda: _stored(client, idempotency_key, request_hash),

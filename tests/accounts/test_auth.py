@@ -75,7 +75,7 @@ def test_a_key_with_the_right_prefix_but_wrong_secret_fails(db):
 
 
 def test_unknown_scopes_are_refused(db):
-    from accounts.errors import InvalidInput
+    from core.errors import InvalidInput
 
     with pytest.raises(InvalidInput):
         api_client_create(name="c", scopes=["members:read", "root"])

@@ -6,9 +6,9 @@ import pytest
 from django.db.models.signals import post_init
 from django.utils import timezone
 
-from accounts import sql
 from accounts.models import ApiClient, Member
 from accounts.services import api_client_create
+from core import sql
 from loyalty.models import LedgerEntry, MemberStanding, PointLot, QuestProgress
 from tests.factories import MemberFactory, make_quest
 

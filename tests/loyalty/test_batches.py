@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Member
+from core.idempotency import IdempotencyConflict
 from loyalty.demo import load_demo_program
 from loyalty.models import (
     ActionTally,
@@ -26,7 +27,6 @@ from loyalty.models import (
     TierChange,
 )
 from loyalty.services.events import EventInput, record_event, record_events
-from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.program import program_changed
 from loyalty.services.reconciliation import verify_ledger
 from tests.helpers import assert_balances_match_ledger

@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from accounts.errors import MemberNotFound
 from accounts.models import Member
+from core.idempotency import IdempotencyConflict
 from loyalty.models import EarningRule, Event, LedgerEntry, Program, RuleCap
 from loyalty.services.events import EventInput, record_event, record_events
-from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.program import earning_rule_publish
 from tests.factories import MemberFactory, make_rule
 from tests.helpers import assert_balances_match_ledger

@@ -11,8 +11,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.errors import DomainError
 from accounts.models import Member
+from core.errors import DomainError
 from loyalty.models import EntryKind, Event, MemberStanding, PointLot, Program, SourceType
 from loyalty.services.adjustments import adjust
 from loyalty.services.events import EventInput, record_event

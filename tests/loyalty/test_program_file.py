@@ -7,7 +7,7 @@ import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from accounts.errors import InvalidInput
+from core.errors import InvalidInput
 from loyalty.demo import DEMO_PROGRAM, load_demo_program, simulate_members
 from loyalty.models import Action, EarningRule, EarningRuleVersion, Event, MemberStanding, Tier
 from loyalty.services.program_file import program_export, program_load

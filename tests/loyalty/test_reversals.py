@@ -7,9 +7,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from core.idempotency import IdempotencyConflict
 from loyalty.models import EntryKind, MemberStanding, PointLot, Program, SourceType
 from loyalty.services.events import EventInput, record_event
-from loyalty.services.idempotency import IdempotencyConflict
 from loyalty.services.locks import lock_standing
 from loyalty.services.points import points_debit_locked
 from loyalty.services.program import program_changed

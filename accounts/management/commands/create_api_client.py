@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import InvalidInput
 from accounts.scopes import SCOPES
 from accounts.services import api_client_create
+from core.errors import InvalidInput
 
 
 class Command(BaseCommand):

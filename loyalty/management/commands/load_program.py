@@ -3,7 +3,7 @@ from pathlib import Path
 import yaml
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.errors import InvalidInput
+from core.errors import InvalidInput
 from loyalty.services.program_file import program_load
 
 

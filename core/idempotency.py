@@ -2,19 +2,27 @@
 same key with another body is a conflict. Keys are unique per API client in every table that
 stores them, next to the request's hash."""
 
+import hashlib
+import json
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from accounts import sql
-from accounts.errors import Conflict
-from accounts.models import ApiClient
+from core import sql
+from core.errors import Conflict
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
+
+
+def request_hash(body: Any, *, sort_keys: bool = False) -> str:
+    """The fingerprint of a write's request, stored beside its key: a retry must hash alike.
+    (Each caller keeps its body's shape and key order: stored hashes must stay valid.)"""
+    text = json.dumps(body, sort_keys=sort_keys, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class IdempotencyConflict(Conflict):
@@ -23,7 +31,7 @@ class IdempotencyConflict(Conflict):
 
 
 def stored_write(
-    rows: QuerySet[M], *, client: ApiClient | None, key: str, request_hash: str
+    rows: QuerySet[M], *, client: Model | None, key: str, request_hash: str
 ) -> M | None:
     """The row this client already wrote under ``key``, if any; ``IdempotencyConflict`` if it
     was written for another request."""
@@ -42,7 +50,7 @@ def stored_write(
     return rows.get(pk=pk)
 
 
-def of_client(client: ApiClient | None) -> tuple[str, list]:
+def of_client(client: Model | None) -> tuple[str, list]:
     """The rows of this client (or of none), as SQL and its parameters. Asked as such: ``IS NOT
     DISTINCT FROM`` would not use the (client, key) index."""
     return ("client_id = %s", [client.pk]) if client else ("client_id IS NULL", [])

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 
-from accounts.api.errors import error_body, payload_too_large
+from core.api.errors import error_body, payload_too_large
 
 NUL_MESSAGE = _("Null characters are not allowed.")
 
