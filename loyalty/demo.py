@@ -11,10 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.engine.events import EventInput, record_events
+from loyalty.engine.tier_review import review_tiers
 from loyalty.models import Event
-from loyalty.services.events import EventInput, record_events
-from loyalty.services.program_file import program_load
-from loyalty.services.tier_actions import review_tiers
+from loyalty.program.program_file import program_load
 
 DEMO_PROGRAM = Path(__file__).parent / "fixtures" / "demo_program.yaml"
 DEMO_PREFIX = "demo-"

@@ -6,10 +6,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.ledger.points import points_expiring
 from loyalty.models import LedgerEntry, MemberStanding
-from loyalty.services.points import points_expiring
-from loyalty.services.program import compiled_program
-from loyalty.services.tiers import GrowthWindows
+from loyalty.program.compiled import compiled_program
+from loyalty.tiers.moves import GrowthWindows
 
 
 def member_standing(member: Member) -> MemberStanding:
@@ -106,8 +106,8 @@ def program_changes(*, limit: int = 300) -> list[dict[str, Any]]:
 
 def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
     """Earned badges, and progress towards the others; secret badges stay hidden until earned."""
+    from loyalty.gamification.badges import awards_due, badge_progress, badge_threshold
     from loyalty.models import BadgeAward
-    from loyalty.services.gamification import awards_due, badge_progress, badge_threshold
 
     program = compiled_program()
     standing = member_standing(member)
@@ -150,9 +150,9 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
 
 def member_quests(member: Member) -> list[dict[str, Any]]:
     """Active quests with the member's progress in the current period of each."""
+    from loyalty.gamification.badges import QUEST_PERIODS, quest_period_start
     from loyalty.models import Quest, QuestProgress
     from loyalty.periods import next_period_start
-    from loyalty.services.gamification import QUEST_PERIODS, quest_period_start
 
     now = timezone.now()
     quests = list(Quest.objects.filter(is_active=True).prefetch_related("steps__action"))

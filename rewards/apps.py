@@ -7,7 +7,7 @@ class RewardsConfig(AppConfig):
     verbose_name = _("Rewards catalog")
 
     def ready(self) -> None:
-        from loyalty.services.data_rights import register_export_section
+        from loyalty.engine.data_rights import register_export_section
         from rewards.models import Redemption
 
         # A member's data export includes their redemptions.

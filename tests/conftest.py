@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def fresh_program_cache():
     """Each test compiles the program afresh: rolled-back tests reuse revision tokens."""
-    from loyalty.services import program
+    from loyalty.program import compiled as program
 
     program._compiled = None
     yield

@@ -24,7 +24,7 @@ class ActionFactory(factory.django.DjangoModelFactory):
 def make_rule(action: str = "purchase", *, conditions=(), caps=(), **fields):
     """Create an earning rule (with its conditions and caps) and publish its first version."""
     from loyalty.models import EarningRule, RuleCap, RuleCondition
-    from loyalty.services.program import earning_rule_publish
+    from loyalty.program.compiled import earning_rule_publish
 
     fields.setdefault("code", f"{action}-{EarningRule.objects.count() + 1}")
     fields.setdefault("name", fields["code"])
@@ -40,7 +40,7 @@ def make_rule(action: str = "purchase", *, conditions=(), caps=(), **fields):
 def make_tiers(*specs, **common):
     """Tiers from ``(code, growth_threshold)`` or ``(code, threshold, {privilege kind: params})``."""
     from loyalty.models import Privilege, Tier
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     tiers = []
     for position, spec in enumerate(specs):
@@ -74,7 +74,7 @@ def make_reward(code: str = "gift", *, codes: int = 0, **fields):
 def give_points(external_id: str, points: int):
     """A member with ``points`` spendable points (an operator credit)."""
     from accounts.models import Member
-    from loyalty.services.adjustments import adjust
+    from loyalty.engine.adjustments import adjust
 
     member, _ = Member.objects.get_or_create(external_id=external_id)
     adjust(
@@ -89,7 +89,7 @@ def give_points(external_id: str, points: int):
 
 def make_badge(code: str, criterion: str, **fields):
     from loyalty.models import Badge
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     fields.setdefault("name", code.replace("-", " ").title())
     badge = Badge.objects.create(code=code, criterion=criterion, **fields)
@@ -99,7 +99,7 @@ def make_badge(code: str, criterion: str, **fields):
 
 def make_streak(code: str = "check-in-streak", action: str = "check_in"):
     from loyalty.models import Streak
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     streak = Streak.objects.create(code=code, name=code, action=ActionFactory(code=action))
     program_changed()
@@ -108,7 +108,7 @@ def make_streak(code: str = "check-in-streak", action: str = "check_in"):
 
 def make_quest(code: str, scope: str, steps: list[tuple[str, int]], **fields):
     from loyalty.models import Quest, QuestStep
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     fields.setdefault("name", code)
     quest = Quest.objects.create(code=code, scope=scope, **fields)
@@ -120,7 +120,7 @@ def make_quest(code: str, scope: str, steps: list[tuple[str, int]], **fields):
 
 def make_leaderboard(code: str, metric: str, period: str, action: str | None = None, **fields):
     from loyalty.models import Leaderboard
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     fields.setdefault("name", code)
     board = Leaderboard.objects.create(
@@ -137,7 +137,7 @@ def make_leaderboard(code: str, metric: str, period: str, action: str | None = N
 def make_key_action(action: str, *, effective_from, min_per_day: int = 1):
     """A dated key action definition, as the admin saves it (the program recompiles)."""
     from loyalty.models import KeyAction
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     definition = KeyAction.objects.create(
         action=ActionFactory(code=action), min_per_day=min_per_day, effective_from=effective_from

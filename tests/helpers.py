@@ -52,8 +52,8 @@ def assert_balances_match_ledger() -> None:
     """Every member's cached buckets equal the sums of their ledger entries."""
     from collections import defaultdict
 
+    from loyalty.ledger.entries import bucket_deltas
     from loyalty.models import LedgerEntry, MemberStanding
-    from loyalty.services.ledger import bucket_deltas
 
     by_member = defaultdict(list)
     for member_id, currency, kind, pending, amount in LedgerEntry.objects.values_list(

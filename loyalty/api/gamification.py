@@ -21,9 +21,9 @@ from loyalty.api.serializers import (
     QuestSerializer,
     StreakSerializer,
 )
+from loyalty.gamification.leaderboards import leaderboard_view, resolve_period
 from loyalty.models import Leaderboard
 from loyalty.selectors import member_badges, member_quests, member_streaks
-from loyalty.services.leaderboards import leaderboard_view, resolve_period
 
 
 class _MemberSection(APIView):

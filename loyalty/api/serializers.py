@@ -7,8 +7,8 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from core.api.fields import InstantField, JsonObjectField, validated
 from core.errors import DomainError, InvalidInput
+from loyalty.engine.events import EventInput
 from loyalty.models import LedgerEntry
-from loyalty.services.events import EventInput
 
 MAX_BATCH = 1000
 

@@ -28,14 +28,14 @@ from loyalty.api.serializers import (
     parse_event_items,
     storable_event_items,
 )
+from loyalty.engine.adjustments import adjust
+from loyalty.engine.batches import batch_job_submit
+from loyalty.engine.data_rights import member_erase, member_export
+from loyalty.engine.events import record_event, record_events
+from loyalty.engine.reversals import event_reverse
+from loyalty.ledger.reconciliation import liability_report
 from loyalty.models import Event, EventBatchJob
 from loyalty.selectors import member_ledger, member_summary
-from loyalty.services.adjustments import adjust
-from loyalty.services.batches import batch_job_submit
-from loyalty.services.data_rights import member_erase, member_export
-from loyalty.services.events import record_event, record_events
-from loyalty.services.reconciliation import liability_report
-from loyalty.services.reversals import event_reverse
 
 DRY_RUN = OpenApiParameter(
     "dry_run", OpenApiTypes.BOOL, description="Answer what the event would earn; store nothing."

@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 class MemberStanding(models.Model):
     """A member's place in the program: cached balances, tier, counters. One row per member;
-    every write to it happens under its row lock (``loyalty.services.locks``).
+    every write to it happens under its row lock (``loyalty.persistence.locks``).
 
     *Invariant*: ``growth`` and the point buckets equal the sums of the member's ledger entries
     (``manage.py verify_ledger`` proves it).

@@ -12,7 +12,7 @@ from core import sql
 from core.errors import BusinessRuleViolation
 from loyalty.models import MemberStanding
 from loyalty.periods import period_start, start_of_day
-from loyalty.services.program import CompiledProgram, compiled_program
+from loyalty.program.compiled import CompiledProgram, compiled_program
 from rewards.models import CouponCode, Redemption, Reward
 
 

@@ -147,7 +147,7 @@ def test_a_member_token_dies_when_the_key_that_minted_it_is_rotated(api):
 
 
 def test_a_member_token_dies_when_the_member_is_erased(api, member_token):
-    from loyalty.services.data_rights import member_erase
+    from loyalty.engine.data_rights import member_erase
 
     member = MemberFactory(external_id="alice")
     token = member_token(member)

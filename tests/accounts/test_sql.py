@@ -153,7 +153,7 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
     from django.utils import timezone
 
     from loyalty.models import LedgerEntry
-    from loyalty.services import unit_of_work
+    from loyalty.persistence import unit_of_work
 
     member = MemberFactory()
     entry = LedgerEntry(
@@ -177,7 +177,7 @@ def test_rows_written_in_bulk_read_back_exactly(count):
     from decimal import Decimal
 
     from loyalty.models import Event, EventReversal
-    from loyalty.services import unit_of_work
+    from loyalty.persistence import unit_of_work
 
     member = MemberFactory()
     at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)

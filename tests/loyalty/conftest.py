@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from loyalty.services.events import EventInput, record_event
+from loyalty.engine.events import EventInput, record_event
 
 _counter = iter(range(10**9))
 

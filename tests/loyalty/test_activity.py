@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from accounts.models import Member
+from loyalty.activity.states import grant_birthday_gifts, update_activity_states
 from loyalty.models import (
     ActivityTransition,
     Gift,
@@ -12,7 +13,6 @@ from loyalty.models import (
     MemberActivity,
     MemberStanding,
 )
-from loyalty.services.activity import grant_birthday_gifts, update_activity_states
 from tests.factories import MemberFactory, make_key_action
 from tests.loyalty.conftest import local
 
@@ -131,8 +131,8 @@ def test_the_summary_shows_the_activity_state(api, key_action):
 def test_emails_for_expiring_points_and_members_at_risk(
     earn, key_action, settings, mailoutbox, django_capture_on_commit_callbacks
 ):
+    from loyalty.activity.states import notify_expiring_points
     from loyalty.models import Program
-    from loyalty.services.activity import notify_expiring_points
     from tests.factories import make_rule
 
     Program.objects.update_or_create(pk=1, defaults={"send_emails": True})

@@ -7,9 +7,9 @@ from django.urls import reverse
 from accounts.models import Member
 from core.errors import InvalidInput
 from core.idempotency import IdempotencyConflict
+from loyalty.engine.adjustments import InsufficientGrowth, adjust, bulk_award, parse_award_rows
+from loyalty.ledger.points import InsufficientPoints
 from loyalty.models import Adjustment, LedgerEntry, MemberStanding, PointLot
-from loyalty.services.adjustments import InsufficientGrowth, adjust, bulk_award, parse_award_rows
-from loyalty.services.points import InsufficientPoints
 from tests.factories import MemberFactory, give_points, make_tiers
 from tests.helpers import assert_balances_match_ledger, assert_error, form_fields
 

@@ -278,8 +278,8 @@ def test_webhook_and_activity_admin(admin_client, demo):
 
 
 def test_a_key_action_saved_in_the_admin_applies_to_the_next_event(admin_client, demo):
+    from loyalty.engine.events import EventInput, record_event
     from loyalty.models import Action, MemberActivity
-    from loyalty.services.events import EventInput, record_event
 
     review = Action.objects.get(code="review")
     response = admin_client.post(

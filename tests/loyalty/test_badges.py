@@ -3,10 +3,10 @@
 import pytest
 
 from accounts.models import Member
+from loyalty.engine.reversals import event_reverse
+from loyalty.gamification.badges import badge_backfill, badge_grant
 from loyalty.models import BadgeAward, EntryKind, LedgerEntry, MemberStanding, PointLot
 from loyalty.selectors import member_badges
-from loyalty.services.gamification import badge_backfill, badge_grant
-from loyalty.services.reversals import event_reverse
 from tests.factories import (
     ActionFactory,
     make_badge,
@@ -155,7 +155,7 @@ def test_a_new_badge_is_back_filled_quietly_for_members_who_qualify(earn):
 
 
 def test_a_reversal_revokes_a_badge_when_the_operator_chose_so(db):
-    from loyalty.services.events import EventInput, record_event
+    from loyalty.engine.events import EventInput, record_event
 
     purchase = ActionFactory(code="purchase")
     make_rule("purchase", points_per_occurrence=10)
@@ -210,7 +210,7 @@ def test_the_answer_counts_every_credit_the_event_set_off(earn):
 
 
 def test_a_tier_badge_follows_an_operators_growth_adjustment(earn):
-    from loyalty.services.adjustments import adjust
+    from loyalty.engine.adjustments import adjust
 
     _, gold = make_tiers(("member", 0), ("gold", 100))
     make_badge("gold-member", "tier_reached", tier=gold, bonus_points=25)
@@ -225,7 +225,7 @@ def test_a_tier_badge_follows_an_operators_growth_adjustment(earn):
 
 
 def test_a_tier_badge_follows_an_operators_tier_lock(earn):
-    from loyalty.services.tier_actions import tier_lock
+    from loyalty.engine.tier_review import tier_lock
 
     _, gold = make_tiers(("member", 0), ("gold", 100))
     make_badge("gold-member", "tier_reached", tier=gold)

@@ -11,6 +11,8 @@ from django.utils import timezone
 from accounts.models import Member
 from core.idempotency import IdempotencyConflict
 from loyalty.demo import load_demo_program
+from loyalty.engine.events import EventInput, record_event, record_events
+from loyalty.ledger.reconciliation import verify_ledger
 from loyalty.models import (
     ActionTally,
     BadgeAward,
@@ -26,9 +28,7 @@ from loyalty.models import (
     RuleCounter,
     TierChange,
 )
-from loyalty.services.events import EventInput, record_event, record_events
-from loyalty.services.program import program_changed
-from loyalty.services.reconciliation import verify_ledger
+from loyalty.program.compiled import program_changed
 from tests.helpers import assert_balances_match_ledger
 
 ACTIONS = ["purchase", "check_in", "browse_item", "review", "share", "upload_avatar"]
@@ -221,7 +221,7 @@ def test_a_dry_run_batch_stores_nothing_and_counts_each_item_after_the_one_befor
 def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_short(
     demo_program, monkeypatch
 ):
-    from loyalty.services import events as events_module
+    from loyalty.engine import events as events_module
 
     monkeypatch.setattr(events_module, "CHUNK_EVENTS", 3)
     batch = [

@@ -3,8 +3,8 @@
 import pytest
 from django.utils import timezone
 
+from loyalty.engine.events import EventInput, record_event
 from loyalty.models import Event, LedgerEntry, MemberStanding
-from loyalty.services.events import EventInput, record_event
 from tests.concurrency import race
 from tests.factories import make_rule, make_tiers
 from tests.helpers import assert_balances_match_ledger
@@ -81,8 +81,8 @@ def test_racing_first_events_grant_one_welcome_gift():
 
 
 def test_racing_birthday_jobs_grant_one_gift():
+    from loyalty.activity.states import grant_birthday_gifts
     from loyalty.models import Gift, GiftGrant
-    from loyalty.services.activity import grant_birthday_gifts
     from tests.factories import MemberFactory
 
     Gift.objects.create(kind="birthday", points=50)

@@ -4,9 +4,9 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Member
+from loyalty.engine.data_rights import member_erase, member_export
+from loyalty.ledger.reconciliation import verify_ledger
 from loyalty.models import Event, LedgerEntry, MemberErasure, MemberStanding
-from loyalty.services.data_rights import member_erase, member_export
-from loyalty.services.reconciliation import verify_ledger
 from tests.factories import MemberFactory, make_rule
 from tests.helpers import assert_error
 

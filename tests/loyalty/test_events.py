@@ -8,9 +8,9 @@ from django.utils import timezone
 from accounts.errors import MemberNotFound
 from accounts.models import Member
 from core.idempotency import IdempotencyConflict
+from loyalty.engine.events import EventInput, record_event, record_events
 from loyalty.models import EarningRule, Event, LedgerEntry, Program, RuleCap
-from loyalty.services.events import EventInput, record_event, record_events
-from loyalty.services.program import earning_rule_publish
+from loyalty.program.compiled import earning_rule_publish
 from tests.factories import MemberFactory, make_rule
 from tests.helpers import assert_balances_match_ledger
 from tests.loyalty.conftest import local
@@ -81,7 +81,7 @@ def test_unknown_members_are_created_by_default(earn):
 
 def test_unknown_members_are_refused_when_the_program_says_so(earn):
     Program.objects.update_or_create(pk=1, defaults={"unknown_members": "refuse"})
-    from loyalty.services.program import program_changed
+    from loyalty.program.compiled import program_changed
 
     program_changed()
     with pytest.raises(MemberNotFound):

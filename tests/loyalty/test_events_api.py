@@ -315,8 +315,8 @@ def test_an_unusable_amount_is_refused_and_leaves_nothing_behind(api, program, a
 
 def test_an_absurd_amount_is_refused_before_any_arithmetic(program, monkeypatch):
     """The refusal comes from the bounds check, never from rounding the number."""
-    from loyalty import rules
-    from loyalty.services.events import EventInput, InvalidAttribute, record_event
+    from loyalty.engine.events import EventInput, InvalidAttribute, record_event
+    from loyalty.program import rules
 
     def no_arithmetic(*args, **kwargs):
         raise AssertionError("amounts() ran on a refused event")

@@ -8,16 +8,16 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Member
-from loyalty.models import LeaderboardScore
-from loyalty.services.events import EventInput, record_event
-from loyalty.services.leaderboards import (
+from loyalty.engine.events import EventInput, record_event
+from loyalty.engine.reversals import event_reverse
+from loyalty.gamification.leaderboards import (
     board_period_start,
     leaderboard_view,
     leaderboards_rebuild,
     resolve_period,
 )
-from loyalty.services.points import activate_pending_points
-from loyalty.services.reversals import event_reverse
+from loyalty.ledger.points import activate_pending_points
+from loyalty.models import LeaderboardScore
 from tests.factories import make_leaderboard, make_rule
 
 pytestmark = pytest.mark.django_db

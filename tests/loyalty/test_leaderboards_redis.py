@@ -11,18 +11,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Member
-from loyalty.models import LeaderboardScore
-from loyalty.periods import LIFETIME_START
-from loyalty.services import leaderboards
-from loyalty.services.events import EventInput, record_event, record_events
-from loyalty.services.leaderboards import (
+from loyalty.engine.events import EventInput, record_event, record_events
+from loyalty.engine.reversals import event_reverse
+from loyalty.gamification import leaderboards
+from loyalty.gamification.leaderboards import (
     DatabaseLeaderboardStore,
     RedisLeaderboardStore,
     board_period_start,
     leaderboard_view,
     leaderboards_rebuild,
 )
-from loyalty.services.reversals import event_reverse
+from loyalty.models import LeaderboardScore
+from loyalty.periods import LIFETIME_START
 from tests.factories import make_leaderboard, make_rule
 
 REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -28,9 +28,9 @@ def test_the_database_refuses_to_delete_a_ledger_entry(earn):
 
 
 def test_spending_points_never_lowers_growth(earn):
+    from loyalty.ledger.entries import Movement, ledger_post
     from loyalty.models import EntryKind, MemberStanding, SourceType
-    from loyalty.services.ledger import Movement, ledger_post
-    from loyalty.services.locks import lock_standing
+    from loyalty.persistence.locks import lock_standing
 
     make_rule("purchase", growth_per_occurrence=5, points_per_occurrence=100)
     earn()

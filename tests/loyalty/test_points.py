@@ -7,17 +7,17 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from loyalty.models import EntryKind, LedgerEntry, MemberStanding, PointLot, Program, SourceType
-from loyalty.periods import expiry_at
-from loyalty.services.locks import lock_standing
-from loyalty.services.points import (
+from loyalty.ledger.points import (
     InsufficientPoints,
     activate_pending_points,
     expire_points,
     points_debit_locked,
     points_expiring,
 )
-from loyalty.services.program import program_changed
+from loyalty.models import EntryKind, LedgerEntry, MemberStanding, PointLot, Program, SourceType
+from loyalty.periods import expiry_at
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import program_changed
 from tests.factories import make_rule
 from tests.helpers import assert_balances_match_ledger
 from tests.loyalty.conftest import local
@@ -154,7 +154,7 @@ def test_equal_expiry_lots_are_spent_oldest_first(earn):
 
 
 def test_a_spend_over_more_lots_than_one_read_takes_them_in_order(earn, monkeypatch):
-    from loyalty.services import lots
+    from loyalty.ledger import lots
 
     monkeypatch.setattr(lots, "TAKE_BATCH", 2)
     make_rule("purchase", points_per_occurrence=10)

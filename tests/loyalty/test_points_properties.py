@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 from accounts.models import Member
 from core.errors import DomainError
+from loyalty.engine.adjustments import adjust
+from loyalty.engine.events import EventInput, record_event
+from loyalty.engine.reversals import event_reverse
+from loyalty.ledger.points import activate_pending_points, expire_points, points_debit_locked
+from loyalty.ledger.reconciliation import verify_ledger
 from loyalty.models import EntryKind, Event, MemberStanding, PointLot, Program, SourceType
-from loyalty.services.adjustments import adjust
-from loyalty.services.events import EventInput, record_event
-from loyalty.services.locks import lock_standing
-from loyalty.services.points import activate_pending_points, expire_points, points_debit_locked
-from loyalty.services.program import program_changed
-from loyalty.services.reconciliation import verify_ledger
-from loyalty.services.reversals import event_reverse
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import program_changed
 from tests.factories import make_rule
 from tests.helpers import assert_balances_match_ledger
 

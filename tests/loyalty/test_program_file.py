@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from core.errors import InvalidInput
 from loyalty.demo import DEMO_PROGRAM, load_demo_program, simulate_members
 from loyalty.models import Action, EarningRule, EarningRuleVersion, Event, MemberStanding, Tier
-from loyalty.services.program_file import program_export, program_load
+from loyalty.program.program_file import program_export, program_load
 
 pytestmark = pytest.mark.django_db
 
@@ -207,7 +207,7 @@ def test_quickstart_sets_everything_up_and_a_rerun_keeps_what_the_operator_chang
 
     from accounts.services import api_client_authenticate
     from loyalty.models import EarningRule
-    from loyalty.services.program import earning_rule_publish
+    from loyalty.program.compiled import earning_rule_publish
     from rewards.models import Reward
 
     monkeypatch.setattr(

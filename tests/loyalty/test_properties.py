@@ -8,9 +8,9 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from loyalty.engine.events import EventInput, record_event
 from loyalty.models import LedgerEntry, RuleCounter
 from loyalty.periods import period_start
-from loyalty.services.events import EventInput, record_event
 from tests.factories import make_rule
 from tests.helpers import assert_balances_match_ledger
 from tests.loyalty.conftest import local

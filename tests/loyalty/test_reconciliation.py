@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from loyalty.engine.adjustments import adjust
+from loyalty.ledger.reconciliation import liability_report, verify_ledger
 from loyalty.models import MemberStanding, PointLot
-from loyalty.services.adjustments import adjust
-from loyalty.services.reconciliation import liability_report, verify_ledger
 from tests.factories import MemberFactory, make_rule
 from tests.loyalty.conftest import local
 

@@ -8,12 +8,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.idempotency import IdempotencyConflict
+from loyalty.engine.events import EventInput, record_event
+from loyalty.engine.reversals import ReversalRefused, event_reverse
+from loyalty.ledger.points import points_debit_locked
 from loyalty.models import EntryKind, MemberStanding, PointLot, Program, SourceType
-from loyalty.services.events import EventInput, record_event
-from loyalty.services.locks import lock_standing
-from loyalty.services.points import points_debit_locked
-from loyalty.services.program import program_changed
-from loyalty.services.reversals import ReversalRefused, event_reverse
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import program_changed
 from tests.factories import make_rule, make_tiers
 from tests.helpers import assert_balances_match_ledger
 

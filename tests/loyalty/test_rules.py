@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Condition, Multipliers, Skip
+from loyalty.program.rules import NO_MULTIPLIERS, CompiledRule, Condition, Multipliers, Skip
 
 
 def rule(**overrides) -> CompiledRule:

@@ -7,15 +7,15 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from loyalty.models import EntryKind, EventReversal, LedgerEntry, MemberStanding, SourceType
-from loyalty.services.events import EventInput, record_event
-from loyalty.services.leaderboards import (
+from loyalty.engine.events import EventInput, record_event
+from loyalty.engine.reversals import event_reverse
+from loyalty.gamification.leaderboards import (
     leaderboard_view,
     leaderboards_rebuild,
     resolve_period,
 )
-from loyalty.services.reconciliation import liability_report, verify_ledger
-from loyalty.services.reversals import event_reverse
+from loyalty.ledger.reconciliation import liability_report, verify_ledger
+from loyalty.models import EntryKind, EventReversal, LedgerEntry, MemberStanding, SourceType
 from rewards.services.redemptions import redeem, redemption_cancel
 from tests.factories import give_points, make_leaderboard, make_reward, make_rule
 from tests.helpers import assert_balances_match_ledger

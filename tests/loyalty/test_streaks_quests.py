@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.engine.tier_review import tier_lock
 from loyalty.models import EntryKind, LedgerEntry, MemberStreak, QuestProgress, Tier
 from loyalty.selectors import member_quests
-from loyalty.services.tier_actions import tier_lock
 from tests.factories import ActionFactory, make_badge, make_quest, make_streak, make_tiers
 from tests.loyalty.conftest import local
 

@@ -6,10 +6,10 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.engine.tier_review import review_tiers, tier_lock
 from loyalty.models import MemberStanding, Tier, TierChange
-from loyalty.services.program import compiled_program
-from loyalty.services.tier_actions import review_tiers, tier_lock
-from loyalty.services.tiers import tier_review_member
+from loyalty.program.compiled import compiled_program
+from loyalty.tiers.moves import tier_review_member
 from tests.factories import make_rule, make_tiers
 from tests.helpers import assert_balances_match_ledger
 

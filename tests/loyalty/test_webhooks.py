@@ -13,20 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Member
-from loyalty.models import (
-    Gift,
-    PointLot,
-    Program,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEvent,
-)
-from loyalty.services.activity import (
+from loyalty.activity.states import (
     notify_expiring_points,
 )
-from loyalty.services.events import EventInput, record_event
-from loyalty.services.points import expire_points
-from loyalty.services.webhooks import (
+from loyalty.activity.webhooks import (
     EVENT_TYPES,
     PAYLOAD_FIELDS,
     SIGNATURE_HEADER,
@@ -34,6 +24,16 @@ from loyalty.services.webhooks import (
     verify,
     webhook_emit,
     webhooks_dispatch_due,
+)
+from loyalty.engine.events import EventInput, record_event
+from loyalty.ledger.points import expire_points
+from loyalty.models import (
+    Gift,
+    PointLot,
+    Program,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
 from tests.factories import (
     ActionFactory,
@@ -196,7 +196,7 @@ def test_a_broker_outage_loses_nothing(endpoint, receiver, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_endpoint_that_keeps_failing_is_disabled(endpoint, receiver):
-    from loyalty.services import webhooks
+    from loyalty.activity import webhooks
 
     receiver.statuses = [500] * 100
     with transaction.atomic():

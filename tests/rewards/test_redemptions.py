@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.engine.tier_review import tier_lock
 from loyalty.models import EntryKind, LedgerEntry, MemberStanding, PointLot, Tier
-from loyalty.services.tier_actions import tier_lock
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import RedemptionRefused, catalog_for
 from rewards.services.redemptions import (
@@ -145,7 +145,7 @@ def test_cancelling_refunds_once_with_the_original_expiry_returns_stock_and_the_
     assert (reward.stock, reward.redeemed_count) == (1, 0)
     assert CouponCode.objects.get().redemption is None
     assert_balances_match_ledger()
-    from loyalty.services.reconciliation import verify_ledger
+    from loyalty.ledger.reconciliation import verify_ledger
 
     assert verify_ledger().ok
 
@@ -166,7 +166,7 @@ def test_a_shipped_gift_moves_on_and_cannot_be_cancelled(db):
 
 
 def test_a_members_data_export_includes_their_redemptions(db):
-    from loyalty.services.data_rights import member_export
+    from loyalty.engine.data_rights import member_export
 
     member = give_points("alice", 500)
     make_reward(cost_points=100)

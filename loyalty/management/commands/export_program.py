@@ -5,7 +5,7 @@ import yaml
 from django.core.management.base import BaseCommand
 from django.core.serializers.json import DjangoJSONEncoder
 
-from loyalty.services.program_file import program_export
+from loyalty.program.program_file import program_export
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import InvalidInput
-from loyalty.services.program_file import program_load
+from loyalty.program.program_file import program_load
 
 
 class Command(BaseCommand):

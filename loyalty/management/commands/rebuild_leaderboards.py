@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from loyalty.gamification.leaderboards import leaderboards_rebuild
 from loyalty.models import Leaderboard
-from loyalty.services.leaderboards import leaderboards_rebuild
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from loyalty.services.reconciliation import verify_ledger
+from loyalty.ledger.reconciliation import verify_ledger
 
 
 class Command(BaseCommand):

@@ -31,7 +31,7 @@ from loyalty.models import (
     Streak,
     Tier,
 )
-from loyalty.services.program import earning_rule_publish, program_changed, program_settings
+from loyalty.program.compiled import earning_rule_publish, program_changed, program_settings
 
 FORMAT_VERSION = 1
 

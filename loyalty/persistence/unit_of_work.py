@@ -275,14 +275,14 @@ class UnitOfWork:
         if not self.scores:
             send(along)
             return
-        from loyalty.services.leaderboards import store
+        from loyalty.gamification.leaderboards import store
 
         store.add(self.scores, along=along)
 
     def _changed_rows_writes(self) -> list[Write]:
         """The upserts of the changed rows and the standings' update, as statements to send
         (PostgreSQL); elsewhere they are written at once and nothing is left to send."""
-        from loyalty.services.ledger import BUCKETS
+        from loyalty.ledger.entries import BUCKETS
 
         writes = [
             write

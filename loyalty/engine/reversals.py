@@ -15,6 +15,13 @@ from accounts.models import ApiClient
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
+from loyalty.gamification.badges import on_reversal
+from loyalty.gamification.leaderboards import (
+    leaderboards_record_action,
+    leaderboards_record_shortfall,
+)
+from loyalty.ledger.entries import Movement, ledger_post
+from loyalty.ledger.lots import lots_take
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -27,16 +34,9 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import period_start
-from loyalty.rules import CompiledRule, read_attribute
-from loyalty.services.gamification import on_reversal
-from loyalty.services.leaderboards import (
-    leaderboards_record_action,
-    leaderboards_record_shortfall,
-)
-from loyalty.services.ledger import Movement, ledger_post
-from loyalty.services.locks import lock_standing
-from loyalty.services.lots import lots_take
-from loyalty.services.program import compiled_program
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import compiled_program
+from loyalty.program.rules import CompiledRule, read_attribute
 
 
 class ReversalRefused(BusinessRuleViolation):

@@ -12,6 +12,9 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from core import sql
+from loyalty.activity.webhooks import webhook_emit
+from loyalty.ledger.entries import Movement, ledger_post
+from loyalty.ledger.points import points_credit_locked
 from loyalty.models import (
     ActionTally,
     Badge,
@@ -26,13 +29,10 @@ from loyalty.models import (
     Streak,
 )
 from loyalty.periods import LIFETIME_START, local_date, period_start
-from loyalty.services import unit_of_work
-from loyalty.services.ledger import Movement, ledger_post
-from loyalty.services.points import points_credit_locked
-from loyalty.services.program import CompiledProgram
-from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
-from loyalty.services.unit_of_work import UnitOfWork, member_external_id
-from loyalty.services.webhooks import webhook_emit
+from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork, member_external_id
+from loyalty.program.compiled import CompiledProgram
+from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
 
@@ -522,8 +522,8 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
     (``backfilled``: no notification), one member per transaction, in chunks. Returns awards."""
     from django.db import transaction
 
-    from loyalty.services.locks import lock_standing
-    from loyalty.services.program import compiled_program
+    from loyalty.persistence.locks import lock_standing
+    from loyalty.program.compiled import compiled_program
 
     if not badge.is_active or badge.criterion == Badge.Criterion.MANUAL:
         return 0
@@ -578,7 +578,7 @@ def badge_grant(*, member_id: int, badge: Badge, operator=None) -> BadgeAward:
     """Grant a badge by hand (any criterion)."""
     from django.db import transaction
 
-    from loyalty.services.locks import lock_standing
+    from loyalty.persistence.locks import lock_standing
 
     with transaction.atomic():
         standing = lock_standing(member_id)

@@ -25,8 +25,8 @@ from loyalty.models import (
     QuestProgress,
     TierChange,
 )
+from loyalty.persistence.locks import lock_standing
 from loyalty.selectors import member_summary
-from loyalty.services.locks import lock_standing
 
 EXPORT_SECTIONS: dict[str, Callable[[Member], Any]] = {}
 

@@ -27,7 +27,7 @@ from loyalty.models import (
     Tier,
 )
 from loyalty.periods import expiry_at
-from loyalty.rules import CompiledRule, Multipliers, as_decimal, rule_definition
+from loyalty.program.rules import CompiledRule, Multipliers, as_decimal, rule_definition
 
 
 @dataclass(frozen=True)

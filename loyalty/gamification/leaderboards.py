@@ -40,8 +40,8 @@ from loyalty.models import (
     StaleLeaderboardSet,
 )
 from loyalty.periods import LIFETIME_START, local_date, next_period_start, period_start, program_tz
-from loyalty.services import unit_of_work
-from loyalty.services.unit_of_work import Write
+from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import Write
 
 logger = logging.getLogger(__name__)
 

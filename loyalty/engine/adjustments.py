@@ -13,13 +13,13 @@ from accounts.models import ApiClient, Member
 from core.errors import BusinessRuleViolation, DomainError, InvalidInput
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
+from loyalty.gamification.badges import badges_on_tier_change
+from loyalty.ledger.entries import Movement, ledger_post
+from loyalty.ledger.points import points_credit_locked, points_debit_locked
 from loyalty.models import Adjustment, Currency, EntryKind, SourceType
-from loyalty.services.gamification import badges_on_tier_change
-from loyalty.services.ledger import Movement, ledger_post
-from loyalty.services.locks import lock_standing
-from loyalty.services.points import points_credit_locked, points_debit_locked
-from loyalty.services.program import compiled_program
-from loyalty.services.tiers import tier_upgrade_if_qualified
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import compiled_program
+from loyalty.tiers.moves import tier_upgrade_if_qualified
 
 MAX_ADJUSTMENT = 10**9
 

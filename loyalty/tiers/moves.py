@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 from django.db.models import Sum
 
+from loyalty.activity.webhooks import webhook_emit
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.periods import calendar_year_start, rolling_window_start
-from loyalty.services import unit_of_work
-from loyalty.services.program import CompiledProgram, CompiledTier
-from loyalty.services.unit_of_work import member_external_id
-from loyalty.services.webhooks import webhook_emit
+from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.program.compiled import CompiledProgram, CompiledTier
 
 
 @dataclass(frozen=True)

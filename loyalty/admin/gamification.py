@@ -11,11 +11,11 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
-from loyalty.admin_base import admin_page
+from loyalty.admin.base import admin_page
+from loyalty.gamification.badges import badge_grant, badge_revoke
+from loyalty.gamification.leaderboards import board_period_start, leaderboard_view
 from loyalty.models import Badge, BadgeAward, Leaderboard, Quest, QuestStep, Streak
-from loyalty.services.gamification import badge_grant, badge_revoke
-from loyalty.services.leaderboards import board_period_start, leaderboard_view
-from loyalty.services.program import program_changed
+from loyalty.program.compiled import program_changed
 
 
 class ProgramDataAdmin(SimpleHistoryAdmin):

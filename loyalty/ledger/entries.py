@@ -12,10 +12,10 @@ from django.db.models import Model
 from django.utils import timezone
 
 from core import sql
+from loyalty.gamification.leaderboards import leaderboards_record_entries
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
-from loyalty.services import unit_of_work
-from loyalty.services.leaderboards import leaderboards_record_entries
-from loyalty.services.program import program_snapshot
+from loyalty.persistence import unit_of_work
+from loyalty.program.compiled import program_snapshot
 
 # How each kind of points entry moves the lifetime buckets (besides the spendable balance).
 EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE, EntryKind.ACTIVATE}

@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.gamification.badges import badges_on_tier_change
 from loyalty.models import MemberStanding, Tier, TierChange
-from loyalty.services.gamification import badges_on_tier_change
-from loyalty.services.locks import lock_standing
-from loyalty.services.program import compiled_program
-from loyalty.services.tiers import GrowthWindows, TierMove, move_tier, tier_review_member
+from loyalty.persistence.locks import lock_standing
+from loyalty.program.compiled import compiled_program
+from loyalty.tiers.moves import GrowthWindows, TierMove, move_tier, tier_review_member
 
 
 @dataclass

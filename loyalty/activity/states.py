@@ -15,6 +15,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.models import Member
+from loyalty.activity.webhooks import webhook_emit
+from loyalty.gamification.badges import _bonus, badge_award
 from loyalty.models import (
     ActivityState,
     ActivityTransition,
@@ -27,12 +29,10 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import local_date, start_of_day
-from loyalty.services import unit_of_work
-from loyalty.services.gamification import _bonus, badge_award
-from loyalty.services.locks import lock_standing
-from loyalty.services.program import program_settings, program_snapshot
-from loyalty.services.unit_of_work import member_external_id
-from loyalty.services.webhooks import webhook_emit
+from loyalty.persistence import unit_of_work
+from loyalty.persistence.locks import lock_standing
+from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.program.compiled import program_settings, program_snapshot
 
 
 def key_action_at(at: datetime) -> KeyAction | None:

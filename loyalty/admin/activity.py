@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from loyalty.admin_base import ReadOnlyAdmin
+from loyalty.activity.webhooks import EVENT_TYPES, webhook_deliver, webhook_replay
+from loyalty.admin.base import ReadOnlyAdmin
 from loyalty.models import (
     ActivityTransition,
     Gift,
@@ -15,8 +16,7 @@ from loyalty.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from loyalty.services.program import program_changed
-from loyalty.services.webhooks import EVENT_TYPES, webhook_deliver, webhook_replay
+from loyalty.program.compiled import program_changed
 
 
 @admin.register(KeyAction)

@@ -15,6 +15,7 @@ from datetime import datetime
 from django.db.models import F
 
 from core import sql
+from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -25,8 +26,7 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
-from loyalty.services import unit_of_work
-from loyalty.services.ledger import Movement, ledger_post
+from loyalty.persistence import unit_of_work
 
 TAKE_BATCH = 200
 

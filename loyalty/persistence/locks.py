@@ -13,7 +13,7 @@ from django.db import connection
 from accounts.models import Member
 from core import sql
 from loyalty.models import MemberStanding, Program
-from loyalty.services.program import REVISION_SQL, CompiledProgram, program_at
+from loyalty.program.compiled import REVISION_SQL, CompiledProgram, program_at
 
 
 def lock_standing(member_id: int) -> MemberStanding:

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from accounts.models import ApiClient
 from core.errors import DomainError
+from loyalty.engine.events import EventInput, record_events
 from loyalty.models import EventBatchJob
-from loyalty.services.events import EventInput, record_events
 
 
 def batch_job_submit(*, client: ApiClient, items: list[Any]) -> EventBatchJob:

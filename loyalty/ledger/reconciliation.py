@@ -10,9 +10,9 @@ from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from loyalty.ledger.entries import BUCKETS, bucket_deltas
 from loyalty.models import EventReversal, LedgerEntry, MemberStanding, PointLot, SourceType
 from loyalty.periods import local_date
-from loyalty.services.ledger import BUCKETS, bucket_deltas
 
 
 @dataclass

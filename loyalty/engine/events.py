@@ -21,6 +21,11 @@ from accounts.models import ApiClient, Member
 from core import sql
 from core.errors import DomainError, InvalidInput
 from core.idempotency import IdempotencyConflict, of_client
+from loyalty.activity.states import activity_on_event_locked, gift_grant_locked
+from loyalty.gamification.badges import on_event
+from loyalty.gamification.leaderboards import leaderboards_record_action
+from loyalty.ledger.entries import Movement, ledger_post
+from loyalty.ledger.lots import lots_open
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -31,16 +36,11 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import period_start
-from loyalty.rules import NO_MULTIPLIERS, CompiledRule, Skip
-from loyalty.services.activity import activity_on_event_locked, gift_grant_locked
-from loyalty.services.gamification import on_event
-from loyalty.services.leaderboards import leaderboards_record_action
-from loyalty.services.ledger import Movement, ledger_post
-from loyalty.services.locks import lock_standings, lock_standings_of
-from loyalty.services.lots import lots_open
-from loyalty.services.program import CompiledProgram, program_at, program_snapshot
-from loyalty.services.tiers import TierMove, tier_upgrade_if_qualified
-from loyalty.services.unit_of_work import UnitOfWork, unit_of_work
+from loyalty.persistence.locks import lock_standings, lock_standings_of
+from loyalty.persistence.unit_of_work import UnitOfWork, unit_of_work
+from loyalty.program.compiled import CompiledProgram, program_at, program_snapshot
+from loyalty.program.rules import NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from core import sql
 from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from loyalty.services import unit_of_work
+from loyalty.persistence import unit_of_work
 
 log = logging.getLogger(__name__)
 
