@@ -171,8 +171,10 @@ def setup(size: str, log: Callable[[str], None]) -> None:
     # The generator writes scores in bulk, past the store: a Redis store refills from them.
     from django.db import connection
 
-    from loyalty.gamification.leaderboards import store
     from loyalty.models import Leaderboard
+    from loyalty.scores.counting import store as chosen_store
+
+    store = chosen_store()
 
     for board in Leaderboard.objects.all():
         store.forget(board)
@@ -534,8 +536,12 @@ def single_events(
 
 def leaderboard_latencies(*, samples: int) -> tuple[list[float], list[float], float]:
     """p50/p95 of top-10 and of a member's rank with neighbours, in-process through the store."""
-    from loyalty.gamification.leaderboards import LIFETIME_START, one_look, store
     from loyalty.models import Leaderboard, LeaderboardScore
+    from loyalty.periods import LIFETIME_START
+    from loyalty.scores.counting import store as chosen_store
+    from loyalty.scores.redis_store import one_look
+
+    store = chosen_store()
 
     board = Leaderboard.objects.get(code="bench-growth")
     member_ids = list(
@@ -771,7 +777,9 @@ def main(argv: list[str] | None = None) -> int:
 
         ranked = LeaderboardScore.objects.filter(leaderboard__code="bench-growth").count()
         top, around, fill_ms = leaderboard_latencies(samples=30 if smoke else 200)
-        from loyalty.gamification.leaderboards import store
+        from loyalty.scores.counting import store as chosen_store
+
+        store = chosen_store()
 
         kind = type(store).__name__.removesuffix("LeaderboardStore").lower()
         first = f", first read (fill) {fill_ms:,.0f} ms" if kind == "redis" else ""

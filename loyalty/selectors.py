@@ -1,13 +1,32 @@
 """Read-side functions serving the API and the admin."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty import models
+from loyalty.gamification.badges import (
+    QUEST_PERIODS,
+    awards_due,
+    badge_progress,
+    badge_threshold,
+    quest_period_start,
+)
 from loyalty.ledger.points import points_expiring
-from loyalty.models import LedgerEntry, MemberStanding
+from loyalty.models import (
+    BadgeAward,
+    LedgerEntry,
+    MemberActivity,
+    MemberStanding,
+    MemberStreak,
+    Quest,
+    QuestProgress,
+    Streak,
+)
+from loyalty.periods import local_date, next_period_start
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import GrowthWindows
 
@@ -79,8 +98,6 @@ AUDITED = ("Program", "Action", "EarningRule", "RuleCondition", "RuleCap", "Tier
 def program_changes(*, limit: int = 300) -> list[dict[str, Any]]:
     """The latest operator changes to the program across every audited model, newest first,
     each with who made it and the fields it changed (old → new)."""
-    from loyalty import models
-
     records = []
     for name in AUDITED:
         history = getattr(models, name).history
@@ -106,9 +123,6 @@ def program_changes(*, limit: int = 300) -> list[dict[str, Any]]:
 
 def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
     """Earned badges, and progress towards the others; secret badges stay hidden until earned."""
-    from loyalty.gamification.badges import awards_due, badge_progress, badge_threshold
-    from loyalty.models import BadgeAward
-
     program = compiled_program()
     standing = member_standing(member)
     held: dict[int, list] = {}
@@ -150,10 +164,6 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
 
 def member_quests(member: Member) -> list[dict[str, Any]]:
     """Active quests with the member's progress in the current period of each."""
-    from loyalty.gamification.badges import QUEST_PERIODS, quest_period_start
-    from loyalty.models import Quest, QuestProgress
-    from loyalty.periods import next_period_start
-
     now = timezone.now()
     quests = list(Quest.objects.filter(is_active=True).prefetch_related("steps__action"))
     progress = {
@@ -196,11 +206,6 @@ def member_quests(member: Member) -> list[dict[str, Any]]:
 
 def member_streaks(member: Member) -> list[dict[str, Any]]:
     """Each active streak: the current run (0 once a day was missed) and the longest."""
-    from datetime import timedelta
-
-    from loyalty.models import MemberStreak, Streak
-    from loyalty.periods import local_date
-
     today = local_date(timezone.now())
     states = {s.streak_id: s for s in MemberStreak.objects.filter(member=member)}
     result = []
@@ -226,8 +231,6 @@ def member_streaks(member: Member) -> list[dict[str, Any]]:
 
 
 def _activity(member: Member) -> dict[str, Any] | None:
-    from loyalty.models import MemberActivity
-
     activity = MemberActivity.objects.filter(pk=member.pk).first()
     if activity is None:
         return {"state": "new", "since": member.joined_at, "last_key_day": None}

@@ -2,10 +2,15 @@
 
 from celery import shared_task
 
+from loyalty.activity.states import member_email_send, run_daily_activity_jobs
+from loyalty.activity.webhooks import webhook_deliver, webhooks_dispatch_due
 from loyalty.api.serializers import parse_stored_event_items
 from loyalty.engine.batches import batch_job_run
 from loyalty.engine.tier_review import review_tiers
+from loyalty.gamification.badges import badge_backfill
+from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
+from loyalty.models import Badge
 
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)
@@ -32,44 +37,31 @@ def activate_pending_points_task() -> dict:
 
 @shared_task(name="loyalty.backfill_badge", time_limit=60 * 60)
 def backfill_badge_task(badge_id: int) -> dict:
-    from loyalty.gamification.badges import badge_backfill
-    from loyalty.models import Badge
-
     return {"badge_id": badge_id, "awarded": badge_backfill(badge=Badge.objects.get(pk=badge_id))}
 
 
 @shared_task(name="loyalty.refresh_leaderboards", time_limit=15 * 60)
 def refresh_leaderboards_task() -> int:
-    from loyalty.gamification.leaderboards import leaderboards_refresh
-
     return leaderboards_refresh()
 
 
 @shared_task(name="loyalty.heal_leaderboards", time_limit=5 * 60, soft_time_limit=4 * 60)
 def heal_leaderboards_task() -> int:
-    from loyalty.gamification.leaderboards import leaderboards_heal
-
     return leaderboards_heal()
 
 
 @shared_task(name="loyalty.deliver_webhook", time_limit=60, soft_time_limit=50, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
-    from loyalty.activity.webhooks import webhook_deliver
-
     return webhook_deliver(delivery_id=delivery_id).status
 
 
 @shared_task(name="loyalty.dispatch_webhooks", time_limit=10 * 60)
 def dispatch_webhooks_task() -> int:
-    from loyalty.activity.webhooks import webhooks_dispatch_due
-
     return webhooks_dispatch_due()
 
 
 @shared_task(name="loyalty.daily_activity", time_limit=60 * 60)
 def daily_activity_task() -> dict:
-    from loyalty.activity.states import run_daily_activity_jobs
-
     return vars(run_daily_activity_jobs())
 
 
@@ -82,6 +74,4 @@ def daily_activity_task() -> dict:
     max_retries=5,
 )
 def send_member_email(member_id: int, template: str, context: dict) -> bool:
-    from loyalty.activity.states import member_email_send
-
     return member_email_send(member_id=member_id, template=template, context=context)

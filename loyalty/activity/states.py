@@ -15,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.models import Member
-from loyalty.activity.webhooks import webhook_emit
+from core.tasks import queue_after_commit
 from loyalty.gamification.badges import _bonus, badge_award
 from loyalty.models import (
     ActivityState,
@@ -28,6 +28,7 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
+from loyalty.outbox import webhook_emit
 from loyalty.periods import local_date, start_of_day
 from loyalty.persistence import unit_of_work
 from loyalty.persistence.locks import lock_standing
@@ -168,9 +169,7 @@ def member_email(*, member_id: int, template: str, context: dict) -> None:
     member has an address."""
     if not program_settings().send_emails:
         return
-    from loyalty.tasks import send_member_email
-
-    transaction.on_commit(lambda: send_member_email.delay(member_id, template, context))
+    queue_after_commit("loyalty.send_member_email", member_id, template, context)
 
 
 def member_email_send(*, member_id: int, template: str, context: dict) -> bool:

@@ -1,8 +1,8 @@
 """Webhooks the host app can trust: an outbox written with the change, signed deliveries,
 retries with exponential back-off for about a day, a delivery log, replay.
 
-``webhook_emit`` writes the event and one delivery per subscribed endpoint in the caller's
-transaction (rolled back with it); after commit a Celery task delivers. If the broker is down,
+``loyalty.outbox.webhook_emit`` writes the event and one delivery per subscribed endpoint in the
+caller's transaction (rolled back with it); after commit a Celery task delivers. If the broker is down,
 the periodic ``loyalty.dispatch_webhooks`` finds the due deliveries: nothing is lost.
 """
 
@@ -12,44 +12,16 @@ import json
 import logging
 import time
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import sql
-from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from loyalty.persistence import unit_of_work
+from loyalty.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from loyalty.outbox import queue_deliveries
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES = {
-    "member.tier_changed": "A member's tier went up (at once) or down (at the review), or was locked.",
-    "member.activity_changed": "A member's activity state changed (new, active, silent, at risk, churned, returned).",
-    "badge.awarded": "A member earned a badge (not sent for quiet back-fills).",
-    "quest.completed": "A member completed a quest.",
-    "points.expiring_soon": "Some of a member's points expire within the program's notice period.",
-    "points.expired": "Some of a member's points expired.",
-    "gift.granted": "A welcome, return or birthday gift was granted.",
-    "reward.redeemed": "A member redeemed a reward.",
-    "redemption.cancelled": "A redemption was cancelled and its points refunded.",
-}
-
-# The fields of each event type's ``data``, as documented in docs/webhooks.md (a test holds
-# the code, the documentation and what a receiver gets to this list).
-PAYLOAD_FIELDS = {
-    "member.tier_changed": ["member", "from", "to", "reason", "qualifying_growth"],
-    "member.activity_changed": ["member", "from", "to", "at"],
-    "badge.awarded": ["member", "badge", "name", "level", "sequence"],
-    "quest.completed": ["member", "quest", "period_start", "reward"],
-    "points.expiring_soon": ["member", "points", "expiring"],
-    "points.expired": ["member", "points", "balance"],
-    "gift.granted": ["member", "kind", "occasion", "points", "growth"],
-    "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
-    "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
-}
 
 # Seconds to wait before each retry: about a day in all, then the delivery is marked failed.
 BACKOFF = [30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 28800]
@@ -72,52 +44,6 @@ def verify(
     if abs(time.time() - int(timestamp)) > tolerance:
         return False
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
-
-
-def webhook_emit(
-    *, type: str, data: dict[str, Any], member_id: int | None = None
-) -> WebhookEvent | None:
-    """Write the event to the outbox, with a delivery per subscribed endpoint, in the caller's
-    transaction; queue the deliveries after commit."""
-    assert type in EVENT_TYPES, type
-    work = unit_of_work.current()
-    active = (
-        work.memo("webhook_endpoints", _active_endpoints)
-        if work is not None
-        else _active_endpoints()
-    )
-    endpoints = [e for e in active if e.wants(type)]
-    if not endpoints:
-        return None
-    event = WebhookEvent.objects.create(type=type, data=data, member_id=member_id)
-    now = timezone.now()
-    deliveries = WebhookDelivery.objects.bulk_create(
-        [
-            WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
-            for endpoint in endpoints
-        ]
-    )
-    ids = [d.pk for d in deliveries]
-    transaction.on_commit(lambda: _queue(ids))
-    return event
-
-
-def _active_endpoints() -> list[WebhookEndpoint]:
-    return sql.select(WebhookEndpoint, "t.is_active = %s", [True])
-
-
-def _queue(delivery_ids: list[int]) -> None:
-    from loyalty.tasks import deliver_webhook
-
-    for delivery_id in delivery_ids:
-        try:
-            deliver_webhook.delay(delivery_id)
-        except Exception:  # the broker is down: the periodic dispatcher will find it
-            log.warning(
-                "webhook delivery %s not queued; the dispatcher will retry",
-                delivery_id,
-                exc_info=True,
-            )
 
 
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery:
@@ -211,5 +137,5 @@ def webhook_replay(*, delivery: WebhookDelivery) -> WebhookDelivery:
     replay = WebhookDelivery.objects.create(
         event=delivery.event, endpoint=delivery.endpoint, next_attempt_at=timezone.now()
     )
-    transaction.on_commit(lambda: _queue([replay.pk]))
+    transaction.on_commit(lambda: queue_deliveries([replay.pk]))
     return replay

@@ -2,9 +2,10 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from loyalty.activity.webhooks import EVENT_TYPES, webhook_deliver, webhook_replay
+from loyalty.activity.webhooks import webhook_deliver, webhook_replay
 from loyalty.admin.base import ReadOnlyAdmin
 from loyalty.models import (
     ActivityTransition,
@@ -16,6 +17,7 @@ from loyalty.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from loyalty.outbox import EVENT_TYPES
 from loyalty.program.compiled import program_changed
 
 
@@ -75,7 +77,7 @@ class GiftGrantAdmin(ReadOnlyAdmin):
 
 class EndpointForm(forms.ModelForm):
     event_types = forms.MultipleChoiceField(
-        choices=[(code, f"{code} — {text}") for code, text in EVENT_TYPES.items()],
+        choices=[(code, format_lazy("{} — {}", code, text)) for code, text in EVENT_TYPES.items()],
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=_("None checked: every type."),

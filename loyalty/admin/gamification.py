@@ -3,7 +3,6 @@ badges; who holds a badge; a leaderboard's current standings."""
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -11,11 +10,13 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
+from core.tasks import queue_after_commit
 from loyalty.admin.base import admin_page
 from loyalty.gamification.badges import badge_grant, badge_revoke
-from loyalty.gamification.leaderboards import board_period_start, leaderboard_view
+from loyalty.gamification.leaderboards import leaderboard_view
 from loyalty.models import Badge, BadgeAward, Leaderboard, Quest, QuestStep, Streak
 from loyalty.program.compiled import program_changed
+from loyalty.scores.counting import board_period_start
 
 
 class ProgramDataAdmin(SimpleHistoryAdmin):
@@ -63,13 +64,11 @@ class BadgeAdmin(ProgramDataAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
-        from loyalty.tasks import backfill_badge_task
-
         badge_id = form.instance.pk
         # Members who already qualify get the new or changed badge, quietly, in a worker.
-        transaction.on_commit(lambda: backfill_badge_task.delay(badge_id))
+        queue_after_commit("loyalty.backfill_badge", badge_id)
         self.message_user(
-            request, "Members who already qualify will receive the badge (back-fill)."
+            request, _("Members who already qualify will receive the badge (back-fill).")
         )
 
     def get_urls(self):

@@ -8,16 +8,15 @@ from django.utils import timezone
 
 from accounts.models import ApiClient
 from core.errors import DomainError
+from core.tasks import queue_after_commit
 from loyalty.engine.events import EventInput, record_events
 from loyalty.models import EventBatchJob
 
 
 def batch_job_submit(*, client: ApiClient, items: list[Any]) -> EventBatchJob:
     """Store the batch as posted and queue its processing after commit."""
-    from loyalty.tasks import process_event_batch
-
     job = EventBatchJob.objects.create(client=client, items=items, total=len(items))
-    transaction.on_commit(lambda: process_event_batch.delay(str(job.pk)))
+    queue_after_commit("loyalty.process_event_batch", str(job.pk))
     return job
 
 

@@ -23,7 +23,6 @@ from core.errors import DomainError, InvalidInput
 from core.idempotency import IdempotencyConflict, of_client
 from loyalty.activity.states import activity_on_event_locked, gift_grant_locked
 from loyalty.gamification.badges import on_event
-from loyalty.gamification.leaderboards import leaderboards_record_action
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_open
 from loyalty.models import (
@@ -40,6 +39,7 @@ from loyalty.persistence.locks import lock_standings, lock_standings_of
 from loyalty.persistence.unit_of_work import UnitOfWork, unit_of_work
 from loyalty.program.compiled import CompiledProgram, program_at, program_snapshot
 from loyalty.program.rules import NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.scores.counting import leaderboards_record_action, store
 from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
 
 
@@ -295,6 +295,7 @@ def _record_locked(
                     (item.event.occurred_at or timezone.now() for item in todo),
                     default=timezone.now(),
                 ),
+                add_scores=_add_scores,
             ) as work:
                 for item in todo:
                     item.stored, item.outcome = _record(
@@ -305,6 +306,10 @@ def _record_locked(
                 work.flush()
     except _DryRunDone:
         pass
+
+
+def _add_scores(deltas, along) -> None:
+    store().add(deltas, along=along)
 
 
 class _DryRunDone(Exception):

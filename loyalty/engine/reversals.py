@@ -16,14 +16,11 @@ from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
 from loyalty.gamification.badges import on_reversal
-from loyalty.gamification.leaderboards import (
-    leaderboards_record_action,
-    leaderboards_record_shortfall,
-)
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_take
 from loyalty.models import (
     Currency,
+    EarningRuleVersion,
     EntryKind,
     Event,
     EventReversal,
@@ -37,6 +34,10 @@ from loyalty.periods import period_start
 from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import compiled_program
 from loyalty.program.rules import CompiledRule, read_attribute
+from loyalty.scores.counting import (
+    leaderboards_record_action,
+    leaderboards_record_shortfall,
+)
 
 
 class ReversalRefused(BusinessRuleViolation):
@@ -196,8 +197,6 @@ def _credited_by_version(event: Event) -> dict[int, dict[str, int]]:
 
 
 def _rule(version_id: int) -> CompiledRule:
-    from loyalty.models import EarningRuleVersion
-
     version = EarningRuleVersion.objects.get(pk=version_id)
     return CompiledRule.from_definition(
         rule_id=version.rule_id,

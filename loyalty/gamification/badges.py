@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Count, F, Model, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from core import sql
-from loyalty.activity.webhooks import webhook_emit
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.points import points_credit_locked
 from loyalty.models import (
@@ -28,10 +28,12 @@ from loyalty.models import (
     SourceType,
     Streak,
 )
+from loyalty.outbox import webhook_emit
 from loyalty.periods import LIFETIME_START, local_date, period_start
 from loyalty.persistence import unit_of_work
+from loyalty.persistence.locks import lock_standing
 from loyalty.persistence.unit_of_work import UnitOfWork, member_external_id
-from loyalty.program.compiled import CompiledProgram
+from loyalty.program.compiled import CompiledProgram, compiled_program
 from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
@@ -520,11 +522,6 @@ def on_reversal(
 def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
     """Award a new or changed badge to every member who already qualifies, quietly
     (``backfilled``: no notification), one member per transaction, in chunks. Returns awards."""
-    from django.db import transaction
-
-    from loyalty.persistence.locks import lock_standing
-    from loyalty.program.compiled import compiled_program
-
     if not badge.is_active or badge.criterion == Badge.Criterion.MANUAL:
         return 0
     program = compiled_program()
@@ -576,10 +573,6 @@ def _candidates(badge: Badge):
 
 def badge_grant(*, member_id: int, badge: Badge, operator=None) -> BadgeAward:
     """Grant a badge by hand (any criterion)."""
-    from django.db import transaction
-
-    from loyalty.persistence.locks import lock_standing
-
     with transaction.atomic():
         standing = lock_standing(member_id)
         return badge_award(standing=standing, badge=badge, operator=operator)

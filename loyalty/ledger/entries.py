@@ -12,10 +12,11 @@ from django.db.models import Model
 from django.utils import timezone
 
 from core import sql
-from loyalty.gamification.leaderboards import leaderboards_record_entries
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
+from loyalty.models.standing import BUCKETS
 from loyalty.persistence import unit_of_work
 from loyalty.program.compiled import program_snapshot
+from loyalty.scores.counting import leaderboards_record_entries
 
 # How each kind of points entry moves the lifetime buckets (besides the spendable balance).
 EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE, EntryKind.ACTIVATE}
@@ -38,9 +39,6 @@ class Movement:
     operator_id: int | None = None
     reason: str = ""
     effective_at: datetime | None = None
-
-
-BUCKETS = ("growth", "points", "points_pending", "points_earned", "points_spent", "points_expired")
 
 
 def bucket_deltas(entries: Iterable[tuple[str, str, bool, int]]) -> dict[str, int]:

@@ -15,7 +15,6 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Member
 from accounts.services import member_external_id
 from core.errors import BusinessRuleViolation, InvalidInput
-from loyalty.activity.webhooks import webhook_emit
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_activated, lots_open, lots_take
 from loyalty.models import (
@@ -26,6 +25,7 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
+from loyalty.outbox import webhook_emit
 from loyalty.persistence import unit_of_work
 from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import compiled_program, program_snapshot

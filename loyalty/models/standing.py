@@ -1,6 +1,9 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+# The standing's balance columns the ledger moves: each equals a sum of the member's entries.
+BUCKETS = ("growth", "points", "points_pending", "points_earned", "points_spent", "points_expired")
+
 
 class MemberStanding(models.Model):
     """A member's place in the program: cached balances, tier, counters. One row per member;

@@ -55,6 +55,7 @@ from loyalty.models import (
     RuleCounter,
     TierChange,
 )
+from loyalty.models.standing import BUCKETS
 from loyalty.periods import period_start
 
 # Per table kept here: the fields identifying a row (its unique constraint) and those changed.
@@ -77,6 +78,8 @@ UPSERTS: dict[type[Model], tuple[list[str], list[str]]] = {
 
 # A write that answers nothing: its SQL and parameters.
 Write = tuple[str, list[Any]]
+# Writes leaderboard score deltas, keyed (board id, period start, member id), with writes along.
+AddScores = Callable[[dict[tuple[int, Any, int], int], list[Write]], None]
 
 _current: ContextVar["UnitOfWork | None"] = ContextVar("loyalty_unit_of_work", default=None)
 
@@ -112,8 +115,10 @@ class UnitOfWork:
         standings: dict[int, MemberStanding],
         external_ids: dict[int, str],
         since: datetime,
+        add_scores: "AddScores",
     ):
         self.standings = standings
+        self._add_scores_to_store = add_scores
         self.external_ids = external_ids
         self.since = since  # the batch's earliest event time: older period rows are not read
         self.events: list[Event] = []
@@ -275,15 +280,11 @@ class UnitOfWork:
         if not self.scores:
             send(along)
             return
-        from loyalty.gamification.leaderboards import store
-
-        store.add(self.scores, along=along)
+        self._add_scores_to_store(self.scores, along)
 
     def _changed_rows_writes(self) -> list[Write]:
         """The upserts of the changed rows and the standings' update, as statements to send
         (PostgreSQL); elsewhere they are written at once and nothing is left to send."""
-        from loyalty.ledger.entries import BUCKETS
-
         writes = [
             write
             for model, rows in self._dirty.items()
@@ -307,10 +308,16 @@ class UnitOfWork:
 
 @contextmanager
 def unit_of_work(
-    standings: dict[int, MemberStanding], external_ids: dict[int, str], *, since: datetime
+    standings: dict[int, MemberStanding],
+    external_ids: dict[int, str],
+    *,
+    since: datetime,
+    add_scores: "AddScores",
 ) -> Iterator[UnitOfWork]:
-    """Run the flow for these locked standings; the caller flushes before leaving."""
-    work = UnitOfWork(standings, external_ids, since)
+    """Run the flow for these locked standings; the caller flushes before leaving.
+    ``add_scores(deltas, along)`` writes the leaderboard score deltas with ``along`` (the
+    leaderboard store, which sits above this layer)."""
+    work = UnitOfWork(standings, external_ids, since, add_scores)
     token = _current.set(work)
     try:
         yield work

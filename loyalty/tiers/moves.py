@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Sum
 
-from loyalty.activity.webhooks import webhook_emit
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
+from loyalty.outbox import webhook_emit
 from loyalty.periods import calendar_year_start, rolling_window_start
 from loyalty.persistence import unit_of_work
 from loyalty.persistence.unit_of_work import member_external_id

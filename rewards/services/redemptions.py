@@ -21,9 +21,9 @@ from accounts.models import ApiClient, Member
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
-from loyalty.activity.webhooks import webhook_emit
 from loyalty.ledger.points import points_credit_locked, points_debit_locked
 from loyalty.models import EntryKind, LotMovement, SourceType
+from loyalty.outbox import webhook_emit
 from loyalty.persistence import unit_of_work
 from loyalty.persistence.locks import lock_standing, lock_standing_with_program
 from rewards.models import CouponCode, Redemption, Reward

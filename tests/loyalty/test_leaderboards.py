@@ -11,13 +11,13 @@ from accounts.models import Member
 from loyalty.engine.events import EventInput, record_event
 from loyalty.engine.reversals import event_reverse
 from loyalty.gamification.leaderboards import (
-    board_period_start,
     leaderboard_view,
     leaderboards_rebuild,
     resolve_period,
 )
 from loyalty.ledger.points import activate_pending_points
 from loyalty.models import LeaderboardScore
+from loyalty.scores.counting import board_period_start
 from tests.factories import make_leaderboard, make_rule
 
 pytestmark = pytest.mark.django_db

@@ -14,15 +14,13 @@ from accounts.models import Member
 from loyalty.engine.events import EventInput, record_event, record_events
 from loyalty.engine.reversals import event_reverse
 from loyalty.gamification import leaderboards
-from loyalty.gamification.leaderboards import (
-    DatabaseLeaderboardStore,
-    RedisLeaderboardStore,
-    board_period_start,
-    leaderboard_view,
-    leaderboards_rebuild,
-)
+from loyalty.gamification.leaderboards import leaderboard_view, leaderboards_rebuild
 from loyalty.models import LeaderboardScore
 from loyalty.periods import LIFETIME_START
+from loyalty.scores import counting
+from loyalty.scores.counting import board_period_start
+from loyalty.scores.db_store import DatabaseLeaderboardStore
+from loyalty.scores.redis_store import RedisLeaderboardStore
 from tests.factories import make_leaderboard, make_rule
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -35,7 +33,7 @@ def redis_store(monkeypatch):
     except redis.RedisError:
         pytest.skip("needs Redis on 127.0.0.1:6379")
     store = RedisLeaderboardStore(REDIS_URL, prefix=f"test-lb-{uuid.uuid4().hex}")
-    monkeypatch.setattr(leaderboards, "store", store)
+    monkeypatch.setattr(counting, "override", store)
     yield store
     if keys := list(store.redis.scan_iter(f"{store.prefix}:*")):
         store.redis.delete(*keys)
@@ -101,9 +99,9 @@ def test_a_view_looks_at_the_set_once_for_all_its_reads(redis_store, monkeypatch
     Member.objects.filter(pk=members[-1].pk).update(leaderboard_opt_out=True)
     board.excluded_members.add(members[5])
     me = members[6].pk
-    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
+    monkeypatch.setattr(counting, "override", DatabaseLeaderboardStore())
     expected = leaderboard_view(board=board, period=LIFETIME_START, member_id=me)
-    monkeypatch.setattr(leaderboards, "store", redis_store)
+    monkeypatch.setattr(counting, "override", redis_store)
     leaderboard_view(board=board, period=LIFETIME_START, member_id=me)  # fills the set
     states = []
     get = redis_store.redis.get
@@ -165,7 +163,7 @@ def test_writes_reach_redis_when_they_commit_and_never_when_they_roll_back(
         (2, "a", 55),
     ]
     assert redis_store.redis.zcard(redis_store._key(board.pk, period)) == 2
-    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
+    monkeypatch.setattr(counting, "override", DatabaseLeaderboardStore())
     assert view(board, "a") == shown
 
 
@@ -226,14 +224,14 @@ def test_with_redis_unreachable_events_still_count_and_reads_come_from_the_datab
     monkeypatch,
 ):
     store = RedisLeaderboardStore("redis://127.0.0.1:1/0", prefix="unreachable")
-    monkeypatch.setattr(leaderboards, "store", store)
+    monkeypatch.setattr(counting, "override", store)
     make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
     board = make_leaderboard("all-growth", "growth", "all_time")
     event("a", "a1", 20)
     event("b", "b1", 30)
     shown = view(board, "a")
     assert (shown["me"]["rank"], shown["me"]["score"], shown["ranked"]) == (2, 20, 2)
-    monkeypatch.setattr(leaderboards, "store", DatabaseLeaderboardStore())
+    monkeypatch.setattr(counting, "override", DatabaseLeaderboardStore())
     assert view(board, "a") == shown
 
 
@@ -282,7 +280,7 @@ def test_a_redis_that_stops_answering_costs_a_view_one_timeout_then_is_left_alon
         store = RedisLeaderboardStore(
             f"redis://127.0.0.1:{port}/0", prefix="silent", timeout=0.2, pause=60
         )
-        monkeypatch.setattr(leaderboards, "store", store)
+        monkeypatch.setattr(counting, "override", store)
         make_rule("purchase", unit_attribute="amount", growth_per_unit=1)
         board = make_leaderboard("all-growth", "growth", "all_time")
         event("a", "a1", 20)

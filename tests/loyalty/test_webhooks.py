@@ -17,12 +17,9 @@ from loyalty.activity.states import (
     notify_expiring_points,
 )
 from loyalty.activity.webhooks import (
-    EVENT_TYPES,
-    PAYLOAD_FIELDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     verify,
-    webhook_emit,
     webhooks_dispatch_due,
 )
 from loyalty.engine.events import EventInput, record_event
@@ -35,6 +32,7 @@ from loyalty.models import (
     WebhookEndpoint,
     WebhookEvent,
 )
+from loyalty.outbox import EVENT_TYPES, PAYLOAD_FIELDS, webhook_emit
 from tests.factories import (
     ActionFactory,
     make_badge,

@@ -1,0 +1,98 @@
+"""The outbox: webhook events written in the caller's transaction, one delivery per subscribed
+endpoint, queued for delivery after commit (``loyalty.activity.webhooks`` delivers them).
+
+A leaf: every capability that announces something (tiers, badges, quests, points, activity,
+redemptions) writes here, and nothing here imports them back.
+"""
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from core import sql
+from core.tasks import queue
+from loyalty.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from loyalty.persistence import unit_of_work
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = {
+    "member.tier_changed": _(
+        "A member's tier went up (at once) or down (at the review), or was locked."
+    ),
+    "member.activity_changed": _(
+        "A member's activity state changed (new, active, silent, at risk, churned, returned)."
+    ),
+    "badge.awarded": _("A member earned a badge (not sent for quiet back-fills)."),
+    "quest.completed": _("A member completed a quest."),
+    "points.expiring_soon": _(
+        "Some of a member's points expire within the program's notice period."
+    ),
+    "points.expired": _("Some of a member's points expired."),
+    "gift.granted": _("A welcome, return or birthday gift was granted."),
+    "reward.redeemed": _("A member redeemed a reward."),
+    "redemption.cancelled": _("A redemption was cancelled and its points refunded."),
+}
+
+# The fields of each event type's ``data``, as documented in docs/webhooks.md (a test holds
+# the code, the documentation and what a receiver gets to this list).
+PAYLOAD_FIELDS = {
+    "member.tier_changed": ["member", "from", "to", "reason", "qualifying_growth"],
+    "member.activity_changed": ["member", "from", "to", "at"],
+    "badge.awarded": ["member", "badge", "name", "level", "sequence"],
+    "quest.completed": ["member", "quest", "period_start", "reward"],
+    "points.expiring_soon": ["member", "points", "expiring"],
+    "points.expired": ["member", "points", "balance"],
+    "gift.granted": ["member", "kind", "occasion", "points", "growth"],
+    "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
+    "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
+}
+
+
+def webhook_emit(
+    *, type: str, data: dict[str, Any], member_id: int | None = None
+) -> WebhookEvent | None:
+    """Write the event to the outbox, with a delivery per subscribed endpoint, in the caller's
+    transaction; queue the deliveries after commit."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"Unknown webhook event type {type!r}.")
+    work = unit_of_work.current()
+    active = (
+        work.memo("webhook_endpoints", _active_endpoints)
+        if work is not None
+        else _active_endpoints()
+    )
+    endpoints = [e for e in active if e.wants(type)]
+    if not endpoints:
+        return None
+    event = WebhookEvent.objects.create(type=type, data=data, member_id=member_id)
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
+            for endpoint in endpoints
+        ]
+    )
+    ids = [d.pk for d in deliveries]
+    transaction.on_commit(lambda: queue_deliveries(ids))
+    return event
+
+
+def _active_endpoints() -> list[WebhookEndpoint]:
+    return sql.select(WebhookEndpoint, "t.is_active = %s", [True])
+
+
+def queue_deliveries(delivery_ids: list[int]) -> None:
+    """Queue each delivery's first attempt (the periodic dispatcher finds any not queued)."""
+    for delivery_id in delivery_ids:
+        try:
+            queue("loyalty.deliver_webhook", delivery_id)
+        except Exception:  # the broker is down: the periodic dispatcher will find it
+            log.warning(
+                "webhook delivery %s not queued; the dispatcher will retry",
+                delivery_id,
+                exc_info=True,
+            )
