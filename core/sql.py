@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Field, Model
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db.models import BooleanField, Expression, F, Field, Model
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
@@ -43,6 +43,45 @@ def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
             return f"{column} = %s", [values[0]]
         return f"{column} = ANY(%s)", [list(values)]
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
+
+
+class AnyOf(Expression):
+    """``field`` is one of ``values``, as a filter: ``Model.objects.filter(AnyOf("id", ids))``.
+    On PostgreSQL one array parameter (``= ANY``): the statement's text does not grow with the
+    list, so the driver keeps it parsed; elsewhere ``IN``."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def __init__(self, field: str, values: Sequence[Any]):
+        super().__init__()
+        self.name, self.values = field, list(values)
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, summarize=False, **kw):
+        resolved = self.copy()
+        resolved.lhs = F(self.name).resolve_expression(query, allow_joins, reuse, summarize)
+        return resolved
+
+    def as_sql(self, compiler, connection):
+        lhs, params = compiler.compile(self.lhs)
+        field = self.lhs.output_field
+        values = [field.get_db_prep_value(value, connection) for value in self.values]
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s::{cast_type(field, connection.alias)}[])", [*params, values]
+        if not values:
+            return "1 = 0", params
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*params, *values]
+
+
+# The SQLSTATEs of a transaction the database rolled back to settle a race: a deadlock, or a
+# serialization failure. Running it again is the remedy.
+_LOST_RACE = {"40P01", "40001"}
+
+
+def lost_a_race(error: DatabaseError) -> bool:
+    """Whether the database rolled the transaction back to break a deadlock (or a
+    serialization conflict): nothing was wrong with it, and it may be run again."""
+    return getattr(error.__cause__, "sqlstate", None) in _LOST_RACE
 
 
 def list_of(column: str, source: str) -> str:

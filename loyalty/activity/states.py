@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.models import Member
+from core import sql
 from core.tasks import queue_after_commit
 from loyalty.gamification.badges import _bonus, badge_award
 from loyalty.models import (
@@ -66,7 +67,7 @@ def _activity(member: Member) -> MemberActivity:
         MemberActivity,
         member.pk,
         index=lambda activity: activity.pk,
-        query=lambda ids: MemberActivity.objects.filter(pk__any=ids),
+        query=lambda ids: MemberActivity.objects.filter(sql.AnyOf("pk", ids)),
         new=lambda: MemberActivity(member=member, since=member.joined_at),
     )
 

@@ -83,7 +83,7 @@ def _streak_state(member_id: int, streak_id: int) -> MemberStreak:
         MemberStreak,
         (member_id, streak_id),
         index=lambda s: (s.member_id, s.streak_id),
-        query=lambda ids: MemberStreak.objects.filter(member_id__any=ids),
+        query=lambda ids: MemberStreak.objects.filter(sql.AnyOf("member_id", ids)),
         new=lambda: MemberStreak(member_id=member_id, streak_id=streak_id),
     )
 

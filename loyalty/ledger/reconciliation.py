@@ -10,6 +10,7 @@ from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import sql
 from loyalty.ledger.entries import BUCKETS, bucket_deltas
 from loyalty.models import EventReversal, LedgerEntry, MemberStanding, PointLot, SourceType
 from loyalty.periods import local_date
@@ -57,7 +58,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
         ids = [s["pk"] for s in standings]
         entries = defaultdict(list)
         for row in (
-            LedgerEntry.objects.filter(member_id__any=ids)
+            LedgerEntry.objects.filter(sql.AnyOf("member_id", ids))
             .values("member_id", "currency", "kind", "pending")
             .annotate(
                 positive=Case(
@@ -73,7 +74,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
             report.entries += row["count"]
         lots = defaultdict(lambda: {True: 0, False: 0})
         for row in (
-            PointLot.objects.filter(member_id__any=ids)
+            PointLot.objects.filter(sql.AnyOf("member_id", ids))
             .values("member_id", "pending")
             .annotate(total=Sum("remaining"))
         ):
@@ -94,7 +95,7 @@ def verify_ledger(*, chunk_size: int = 2000, max_reported: int = 1000) -> Verify
                 )
         _check_debts(shortfalls, {s["pk"]: s["points_owed"] for s in standings}, report, mismatch)
         broken_lots = (
-            PointLot.objects.filter(member_id__any=ids)
+            PointLot.objects.filter(sql.AnyOf("member_id", ids))
             .annotate(moved=Coalesce(Sum("movements__amount"), 0))
             .filter(~Q(remaining=F("amount") - F("moved")))
             .values("pk", "member_id", "remaining", "amount", "moved")
@@ -130,7 +131,7 @@ def _shortfalls() -> dict[int, list[tuple[int, int, int, int]]]:
     repaid = (
         dict(
             LedgerEntry.objects.filter(
-                member_id__any=sorted({member_id for _, member_id, _, _ in rows}),
+                sql.AnyOf("member_id", sorted({member_id for _, member_id, _, _ in rows})),
                 source_type=SourceType.SHORTFALL,
             )
             .values("source_id")

@@ -1,12 +1,15 @@
 """Row locks on member standings: the one place they are taken.
 
 Every write to a member's balances, counters or tier happens inside a transaction holding that
-member's standing row lock. Several members are always locked in primary-key order, so two
-transactions can never deadlock on each other.
+member's standing row lock. Several members are always locked in ascending member id, creation
+of a missing standing included, so two transactions never wait on each other in a circle
+(``loyalty.engine.pipeline`` keeps the order across members it finds late; it also retries a
+chunk the database rolled back to break a deadlock, should one ever happen).
 """
 
 import uuid
 from collections.abc import Iterable
+from itertools import groupby
 
 from django.db import connection
 
@@ -46,6 +49,36 @@ def _lock_standings(
         )
         created, revision = _locked(missing)
         standings.update(created)
+    return standings, revision
+
+
+def lock_standings_in_order(
+    member_ids: Iterable[int],
+) -> tuple[dict[int, MemberStanding], uuid.UUID | None]:
+    """Lock (creating where missing) the standings strictly in ascending member id, creations
+    included, and the program's revision read with the last: for members without a standing
+    sorting among members with one, where ``lock_standings`` (which locks those it finds, then
+    creates the others) would break the order. A statement per run of ids with or without a
+    standing, one more to tell them apart. Call inside ``transaction.atomic``."""
+    ids = sorted(set(member_ids))
+    where, params = sql.any_of("member_id", ids)
+    have = {
+        member_id
+        for (member_id,) in sql.fetch(
+            f"SELECT member_id FROM {MemberStanding._meta.db_table} WHERE {where}", params
+        )
+    }
+    standings: dict[int, MemberStanding] = {}
+    revision = None
+    for exists, run in groupby(ids, key=have.__contains__):
+        run = list(run)
+        if not exists:
+            # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
+            MemberStanding.objects.bulk_create(
+                [MemberStanding(member_id=member_id) for member_id in run], ignore_conflicts=True
+            )
+        locked, revision = _locked(run)
+        standings.update(locked)
     return standings, revision
 
 

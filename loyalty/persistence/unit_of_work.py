@@ -1,4 +1,4 @@
-"""The event flow's unit of work: the rows a batch (a chunk of one: ``events.CHUNK_EVENTS``)
+"""The event flow's unit of work: the rows a batch (a chunk of one: ``pipeline.CHUNK_EVENTS``)
 touches are read once and written in bulk.
 
 Recording an event reads and changes a handful of small rows per member (standing, rule

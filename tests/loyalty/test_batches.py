@@ -221,7 +221,7 @@ def test_a_dry_run_batch_stores_nothing_and_counts_each_item_after_the_one_befor
 def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_short(
     demo_program, monkeypatch
 ):
-    from loyalty.engine import events as events_module
+    from loyalty.engine import pipeline as events_module
 
     monkeypatch.setattr(events_module, "CHUNK_EVENTS", 3)
     batch = [
@@ -233,7 +233,7 @@ def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_sh
         events_module._chunks(
             sorted(
                 [
-                    events_module._Item(index=i, event=e, request_hash=e.request_hash())
+                    events_module.Item(index=i, event=e, request_hash=e.request_hash())
                     for i, e in enumerate(batch)
                 ],
                 key=lambda item: item.event.external_id,
@@ -249,21 +249,21 @@ def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_sh
 
     # Member b's chunk fails with an error no item answers for: a's chunk is already recorded,
     # b's and those after it are not.
-    record = events_module._record
+    record = events_module.record_one
 
     def failing(client, item, *args):
         if item.event.external_id == "b":
             raise RuntimeError("the database went away")
         return record(client, item, *args)
 
-    monkeypatch.setattr(events_module, "_record", failing)
+    monkeypatch.setattr(events_module, "record_one", failing)
     with pytest.raises(RuntimeError):
         record_events(client=None, events=batch)
     assert MemberStanding.objects.get(member__external_id="a").events_count == 2
     assert not MemberStanding.objects.filter(member__external_id__in=["b", "c", "d"]).exists()
 
     # Posted again, the batch is finished: a's events answer as replays, the others are new.
-    monkeypatch.setattr(events_module, "_record", record)
+    monkeypatch.setattr(events_module, "record_one", record)
     results = record_events(client=None, events=batch)
     assert [r.result.replayed for r in results] == [True, True] + [False] * 6
     assert {

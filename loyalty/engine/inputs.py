@@ -1,0 +1,30 @@
+"""An event as the host app reports it."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EventInput:
+    external_id: str
+    action: str
+    idempotency_key: str
+    occurred_at: datetime | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def request_hash(self) -> str:
+        canonical = json.dumps(
+            {
+                "external_id": self.external_id,
+                "action": self.action,
+                "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+                "attributes": self.attributes,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()

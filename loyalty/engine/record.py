@@ -1,0 +1,225 @@
+"""One event's steps, under its member's lock, inside the chunk's unit of work: evaluate the
+rules, then tiers, the welcome gift, activity, streaks, quests and badges, the action boards, the
+event row and its ledger entries and lots; the answer the host app gets."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from accounts.models import ApiClient, Member
+from core import sql
+from loyalty.activity.states import activity_on_event_locked, gift_grant_locked
+from loyalty.engine.evaluate import Credit, evaluate_rules, rule_counters
+from loyalty.engine.inputs import EventInput
+from loyalty.gamification.badges import on_event
+from loyalty.ledger.entries import Movement, ledger_post
+from loyalty.ledger.lots import lots_open
+from loyalty.models import (
+    Currency,
+    EntryKind,
+    Event,
+    MemberStanding,
+    RuleCounter,
+    SourceType,
+)
+from loyalty.persistence.unit_of_work import UnitOfWork
+from loyalty.program.compiled import CompiledProgram
+from loyalty.scores.counting import leaderboards_record_action
+from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
+
+
+@dataclass
+class Item:
+    index: int
+    event: EventInput
+    request_hash: str
+    member: Member | None = None
+    stored: Event | None = None  # the event recorded for it (new, or the one it repeats)
+    outcome: dict[str, Any] | None = None
+    replayed: bool = False
+
+
+def record_one(
+    client: ApiClient | None,
+    item: Item,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    work: UnitOfWork,
+) -> tuple[Event, dict[str, Any]]:
+    """One event's evaluation, under the member's lock; its rows are written by ``work``."""
+    event, member = item.event, item.member
+    now = timezone.now()
+    bonuses_from, owed_before = len(work.bonuses), standing.points_owed
+    occurred_at = event.occurred_at or now
+    action = program.actions.get(event.action)
+
+    credits: list[Credit] = []
+    skipped: list[dict[str, Any]] = []
+    counters: dict[tuple[int, str, Any], RuleCounter] = {}
+    reason = ""
+    if action is None:
+        reason = "unknown_action"
+    elif not action.is_active:
+        reason = "rule_inactive"
+    else:
+        rules = program.rules_by_action.get(action.code, ())
+        counters = rule_counters(work, member.pk, rules, occurred_at)
+        credits, skipped = evaluate_rules(
+            rules, program, standing, member, event, occurred_at, counters
+        )
+        if not rules:
+            reason = "no_rule"
+    growth = sum(c.growth for c in credits)
+    points = sum(c.points for c in credits)
+    if not (growth or points) and not reason:
+        reason = skipped[0]["reason"] if skipped else "nothing_to_credit"
+
+    tier_move = None
+    if growth or standing.tier_id is None:
+        tier_move = tier_upgrade_if_qualified(
+            standing=standing, program=program, at=now, pending_growth=[(occurred_at, growth)]
+        )
+    played: dict[str, Any] = {"badges_awarded": [], "quests_completed": [], "streaks": []}
+    gifts = []
+    if standing.events_count == 0 and (
+        welcome := gift_grant_locked(
+            standing=standing, kind="welcome", occasion="welcome", at=occurred_at
+        )
+    ):
+        gifts.append({"kind": welcome.kind, "points": welcome.points, "growth": welcome.growth})
+    activity_change = None
+    if action is not None and action.is_active:
+        activity_change = activity_on_event_locked(
+            standing=standing, member=member, action_id=action.pk, occurred_at=occurred_at
+        )
+        if activity_change == "returned":
+            gifts.append({"kind": "return"})
+        # Growth this event credits counts for badges: add it before evaluating them.
+        standing.growth += growth
+        played, bonus_move = on_event(
+            standing=standing,
+            action_id=action.pk,
+            occurred_at=occurred_at,
+            growth=growth,
+            tier_changed=tier_move is not None,
+            program=program,
+        )
+        standing.growth -= growth
+        leaderboards_record_action(
+            member_id=member.pk,
+            action_id=action.pk,
+            occurred_at=occurred_at,
+            delta=1,
+            boards=program.leaderboards,
+        )
+        if bonus_move is not None:
+            first = tier_move or bonus_move
+            tier_move = TierMove(
+                from_tier=first.from_tier, to_tier=bonus_move.to_tier, reason=bonus_move.reason
+            )
+    # What the credits post, as (currency, amount, pending, rule): the entries themselves are
+    # made once the event row exists, since they point at it.
+    earned = [
+        # Points under a hold period wait in the pending bucket until they activate.
+        (currency, amount, currency == Currency.POINTS and credit.rule.hold_days > 0, credit.rule)
+        for credit in credits
+        for currency, amount in ((Currency.GROWTH, credit.growth), (Currency.POINTS, credit.points))
+        if amount
+    ]
+    rules_by_version = {credit.rule.version_id: credit.rule for credit in credits}
+    # Everything the event credited: its rules' credits and the bonuses they set off.
+    bonuses = work.bonuses[bonuses_from:]
+    outcome = {
+        "member": member.external_id,
+        "action": event.action,
+        "idempotency_key": event.idempotency_key,
+        "occurred_at": occurred_at.isoformat(),
+        "status": (
+            Event.Status.CREDITED if (growth or points) else Event.Status.NOT_CREDITED
+        ).value,
+        "reason": reason or None,
+        "growth": growth + sum(bonus["growth"] for bonus in bonuses),
+        "points": points + sum(bonus["points"] for bonus in bonuses),
+        "credits": [
+            {
+                "rule": c.rule.code,
+                "rule_version": c.rule.version,
+                "growth": c.growth,
+                "points": c.points,
+                "capped": c.capped,
+            }
+            for c in credits
+        ],
+        "bonuses": bonuses,
+        "skipped": skipped,
+        "tier_change": tier_move.as_dict() if tier_move else None,
+        **played,
+        "gifts": gifts,
+        "activity": activity_change,
+        "tier": program.tier(standing.tier_id).code if standing.tier_id else None,
+        # Set below, once the credits are posted (they may first repay what is owed).
+        "shortfall_repaid": 0,
+        "balances": {},
+    }
+    stored_event = sql.new_row(
+        Event,
+        client=client,
+        idempotency_key=event.idempotency_key,
+        request_hash=item.request_hash,
+        member=member,
+        action=action,
+        action_code=event.action,
+        occurred_at=occurred_at,
+        attributes=event.attributes,
+        status=outcome["status"],
+        reason=reason,
+        growth=outcome["growth"],
+        points=outcome["points"],
+        outcome=outcome,
+    )
+    work.events.append(stored_event)
+    standing.events_count += 1
+    standing.last_event_at = max(standing.last_event_at or occurred_at, occurred_at)
+    work.touched.add(standing.pk)
+    # The entries' source id is the event's, known once ``work`` has written it.
+    entries = ledger_post(
+        standing=standing,
+        movements=[
+            Movement(
+                currency=currency,
+                kind=EntryKind.EARN,
+                amount=amount,
+                pending=pending,
+                source_type=SourceType.EVENT,
+                event=stored_event,
+                source=stored_event,
+                rule_version_id=rule.version_id,
+                effective_at=occurred_at,
+            )
+            for currency, amount, pending, rule in earned
+        ],
+    )
+    lots_open(
+        standing=standing,
+        credits=[
+            (
+                entry,
+                program.expiry_for(rules_by_version[entry.rule_version_id]).expires_at(occurred_at),
+                occurred_at + timedelta(days=rules_by_version[entry.rule_version_id].hold_days),
+            )
+            for entry in entries
+            if entry.currency == Currency.POINTS
+        ],
+    )
+    outcome["shortfall_repaid"] = owed_before - standing.points_owed
+    outcome["balances"] = {
+        "growth": standing.growth,
+        "points": standing.points,
+        "points_pending": standing.points_pending,
+    }
+    for counter in counters.values():
+        if getattr(counter, "_changed", False):
+            work.changed(counter)
+    return stored_event, outcome
