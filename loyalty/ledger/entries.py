@@ -14,7 +14,7 @@ from django.utils import timezone
 from core import sql
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.models.standing import BUCKETS
-from loyalty.persistence import unit_of_work
+from loyalty.persistence import bulk, unit_of_work
 from loyalty.program.compiled import program_snapshot
 from loyalty.scores.counting import leaderboards_record_entries
 
@@ -118,7 +118,7 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
                     [*deltas.values(), standing.pk],
                 )
             )
-        unit_of_work.insert(LedgerEntry, entries, along=balances)
+        bulk.insert(LedgerEntry, entries, along=balances)
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)
     boards = program_snapshot().leaderboards

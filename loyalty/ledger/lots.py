@@ -26,7 +26,7 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
-from loyalty.persistence import unit_of_work
+from loyalty.persistence import bulk, unit_of_work
 
 TAKE_BATCH = 200
 
@@ -181,9 +181,9 @@ def lots_take(
             lot.remaining -= take
             taken += take
             movements.append(LotMovement(lot=lot, entry=entry, amount=take))
-        unit_of_work.insert(
+        bulk.insert(
             LotMovement,
             movements,
-            along=unit_of_work.columns_write(PointLot, [m.lot for m in movements], ["remaining"]),
+            along=bulk.columns_write(PointLot, [m.lot for m in movements], ["remaining"]),
         )
     return taken

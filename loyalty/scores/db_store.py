@@ -15,8 +15,8 @@ from loyalty.models import (
     Leaderboard,
     LeaderboardScore,
 )
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.unit_of_work import Write
+from loyalty.persistence import bulk
+from loyalty.persistence.bulk import Write
 
 logger = logging.getLogger(__name__)
 
@@ -91,23 +91,21 @@ class DatabaseLeaderboardStore:
         with ``returning``, the new scores of the rows it touched."""
         rows = [(*key, delta) for key, delta in sorted(deltas.items()) if delta]
         if not rows:
-            unit_of_work.send(list(along))
+            bulk.send(list(along))
             return []
         table = LeaderboardScore._meta.db_table
         columns = ["leaderboard_id", "period_start", "member_id", "score"]
         if connection.vendor == "postgresql":
             # Sent as the unit of work sends rows: one array per column, or a few typed VALUES.
             fields = [LeaderboardScore._meta.get_field(column) for column in columns]
-            values, params = unit_of_work.row_source(
-                fields, [list(c) for c in zip(*rows, strict=True)]
-            )
+            values, params = bulk.row_source(fields, [list(c) for c in zip(*rows, strict=True)])
             source = f"SELECT {', '.join(columns)} FROM {values} AS v({', '.join(columns)})"
         else:
             source = f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(rows))}"
             params = [value for row in rows for value in row]
         with connection.cursor() as cursor:
             cursor.execute(
-                *unit_of_work.joined(
+                *bulk.joined(
                     list(along),
                     f"INSERT INTO {table} ({', '.join(columns)}) {source} "
                     "ON CONFLICT (leaderboard_id, period_start, member_id) "

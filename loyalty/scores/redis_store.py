@@ -15,7 +15,7 @@ from loyalty.models import (
     LeaderboardScore,
     StaleLeaderboardSet,
 )
-from loyalty.persistence.unit_of_work import Write
+from loyalty.persistence.bulk import Write
 from loyalty.scores.db_store import DatabaseLeaderboardStore, Ranked, ScoreDeltas, hidden_member_ids
 
 logger = logging.getLogger(__name__)

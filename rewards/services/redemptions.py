@@ -24,7 +24,7 @@ from core.idempotency import request_hash as hash_request
 from loyalty.ledger.points import points_credit_locked, points_debit_locked
 from loyalty.models import EntryKind, LotMovement, SourceType
 from loyalty.outbox import webhook_emit
-from loyalty.persistence import unit_of_work
+from loyalty.persistence import bulk
 from loyalty.persistence.locks import lock_standing, lock_standing_with_program
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import RedemptionRefused, price_for, refusal_for, reward_get
@@ -115,7 +115,7 @@ def _redeem(
         if reward.kind == Reward.Kind.PHYSICAL
         else Redemption.Status.COMPLETED,
     )
-    unit_of_work.insert(Redemption, [redemption])
+    bulk.insert(Redemption, [redemption])
     redemption.spend_entry = points_debit_locked(
         standing=standing,
         amount=price,
@@ -141,17 +141,17 @@ def _redeem(
     # The redemption's spend and code are written with the stock taken: a round trip less.
     _take_stock(
         reward,
-        along=unit_of_work.columns_write(Redemption, [redemption], ["spend_entry", "coupon_code"]),
+        along=bulk.columns_write(Redemption, [redemption], ["spend_entry", "coupon_code"]),
     )
     return RedemptionResult(redemption=redemption)
 
 
-def _take_stock(reward: Reward, *, along: list[unit_of_work.Write]) -> None:
+def _take_stock(reward: Reward, *, along: list[bulk.Write]) -> None:
     """Count the redemption and take one unit of stock, if one is left: the last statement of
     the redemption, so the reward's row stays locked only until the commit. Out of stock here
     (another redemption took the last unit since we read the reward) rolls everything back.
     ``along``: writes answering nothing, sent in the same statement."""
-    taken = unit_of_work.execute(
+    taken = bulk.execute(
         f"UPDATE {Reward._meta.db_table} SET stock = stock - 1, "  # unlimited (NULL) stays so
         "redeemed_count = redeemed_count + 1 WHERE id = %s AND (stock IS NULL OR stock <> 0)",
         [reward.pk],

@@ -10,6 +10,7 @@ from accounts.models import ApiClient, Member
 from accounts.services import api_client_create
 from core import sql
 from loyalty.models import LedgerEntry, MemberStanding, PointLot, QuestProgress
+from loyalty.persistence import bulk
 from tests.factories import MemberFactory, make_quest
 
 pytestmark = pytest.mark.django_db
@@ -153,7 +154,6 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
     from django.utils import timezone
 
     from loyalty.models import LedgerEntry
-    from loyalty.persistence import unit_of_work
 
     member = MemberFactory()
     entry = LedgerEntry(
@@ -166,7 +166,7 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short():
         effective_at=timezone.now(),
     )
     with pytest.raises(DataError), transaction.atomic():
-        unit_of_work.insert(LedgerEntry, [entry])
+        bulk.insert(LedgerEntry, [entry])
 
 
 @pytest.mark.parametrize("count", [1, 7, 60])  # one INSERT below 50 rows, COPY from 50
@@ -177,7 +177,6 @@ def test_rows_written_in_bulk_read_back_exactly(count):
     from decimal import Decimal
 
     from loyalty.models import Event, EventReversal
-    from loyalty.persistence import unit_of_work
 
     member = MemberFactory()
     at = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
@@ -194,7 +193,7 @@ def test_rows_written_in_bulk_read_back_exactly(count):
         )
         for n in range(count)
     ]
-    unit_of_work.insert(Event, events)
+    bulk.insert(Event, events)
     reversals = [
         EventReversal(
             event=event,
@@ -206,7 +205,7 @@ def test_rows_written_in_bulk_read_back_exactly(count):
         )
         for n, event in enumerate(events)
     ]
-    unit_of_work.insert(EventReversal, reversals)
+    bulk.insert(EventReversal, reversals)
 
     stored = {e.pk: e for e in Event.objects.filter(member=member)}
     assert len(stored) == count
