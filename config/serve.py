@@ -1,9 +1,9 @@
 """The engine's web server: ``python -m config.serve``.
 
 granian (an HTTP server written in Rust) runs the WSGI application. Its HTTP handling costs the
-cores far less than a server in Python: a trivial application cost 0.28–0.40 ms of CPU a
-request behind it, 0.60–0.72 ms behind gunicorn's threaded workers, and in turns on the bench
-the engine served 0–20 % more single events and 11–22 % more redemptions (docs/performance.md).
+cores far less than a server in Python: a trivial application cost about half the CPU a request
+behind it that it cost behind gunicorn's threaded workers, and in turns on the bench the engine
+served more single events and redemptions (docs/performance.md, appendix).
 
 The engine's requests are mostly Python (the GIL) with short database waits, and the database
 shares the cores: cores + 1 processes of 2 threads each keep the cores busy without making

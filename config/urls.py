@@ -5,8 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api.errors import json_bad_request, json_not_found, json_server_error
 
-# Apps higher in the dependency chain come first: where two apps serve one path (the member
-# summary extends the member's identity), the first match is the richer view.
+# Each path is served by one view of one app (no app's path shadows another's).
 api_v1 = [
     path("", include("rewards.api.urls")),
     path("", include("loyalty.api.urls")),

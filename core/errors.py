@@ -44,3 +44,8 @@ class InvalidInput(DomainError):
     status = 400
     code = "validation_error"
     message = _("The request is not valid.")
+
+
+class InvariantBroken(Exception):
+    """The code broke one of its own rules (a bug, not bad input): raised where an ``assert``
+    would vanish under ``python -O``. Never caught; the API answers 500."""

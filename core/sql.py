@@ -36,8 +36,8 @@ def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     One value goes as ``column = %s`` on PostgreSQL. Planning a kept statement for an array
     parameter, the server assumes ten elements, so it never trusts a plan made once for all
     (which would cost ten times one made for the one value) and plans the statement again at
-    every run: about 0.8 ms of the database's time per single event, more than running its
-    reads. An equality is planned once per connection."""
+    every run, which costs the database more than running its reads. An equality is planned
+    once per connection."""
     if connection.vendor == "postgresql":
         if len(values) == 1:
             return f"{column} = %s", [values[0]]
@@ -129,8 +129,8 @@ def rows_to(model: type[Model], rows: Sequence[Sequence[Any]], start: int = 0) -
 
     They are what ``Model.from_db`` makes: every field set, the state of a loaded row. Unless
     something listens to the model's ``pre_init`` or ``post_init`` signals, they are made
-    without running ``Model.__init__`` (its per-field loop and signals): 2–5 µs a row instead
-    of 9, on reads that make ten rows an event."""
+    without running ``Model.__init__`` (its per-field loop and signals), which costs about twice
+    as much, on reads that make ten rows an event."""
     _, names, converters = _shape(model, "t")
     end = start + len(names)
     alias = connection.alias
@@ -176,11 +176,11 @@ def new_row(model: type[Model], **values: Any) -> Model:
     """A new, unsaved instance: what ``model(**values)`` makes (fields given by attribute or,
     for a relation, by the related object; defaults for the others), made without running
     ``Model.__init__`` unless something listens to the model's ``pre_init`` or ``post_init``:
-    3.5 µs an entry where the keyword constructor takes 8–10, for rows an event makes five of.
+    less than half the keyword constructor's cost, for rows an event makes five of.
 
     A foreign key given as an object is set as its descriptor sets it (the id copied, the object
     cached, both rows on one database) without the descriptor's router checks, when no router
-    is configured: 3 µs a relation in the descriptor, which a batch pays 13 times an event."""
+    is configured: the descriptor's checks would be paid 13 times an event in a batch."""
     if _init_listened(model):
         return model(**values)
     instance = model.__new__(model)

@@ -8,13 +8,8 @@ from django.utils import timezone
 
 from accounts.models import Member
 from loyalty import models
-from loyalty.gamification.badges import (
-    QUEST_PERIODS,
-    awards_due,
-    badge_progress,
-    badge_threshold,
-    quest_period_start,
-)
+from loyalty.gamification.criteria import awards_due, badge_progress, badge_threshold
+from loyalty.gamification.quests import QUEST_PERIODS, quest_period_start
 from loyalty.ledger.points import points_expiring
 from loyalty.models import (
     BadgeAward,
@@ -154,7 +149,7 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
             continue
         if awards and not badge.repeatable:
             continue
-        progress = badge_progress(badge, member_id=member.pk, standing=standing, program=program)
+        progress = badge_progress(badge, standing=standing, program=program)
         threshold = badge_threshold(badge) * (
             awards_due(badge, progress) + 1 if badge.repeatable else 1
         )

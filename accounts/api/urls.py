@@ -4,9 +4,9 @@ from accounts.api import views
 
 app_name = "accounts"
 
+# ``members/<external_id>`` and ``me`` are served by the loyalty app's views, which extend
+# ``MemberDetailView`` and ``MeView`` with the member's standing: one URL, one view.
 urlpatterns = [
     path("members", views.MemberListView.as_view(), name="member-list"),
-    path("members/<str:external_id>", views.MemberDetailView.as_view(), name="member-detail"),
     path("members/<str:external_id>/token", views.MemberTokenView.as_view(), name="member-token"),
-    path("me", views.MeView.as_view(), name="me"),
 ]

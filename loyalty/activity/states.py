@@ -17,7 +17,8 @@ from django.utils import timezone, translation
 from accounts.models import Member
 from core import sql
 from core.tasks import queue_after_commit
-from loyalty.gamification.badges import _bonus, badge_award
+from loyalty.gamification.badges import badge_award
+from loyalty.gamification.bonus import grant_bonus
 from loyalty.models import (
     ActivityState,
     ActivityTransition,
@@ -138,7 +139,7 @@ def gift_grant_locked(
     grant = GiftGrant.objects.create(
         member_id=standing.pk, kind=kind, occasion=occasion, points=gift.points, growth=gift.growth
     )
-    _bonus(
+    grant_bonus(
         standing,
         SourceType.GIFT,
         grant,

@@ -13,7 +13,7 @@ from core import sql
 from loyalty.activity.states import activity_on_event_locked, gift_grant_locked
 from loyalty.engine.evaluate import Credit, evaluate_rules, rule_counters
 from loyalty.engine.inputs import EventInput
-from loyalty.gamification.badges import on_event
+from loyalty.gamification.play import on_event
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_open
 from loyalty.models import (

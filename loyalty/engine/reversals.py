@@ -15,7 +15,7 @@ from accounts.models import ApiClient
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
-from loyalty.gamification.badges import on_reversal
+from loyalty.gamification.play import on_reversal
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_take
 from loyalty.models import (

@@ -12,6 +12,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from core import sql
+from core.errors import InvariantBroken
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.models.standing import BUCKETS
 from loyalty.persistence import bulk, unit_of_work
@@ -76,7 +77,8 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
     movements = [m for m in movements if m.amount]
     now = timezone.now()
     work = unit_of_work.current()
-    assert work is not None or all(m.source is None for m in movements), "source row unwritten"
+    if work is None and any(m.source is not None for m in movements):
+        raise InvariantBroken("A movement's source row must be written before it is posted.")
     entries = [
         sql.new_row(
             LedgerEntry,
@@ -104,7 +106,8 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
     }
     if work is not None:
         # Flushing writes the batch's own standing objects: the caller must be using them.
-        assert work.standings.get(standing.pk) is standing, "standing outside the unit of work"
+        if work.standings.get(standing.pk) is not standing:
+            raise InvariantBroken("Posted to a standing the unit of work does not hold.")
         work.post(entries, sources=[m.source for m in movements])
     else:
         # The balances' update rides along the entries' insert.

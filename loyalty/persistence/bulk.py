@@ -137,8 +137,8 @@ def row_source(fields: list[Field], columns: list[list[Any]]) -> tuple[str, list
     are one parameter. So psycopg keeps the statement parsed and the server keeps its plan: a
     flush's one statement of a dozen tables' rows stays under psycopg's limits for keeping a
     parsed statement (4,096 characters, 50 parameters), where one array per column went over
-    them and cost 0.14 ms to parse again on every event. Encoding JSON is C; so is the server's
-    reading it. After the columns comes ``n``, the rows' order from 1."""
+    them and was parsed again on every event. Encoding JSON is C; so is the server's reading
+    it. After the columns comes ``n``, the rows' order from 1."""
     source, converters = _json_shape(fields)
     ready = [
         values if convert is None else [None if v is None else convert(v) for v in values]

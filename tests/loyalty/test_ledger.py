@@ -49,3 +49,30 @@ def test_spending_points_never_lowers_growth(earn):
         )
     standing = MemberStanding.objects.get()
     assert (standing.growth, standing.points, standing.points_spent) == (5, 40, 60)
+
+
+def test_posting_with_a_source_not_yet_written_is_refused_even_under_python_O(earn):
+    """An invariant of the ledger is an explicit check, not an ``assert`` that ``-O`` strips."""
+    from django.db import transaction
+
+    from core.errors import InvariantBroken
+    from loyalty.ledger.entries import Movement, ledger_post
+    from loyalty.models import Adjustment, MemberStanding
+    from loyalty.persistence.locks import lock_standing
+
+    make_rule("purchase", points_per_occurrence=10)
+    earn()
+    with pytest.raises(InvariantBroken), transaction.atomic():
+        ledger_post(
+            standing=lock_standing(MemberStanding.objects.get().pk),
+            movements=[
+                Movement(
+                    currency="points",
+                    kind="adjust",
+                    amount=5,
+                    source_type="adjustment",
+                    source=Adjustment(),  # never saved
+                )
+            ],
+        )
+    assert LedgerEntry.objects.count() == 1

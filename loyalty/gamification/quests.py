@@ -1,0 +1,99 @@
+"""Quests: daily, weekly and one-time goals of the form "do action X N times", with a bonus on
+completion. The caller holds the member's standing lock."""
+
+from datetime import date, datetime
+
+from django.utils import timezone
+
+from core import sql
+from loyalty.gamification.bonus import grant_bonus
+from loyalty.models import (
+    MemberStanding,
+    Quest,
+    QuestProgress,
+    SourceType,
+)
+from loyalty.outbox import webhook_emit
+from loyalty.periods import LIFETIME_START, period_start
+from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.program.compiled import CompiledProgram
+
+QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
+
+
+def quest_period_start(quest: Quest, at: datetime) -> date:
+    period = QUEST_PERIODS.get(quest.scope)
+    return period_start(period, at) if period else LIFETIME_START
+
+
+def quests_progress(
+    *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
+) -> list[Quest]:
+    """Count the event towards every active quest with a step on its action, in the quest's
+    period holding ``occurred_at``; give the bonus of the quests this completes, and return
+    them (their reward badge is the caller's to award)."""
+    completed = []
+    for quest in program.quests_by_action.get(action_id, ()):
+        progress = _quest_progress(standing.pk, quest, quest_period_start(quest, occurred_at))
+        if progress.completed_at is not None:
+            continue
+        steps = list(quest.steps.all())
+        counts = dict(progress.step_counts)
+        for step in steps:
+            if step.action_id == action_id:
+                counts[str(step.pk)] = min(counts.get(str(step.pk), 0) + 1, step.count)
+        progress.step_counts = counts
+        if not all(counts.get(str(step.pk), 0) >= step.count for step in steps):
+            unit_of_work.save(progress)
+        else:
+            progress.completed_at = timezone.now()
+            # Written at once: its id names the bonus, and badges count completed quests.
+            unit_of_work.save(progress, now=True)
+            grant_bonus(
+                standing,
+                SourceType.QUEST,
+                progress,
+                quest.code,
+                f"Quest {quest.code}",
+                quest.reward_growth,
+                quest.reward_points,
+                at=occurred_at,
+            )
+            completed.append(quest)
+            webhook_emit(
+                type="quest.completed",
+                member_id=standing.pk,
+                data={
+                    "member": member_external_id(standing.pk),
+                    "quest": quest.code,
+                    "period_start": progress.period_start.isoformat(),
+                    "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
+                },
+            )
+    return completed
+
+
+def _progress_of(member_ids: list[int], floor: date) -> list[QuestProgress]:
+    """The members' lifetime quest progress and that of periods starting from ``floor``."""
+    members, params = sql.any_of("member_id", member_ids)
+    return sql.select(
+        QuestProgress,
+        f"{members} AND (period_start = %s OR period_start >= %s)",
+        [*params, LIFETIME_START, floor],
+    )
+
+
+def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
+    work = unit_of_work.current()
+    if work is None:
+        return QuestProgress.objects.get_or_create(
+            member_id=member_id, quest=quest, period_start=start
+        )[0]
+    return work.row(
+        QuestProgress,
+        (member_id, quest.pk, start),
+        index=lambda p: (p.member_id, p.quest_id, p.period_start),
+        query=lambda ids: _progress_of(ids, work.period_floor),
+        new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
+    )
