@@ -5,8 +5,10 @@ The engine runs in process, through the whole WSGI handler (middleware, DRF, the
 against the benchmark data (``python -m bench --size medium --generate-only`` first). Each flow
 is counted twice under ``valgrind --tool=callgrind``: once warming up only, once warming up and
 then recording the measured events; the difference over those events is what one event costs
-the engine's process (PostgreSQL's work is not counted). Compare two versions of the code by
-running this from each checkout against the same data.
+the engine's process (PostgreSQL's work is not counted). Each run starts from its own copy of
+the benchmark database (``CREATE DATABASE … TEMPLATE``), so that every run meets the same
+members in the same state. Compare two versions of the code by running this from each
+checkout against the same data.
 
     DATABASE_URL=postgres://postgres@/loyalty_bench python -m bench.instructions [--flow batch]
 """
@@ -19,6 +21,11 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 FLOWS = {
     # flow: (events warmed up, events measured, events per request)
@@ -42,9 +49,25 @@ def main() -> None:
         print(f"{flow}: {(full - base) / measured / 1e6:.3f} M instructions an event")
 
 
+@contextmanager
+def _copy_of_the_data() -> Iterator[str]:
+    """A fresh copy of the benchmark database, dropped afterwards: its URL."""
+    url = urlsplit(os.environ["DATABASE_URL"])
+    source = url.path.lstrip("/")
+    copy = f"{source}_instructions_{uuid.uuid4().hex[:8]}"
+    admin = urlunsplit(url._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{source}"')
+    try:
+        yield urlunsplit(url._replace(path=f"/{copy}"))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
 def _count(flow: str, measured: int) -> int:
-    """Instructions of one run of the flow under callgrind."""
-    with tempfile.TemporaryDirectory() as folder:
+    """Instructions of one run of the flow under callgrind, on a fresh copy of the data."""
+    with tempfile.TemporaryDirectory() as folder, _copy_of_the_data() as database_url:
         out = os.path.join(folder, "callgrind.out")
         subprocess.run(
             [
@@ -60,7 +83,7 @@ def _count(flow: str, measured: int) -> int:
                 str(measured),
             ],
             check=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env={**os.environ, "PYTHONHASHSEED": "0", "DATABASE_URL": database_url},
             stderr=subprocess.DEVNULL,
         )
         with open(out) as report:
@@ -89,7 +112,7 @@ def _record(flow: str, *, measured: int) -> None:
     from accounts.services import api_client_create
 
     warm, _, per_request = FLOWS[flow]
-    run_id = uuid.uuid4().hex[:8]
+    run_id = "run"  # each run has a copy of the data of its own: the same keys every time
     _, key = api_client_create(name=f"instructions-{run_id}", scopes=list(SCOPES))
     members = list(Member.objects.order_by("pk").values_list("external_id", flat=True)[:5000])
     client = Client()

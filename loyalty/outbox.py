@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from core import sql
 from core.tasks import queue
 from loyalty.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,14 @@ PAYLOAD_FIELDS = {
 
 
 def webhook_emit(
-    *, type: str, data: dict[str, Any], member_id: int | None = None
+    *, work: UnitOfWork, type: str, data: dict[str, Any], member_id: int | None = None
 ) -> WebhookEvent | None:
     """Write the event to the outbox, with a delivery per subscribed endpoint, in the caller's
-    transaction; queue the deliveries after commit."""
+    transaction; queue the deliveries after commit. The endpoints are read once per unit of
+    work."""
     if type not in EVENT_TYPES:
         raise ValueError(f"Unknown webhook event type {type!r}.")
-    work = unit_of_work.current()
-    active = (
-        work.memo("webhook_endpoints", _active_endpoints)
-        if work is not None
-        else _active_endpoints()
-    )
+    active = work.memo("webhook_endpoints", _active_endpoints)
     endpoints = [e for e in active if e.wants(type)]
     if not endpoints:
         return None

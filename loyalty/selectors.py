@@ -37,7 +37,7 @@ def member_summary(member: Member) -> dict[str, Any]:
     program = compiled_program()
     tier = program.tier(standing.tier_id)
     next_tier = program.next_tier(standing.tier_id)
-    windows = GrowthWindows(standing, timezone.now())
+    windows = GrowthWindows(None, standing, timezone.now())
     summary: dict[str, Any] = {
         "balances": {
             "points": {
@@ -149,7 +149,7 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
             continue
         if awards and not badge.repeatable:
             continue
-        progress = badge_progress(badge, standing=standing, program=program)
+        progress = badge_progress(badge, work=None, standing=standing, program=program)
         threshold = badge_threshold(badge) * (
             awards_due(badge, progress) + 1 if badge.repeatable else 1
         )

@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -19,6 +18,7 @@ from core import sql
 from core.tasks import queue_after_commit
 from loyalty.gamification.badges import badge_award
 from loyalty.gamification.bonus import grant_bonus
+from loyalty.ledger.session import member_session
 from loyalty.models import (
     ActivityState,
     ActivityTransition,
@@ -32,17 +32,13 @@ from loyalty.models import (
 )
 from loyalty.outbox import webhook_emit
 from loyalty.periods import local_date, start_of_day
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.locks import lock_standing
-from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import program_settings, program_snapshot
 
 
 def key_action_at(at: datetime) -> KeyAction | None:
-    """The key action definition in force at ``at`` (definitions are dated). Inside the event
-    flow, from the program it compiled at its start."""
-    if unit_of_work.current() is None:
-        return KeyAction.objects.filter(effective_from__lte=at).order_by("-effective_from").first()
+    """The key action definition in force at ``at`` (definitions are dated), from the program
+    the event flow compiled at its start."""
     return next((d for d in program_snapshot().key_actions if d.effective_from <= at), None)
 
 
@@ -57,13 +53,7 @@ def state_after(days: int, *, ever_active: bool) -> str:
     return ActivityState.ACTIVE if ever_active else ActivityState.NEW
 
 
-def _activity(member: Member) -> MemberActivity:
-    work = unit_of_work.current()
-    if work is None:
-        activity, _ = MemberActivity.objects.get_or_create(
-            member=member, defaults={"since": member.joined_at}
-        )
-        return activity
+def _activity(work: UnitOfWork, member: Member) -> MemberActivity:
     return work.row(
         MemberActivity,
         member.pk,
@@ -73,7 +63,7 @@ def _activity(member: Member) -> MemberActivity:
     )
 
 
-def _transition(activity: MemberActivity, to_state: str, at: datetime) -> None:
+def _transition(work: UnitOfWork, activity: MemberActivity, to_state: str, at: datetime) -> None:
     from_state = activity.state
     if from_state == to_state:
         return
@@ -81,8 +71,9 @@ def _transition(activity: MemberActivity, to_state: str, at: datetime) -> None:
     ActivityTransition.objects.create(
         member_id=activity.pk, from_state=from_state, to_state=to_state, at=at
     )
-    external_id = member_external_id(activity.pk)
+    external_id = work.external_id(activity.pk)
     webhook_emit(
+        work=work,
         type="member.activity_changed",
         member_id=activity.pk,
         data={"member": external_id, "from": from_state, "to": to_state, "at": at.isoformat()},
@@ -92,7 +83,12 @@ def _transition(activity: MemberActivity, to_state: str, at: datetime) -> None:
 
 
 def activity_on_event_locked(
-    *, standing: MemberStanding, member: Member, action_id: int, occurred_at: datetime
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    member: Member,
+    action_id: int,
+    occurred_at: datetime,
 ) -> str | None:
     """Count the event towards the key action of its day; a day that reaches the minimum makes
     the member active (or returned, with the return gift, if they had churned). Returns the
@@ -100,7 +96,7 @@ def activity_on_event_locked(
     definition = key_action_at(occurred_at)
     if definition is None or definition.action_id != action_id:
         return None
-    activity = _activity(member)
+    activity = _activity(work, member)
     day = local_date(occurred_at)
     if activity.key_day != day:
         activity.key_day, activity.key_count = day, 0
@@ -112,21 +108,27 @@ def activity_on_event_locked(
         activity.last_key_day = day
         if activity.state == ActivityState.CHURNED:
             activity.returned_on = day
-            _transition(activity, ActivityState.RETURNED, occurred_at)
+            _transition(work, activity, ActivityState.RETURNED, occurred_at)
             gift_grant_locked(
+                work=work,
                 standing=standing,
                 kind=Gift.Kind.RETURN,
                 occasion=f"return:{day.isoformat()}",
                 at=occurred_at,
             )
         elif not (activity.state == ActivityState.RETURNED and activity.returned_on == day):
-            _transition(activity, ActivityState.ACTIVE, occurred_at)
-    unit_of_work.save(activity)
+            _transition(work, activity, ActivityState.ACTIVE, occurred_at)
+    work.changed(activity)
     return activity.state if activity.state != before else None
 
 
 def gift_grant_locked(
-    *, standing: MemberStanding, kind: str, occasion: str, at: datetime | None = None
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    kind: str,
+    occasion: str,
+    at: datetime | None = None,
 ) -> GiftGrant | None:
     """Give the program's gift of this kind once per member and occasion, counting from ``at``
     (the event that earned it; default now)."""
@@ -140,6 +142,7 @@ def gift_grant_locked(
         member_id=standing.pk, kind=kind, occasion=occasion, points=gift.points, growth=gift.growth
     )
     grant_bonus(
+        work,
         standing,
         SourceType.GIFT,
         grant,
@@ -150,9 +153,10 @@ def gift_grant_locked(
         at=at,
     )
     if gift.badge_id:
-        badge_award(standing=standing, badge=gift.badge, at=at)
-    external_id = member_external_id(standing.pk)
+        badge_award(work=work, standing=standing, badge=gift.badge, at=at)
+    external_id = work.external_id(standing.pk)
     webhook_emit(
+        work=work,
         type="gift.granted",
         member_id=standing.pk,
         data={
@@ -224,15 +228,15 @@ def update_activity_states(*, at: datetime | None = None, chunk_size: int = 500)
             return moved
         last = ids[-1]
         for member_id in ids:
-            with transaction.atomic():
-                lock_standing(member_id)
+            with member_session(member_id) as session:
+                work = session.work
                 activity = MemberActivity.objects.select_related("member").get(pk=member_id)
                 reference = activity.last_key_day or local_date(activity.member.joined_at)
                 target = state_after(
                     (today - reference).days, ever_active=activity.last_key_day is not None
                 )
                 if target != activity.state and _decays(activity.state, target):
-                    _transition(activity, target, at)
+                    _transition(work, activity, target, at)
                     activity.save(update_fields=["state", "since"])
                     moved += 1
 
@@ -262,10 +266,13 @@ def grant_birthday_gifts(*, at: datetime | None = None) -> int:
         query |= Q(birthday__month=month, birthday__day=day)
     granted = 0
     for member_id in Member.objects.filter(query).values_list("pk", flat=True).iterator():
-        with transaction.atomic():
-            standing = lock_standing(member_id)
+        with member_session(member_id) as session:
+            standing, work = session.standing, session.work
             if gift_grant_locked(
-                standing=standing, kind=Gift.Kind.BIRTHDAY, occasion=f"birthday:{today.year}"
+                work=work,
+                standing=standing,
+                kind=Gift.Kind.BIRTHDAY,
+                occasion=f"birthday:{today.year}",
             ):
                 granted += 1
     return granted
@@ -289,8 +296,8 @@ def notify_expiring_points(*, at: datetime | None = None) -> int:
     )
     notified = 0
     for member_id in due.values_list("member_id", flat=True).distinct().order_by("member_id"):
-        with transaction.atomic():
-            lock_standing(member_id)
+        with member_session(member_id) as session:
+            work = session.work
             lots = due.filter(member_id=member_id)
             rows = list(
                 lots.values("expires_at").annotate(points=Sum("remaining")).order_by("expires_at")
@@ -298,12 +305,13 @@ def notify_expiring_points(*, at: datetime | None = None) -> int:
             if not rows:
                 continue
             lots.update(expiry_notified_at=at)
-            external_id = member_external_id(member_id)
+            external_id = work.external_id(member_id)
             expiring = [
                 {"expires_at": r["expires_at"].isoformat(), "points": r["points"]} for r in rows
             ]
             total = sum(r["points"] for r in rows)
             webhook_emit(
+                work=work,
                 type="points.expiring_soon",
                 member_id=member_id,
                 data={"member": external_id, "points": total, "expiring": expiring},

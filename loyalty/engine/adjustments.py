@@ -16,9 +16,8 @@ from core.idempotency import request_hash as hash_request
 from loyalty.gamification.badges import badges_on_tier_change
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.points import points_credit_locked, points_debit_locked
+from loyalty.ledger.session import member_session
 from loyalty.models import Adjustment, Currency, EntryKind, SourceType
-from loyalty.persistence.locks import lock_standing
-from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import tier_upgrade_if_qualified
 
 MAX_ADJUSTMENT = 10**9
@@ -100,32 +99,39 @@ def _adjust(
     client: ApiClient | None,
     request_hash: str,
 ) -> AdjustmentResult:
-    standing = lock_standing(member.pk)
-    if stored := _stored(client, idempotency_key, request_hash):
-        return stored
-    operator_id = operator.pk if getattr(operator, "pk", None) else None
-    common = dict(source_type=SourceType.ADJUSTMENT, reason=reason, operator_id=operator_id)
-    if currency == Currency.POINTS and amount > 0:
-        entry = points_credit_locked(
-            standing=standing, amount=amount, kind=EntryKind.ADJUST, **common
-        )
-    elif currency == Currency.POINTS:
-        entry = points_debit_locked(
-            standing=standing, amount=-amount, kind=EntryKind.ADJUST, **common
-        )
-    else:
-        if standing.growth + amount < 0:
-            raise InsufficientGrowth(details={"growth": standing.growth, "amount": amount})
-        (entry,) = ledger_post(
-            standing=standing,
-            movements=[
-                Movement(currency=Currency.GROWTH, kind=EntryKind.ADJUST, amount=amount, **common)
-            ],
-        )
-        if amount > 0:
-            program = compiled_program()
-            if tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now()):
-                badges_on_tier_change(standing=standing, program=program)
+    with member_session(member.pk, savepoint=False) as session:
+        standing, work = session.standing, session.work
+        if stored := _stored(client, idempotency_key, request_hash):
+            return stored
+        operator_id = operator.pk if getattr(operator, "pk", None) else None
+        common = dict(source_type=SourceType.ADJUSTMENT, reason=reason, operator_id=operator_id)
+        if currency == Currency.POINTS and amount > 0:
+            entry = points_credit_locked(
+                work=work, standing=standing, amount=amount, kind=EntryKind.ADJUST, **common
+            )
+        elif currency == Currency.POINTS:
+            entry = points_debit_locked(
+                work=work, standing=standing, amount=-amount, kind=EntryKind.ADJUST, **common
+            )
+        else:
+            if standing.growth + amount < 0:
+                raise InsufficientGrowth(details={"growth": standing.growth, "amount": amount})
+            (entry,) = ledger_post(
+                work=work,
+                standing=standing,
+                movements=[
+                    Movement(
+                        currency=Currency.GROWTH, kind=EntryKind.ADJUST, amount=amount, **common
+                    )
+                ],
+            )
+            if amount > 0:
+                program = session.program
+                if tier_upgrade_if_qualified(
+                    work=work, standing=standing, program=program, at=timezone.now()
+                ):
+                    badges_on_tier_change(work=work, standing=standing, program=program)
+    # After the flush: the adjustment points at its entry, written by then.
     adjustment = Adjustment.objects.create(
         member=member,
         currency=currency,

@@ -19,6 +19,7 @@ from core import sql
 from core.errors import DomainError
 from core.idempotency import IdempotencyConflict, of_client
 from loyalty.engine.record import Item, record_one
+from loyalty.ledger.session import add_scores
 from loyalty.models import (
     Event,
     MemberStanding,
@@ -27,7 +28,6 @@ from loyalty.models import (
 from loyalty.persistence.locks import lock_standings, lock_standings_in_order, lock_standings_of
 from loyalty.persistence.unit_of_work import unit_of_work
 from loyalty.program.compiled import CompiledProgram, compiled_program, program_at
-from loyalty.scores.counting import store
 
 
 def record_items(
@@ -175,10 +175,6 @@ def _record_locked(
                 work.flush()
     except _DryRunDone:
         pass
-
-
-def add_scores(deltas, along) -> None:
-    store().add(deltas, along=along)
 
 
 class _DryRunDone(Exception):

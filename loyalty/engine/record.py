@@ -79,26 +79,35 @@ def record_one(
     tier_move = None
     if growth or standing.tier_id is None:
         tier_move = tier_upgrade_if_qualified(
-            standing=standing, program=program, at=now, pending_growth=[(occurred_at, growth)]
+            work=work,
+            standing=standing,
+            program=program,
+            at=now,
+            pending_growth=[(occurred_at, growth)],
         )
     played: dict[str, Any] = {"badges_awarded": [], "quests_completed": [], "streaks": []}
     gifts = []
     if standing.events_count == 0 and (
         welcome := gift_grant_locked(
-            standing=standing, kind="welcome", occasion="welcome", at=occurred_at
+            work=work, standing=standing, kind="welcome", occasion="welcome", at=occurred_at
         )
     ):
         gifts.append({"kind": welcome.kind, "points": welcome.points, "growth": welcome.growth})
     activity_change = None
     if action is not None and action.is_active:
         activity_change = activity_on_event_locked(
-            standing=standing, member=member, action_id=action.pk, occurred_at=occurred_at
+            work=work,
+            standing=standing,
+            member=member,
+            action_id=action.pk,
+            occurred_at=occurred_at,
         )
         if activity_change == "returned":
             gifts.append({"kind": "return"})
         # Growth this event credits counts for badges: add it before evaluating them.
         standing.growth += growth
         played, bonus_move = on_event(
+            work=work,
             standing=standing,
             action_id=action.pk,
             occurred_at=occurred_at,
@@ -108,6 +117,7 @@ def record_one(
         )
         standing.growth -= growth
         leaderboards_record_action(
+            work=work,
             member_id=member.pk,
             action_id=action.pk,
             occurred_at=occurred_at,
@@ -185,6 +195,7 @@ def record_one(
     work.touched.add(standing.pk)
     # The entries' source id is the event's, known once ``work`` has written it.
     entries = ledger_post(
+        work=work,
         standing=standing,
         movements=[
             Movement(
@@ -202,6 +213,7 @@ def record_one(
         ],
     )
     lots_open(
+        work=work,
         standing=standing,
         credits=[
             (

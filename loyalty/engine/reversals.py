@@ -18,6 +18,7 @@ from core.idempotency import request_hash as hash_request
 from loyalty.gamification.play import on_reversal
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_take
+from loyalty.ledger.session import member_session
 from loyalty.models import (
     Currency,
     EarningRuleVersion,
@@ -31,8 +32,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import period_start
-from loyalty.persistence.locks import lock_standing
-from loyalty.program.compiled import compiled_program
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.rules import CompiledRule, read_attribute
 from loyalty.scores.counting import (
     leaderboards_record_action,
@@ -93,95 +93,99 @@ def _reverse(
     event = Event.objects.filter(pk=event_id, client=client).first()
     if event is None:
         raise EventNotFound(details={"event_id": event_id})
-    standing = lock_standing(event.member_id)
-    if stored := _stored(client, key, request_hash):
-        return stored
-    credited = _credited_by_version(event)
-    if not credited:
-        raise ReversalRefused("The event credited nothing.", code="nothing_to_reverse")
-    rules = {version_id: _rule(version_id) for version_id in credited}
-    previous = list(event.reversals.all())
-    fraction = _cumulative_fraction(event, rules, previous, amount)
+    with member_session(event.member_id, since=event.occurred_at, savepoint=False) as session:
+        standing, work = session.standing, session.work
+        if stored := _stored(client, key, request_hash):
+            return stored
+        credited = _credited_by_version(event)
+        if not credited:
+            raise ReversalRefused("The event credited nothing.", code="nothing_to_reverse")
+        rules = {version_id: _rule(version_id) for version_id in credited}
+        previous = list(event.reversals.all())
+        fraction = _cumulative_fraction(event, rules, previous, amount)
 
-    targets: dict[str, dict[str, int]] = {}
-    for version_id, amounts in credited.items():
-        before = defaultdict(int)
-        for reversal in previous:
-            for currency, value in reversal.targets.get(str(version_id), {}).items():
-                before[currency] += value
-        targets[str(version_id)] = {
-            currency: _share(total, fraction) - before[currency]
-            for currency, total in amounts.items()
+        targets: dict[str, dict[str, int]] = {}
+        for version_id, amounts in credited.items():
+            before = defaultdict(int)
+            for reversal in previous:
+                for currency, value in reversal.targets.get(str(version_id), {}).items():
+                    before[currency] += value
+            targets[str(version_id)] = {
+                currency: _share(total, fraction) - before[currency]
+                for currency, total in amounts.items()
+            }
+        growth = sum(t.get(Currency.GROWTH, 0) for t in targets.values())
+        points = sum(t.get(Currency.POINTS, 0) for t in targets.values())
+
+        program = session.program
+        taken = _take_points(work, standing, event, points, program.reversal_shortfall)
+        if growth:
+            ledger_post(
+                work=work,
+                standing=standing,
+                movements=[_reverse_movement(event, Currency.GROWTH, -growth)],
+            )
+        _correct_counters(event, rules, targets, full=fraction == 1)
+        revoked = []
+        if fraction == 1 and event.action_id:
+            # The occurrence no longer counts: tallies, action leaderboards, and badges set to be
+            # revoked after a reversal.
+            leaderboards_record_action(
+                work=work,
+                member_id=event.member_id,
+                action_id=event.action_id,
+                occurred_at=event.occurred_at,
+                delta=-1,
+                boards=program.leaderboards,
+            )
+            revoked = on_reversal(
+                work=work,
+                standing=standing,
+                action_id=event.action_id,
+                occurred_at=event.occurred_at,
+                program=program,
+            )
+        outcome = {
+            "event_id": event.pk,
+            "member": event.member.external_id,
+            "amount": str(amount) if amount is not None else None,
+            "fraction_reversed": str(fraction),
+            "growth": growth,
+            "points": taken["points"],
+            "pending_voided": taken["pending"],
+            "shortfall": taken["shortfall"],
+            "badges_revoked": [award.badge.code for award in revoked],
+            "balances": {
+                "growth": standing.growth,
+                "points": standing.points,
+                "points_pending": standing.points_pending,
+            },
         }
-    growth = sum(t.get(Currency.GROWTH, 0) for t in targets.values())
-    points = sum(t.get(Currency.POINTS, 0) for t in targets.values())
-
-    program = compiled_program()
-    taken = _take_points(standing, event, points, program.reversal_shortfall)
-    if growth:
-        ledger_post(
-            standing=standing, movements=[_reverse_movement(event, Currency.GROWTH, -growth)]
+        reversal = EventReversal.objects.create(
+            event=event,
+            client=client,
+            idempotency_key=key,
+            request_hash=request_hash,
+            amount=amount,
+            fraction=fraction,
+            targets=targets,
+            outcome=outcome,
+            shortfall=taken["shortfall"],
+            shortfall_open=taken["shortfall"],
         )
-    _correct_counters(event, rules, targets, full=fraction == 1)
-    revoked = []
-    if fraction == 1 and event.action_id:
-        # The occurrence no longer counts: tallies, action leaderboards, and badges set to be
-        # revoked after a reversal.
-        leaderboards_record_action(
-            member_id=event.member_id,
-            action_id=event.action_id,
-            occurred_at=event.occurred_at,
-            delta=-1,
-            boards=program.leaderboards,
-        )
-        revoked = on_reversal(
-            standing=standing,
-            action_id=event.action_id,
-            occurred_at=event.occurred_at,
-            program=program,
-        )
-    outcome = {
-        "event_id": event.pk,
-        "member": event.member.external_id,
-        "amount": str(amount) if amount is not None else None,
-        "fraction_reversed": str(fraction),
-        "growth": growth,
-        "points": taken["points"],
-        "pending_voided": taken["pending"],
-        "shortfall": taken["shortfall"],
-        "badges_revoked": [award.badge.code for award in revoked],
-        "balances": {
-            "growth": standing.growth,
-            "points": standing.points,
-            "points_pending": standing.points_pending,
-        },
-    }
-    reversal = EventReversal.objects.create(
-        event=event,
-        client=client,
-        idempotency_key=key,
-        request_hash=request_hash,
-        amount=amount,
-        fraction=fraction,
-        targets=targets,
-        outcome=outcome,
-        shortfall=taken["shortfall"],
-        shortfall_open=taken["shortfall"],
-    )
-    if taken["shortfall"]:
-        # An open debt: the member's next credits repay it first (``lots``). The points
-        # boards drop it now, as points taken back.
-        MemberStanding.objects.filter(pk=standing.pk).update(
-            points_owed=F("points_owed") + taken["shortfall"]
-        )
-        standing.points_owed += taken["shortfall"]
-        leaderboards_record_shortfall(
-            member_id=event.member_id,
-            occurred_at=event.occurred_at,
-            points=taken["shortfall"],
-            boards=program.leaderboards,
-        )
-    return ReversalResult(reversal_id=reversal.pk, outcome=outcome)
+        if taken["shortfall"]:
+            # An open debt: the member's next credits repay it first (``lots``). The points
+            # boards drop it now, as points taken back.
+            standing.points_owed += taken["shortfall"]
+            work.standing_changed(standing)
+            leaderboards_record_shortfall(
+                work=work,
+                member_id=event.member_id,
+                occurred_at=event.occurred_at,
+                points=taken["shortfall"],
+                boards=program.leaderboards,
+            )
+        return ReversalResult(reversal_id=reversal.pk, outcome=outcome)
 
 
 def _credited_by_version(event: Event) -> dict[int, dict[str, int]]:
@@ -260,7 +264,7 @@ def _reverse_movement(
 
 
 def _take_points(
-    standing: MemberStanding, event: Event, points: int, shortfall_policy: str
+    work: UnitOfWork, standing: MemberStanding, event: Event, points: int, shortfall_policy: str
 ) -> dict[str, int]:
     """Void the event's pending points, then take its unspent points, then apply the
     program's policy to what was already spent."""
@@ -271,11 +275,17 @@ def _take_points(
     pending = min(points, lots.filter(pending=True).aggregate(s=Sum("remaining"))["s"] or 0)
     if pending:
         (entry,) = ledger_post(
+            work=work,
             standing=standing,
             movements=[_reverse_movement(event, Currency.POINTS, -pending, pending=True)],
         )
         lots_take(
-            member_id=standing.pk, amount=pending, entry=entry, pending=True, event_id=event.pk
+            work=work,
+            member_id=standing.pk,
+            amount=pending,
+            entry=entry,
+            pending=True,
+            event_id=event.pk,
         )
     own = min(points - pending, lots.filter(pending=False).aggregate(s=Sum("remaining"))["s"] or 0)
     rest = points - pending - own
@@ -286,12 +296,14 @@ def _take_points(
     spendable = own + rest
     if spendable:
         (entry,) = ledger_post(
-            standing=standing, movements=[_reverse_movement(event, Currency.POINTS, -spendable)]
+            work=work,
+            standing=standing,
+            movements=[_reverse_movement(event, Currency.POINTS, -spendable)],
         )
-        lots_take(member_id=standing.pk, amount=own, entry=entry, event_id=event.pk)
+        lots_take(work=work, member_id=standing.pk, amount=own, entry=entry, event_id=event.pk)
         # Spent points: from the member's other lots (as far as they go; under the negative
         # balance policy the rest leaves the balance below zero).
-        lots_take(member_id=standing.pk, amount=rest, entry=entry)
+        lots_take(work=work, member_id=standing.pk, amount=rest, entry=entry)
     result["points"] = spendable + pending
     result["pending"] = pending
     return result

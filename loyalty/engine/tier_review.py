@@ -5,13 +5,12 @@ due, as an event's upgrade does."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Member
 from loyalty.gamification.badges import badges_on_tier_change
+from loyalty.ledger.session import member_session
 from loyalty.models import MemberStanding, Tier, TierChange
-from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import GrowthWindows, TierMove, move_tier, tier_review_member
 
@@ -42,12 +41,12 @@ def review_tiers(*, at: datetime | None = None, chunk_size: int = 500) -> Review
             return report
         last_pk = ids[-1]
         for member_id in ids:
-            with transaction.atomic():
-                standing = lock_standing(member_id)
+            with member_session(member_id) as session:
+                standing, work = session.standing, session.work
                 had_grace = standing.grace_until is not None
-                move = tier_review_member(standing=standing, program=program, at=at)
+                move = tier_review_member(work=work, standing=standing, program=program, at=at)
                 if move and move.reason != TierChange.Reason.REVIEW:
-                    badges_on_tier_change(standing=standing, program=program)
+                    badges_on_tier_change(work=work, standing=standing, program=program)
             report.reviewed += 1
             if move and move.reason == TierChange.Reason.REVIEW:
                 report.downgraded += 1
@@ -63,24 +62,25 @@ def tier_lock(
     """Lock the member at ``tier`` (None unlocks): the review never lowers them below it. A
     member below the locked tier is raised to it at once."""
     program = compiled_program()
-    with transaction.atomic():
-        standing = lock_standing(member.pk)
+    with member_session(member.pk) as session:
+        standing, work = session.standing, session.work
         standing.locked_tier_id = tier.pk if tier else None
-        MemberStanding.objects.filter(pk=standing.pk).update(locked_tier_id=standing.locked_tier_id)
+        work.tier_moved(standing)  # the flush writes the standing's tier columns
         locked = program.tier(standing.locked_tier_id)
         current = program.tier(standing.tier_id)
         if locked and (current is None or current.position < locked.position):
             move = move_tier(
+                work=work,
                 standing=standing,
                 program=program,
                 to_tier=locked,
                 reason=TierChange.Reason.LOCK,
-                qualifying=GrowthWindows(standing, timezone.now()).for_tier(locked),
+                qualifying=GrowthWindows(work, standing, timezone.now()).for_tier(locked),
                 at=timezone.now(),
                 operator=operator,
                 note=note,
             )
-            badges_on_tier_change(standing=standing, program=program)
+            badges_on_tier_change(work=work, standing=standing, program=program)
             return move
         TierChange.objects.create(
             member_id=member.pk,

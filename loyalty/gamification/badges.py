@@ -4,12 +4,12 @@ granted and revoked by operators. The caller holds the member's standing lock.""
 
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from core import sql
 from loyalty.gamification.bonus import grant_bonus
 from loyalty.gamification.criteria import Touched, awards_due, badge_progress, criterion_of
+from loyalty.ledger.session import member_session
 from loyalty.models import (
     Badge,
     BadgeAward,
@@ -17,15 +17,14 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.locks import lock_standing
-from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram, compiled_program
 from loyalty.tiers.moves import tier_upgrade_if_qualified
 
 
 def badges_evaluate(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     program: CompiledProgram,
     touched: Touched,
@@ -37,17 +36,18 @@ def badges_evaluate(
     badges = [b for b in program.badges if criterion_of(b).listens(b, touched)]
     awarded = []
     for badge in badges:
-        progress = badge_progress(badge, standing=standing, program=program)
-        held = _held(standing.pk, badge)["held"]
+        progress = badge_progress(badge, work=work, standing=standing, program=program)
+        held = _held(work, standing.pk, badge)["held"]
         for _ in range(awards_due(badge, progress) - held):
             awarded.append(
-                badge_award(standing=standing, badge=badge, backfilled=backfilled, at=at)
+                badge_award(work=work, standing=standing, badge=badge, backfilled=backfilled, at=at)
             )
     return awarded
 
 
 def badge_award(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     badge: Badge,
     operator=None,
@@ -56,7 +56,7 @@ def badge_award(
 ) -> BadgeAward:
     """Award the badge once more, with its bonus as ledger entries whose source is the award,
     counting from ``at`` (the event that earned it; default now)."""
-    held = _held(standing.pk, badge)
+    held = _held(work, standing.pk, badge)
     award = BadgeAward(
         member_id=standing.pk,
         badge=badge,
@@ -64,20 +64,16 @@ def badge_award(
         backfilled=backfilled,
         operator=operator if getattr(operator, "pk", None) else None,
     )
-    # Inside the event flow, written with its flush (before the bonus's ledger entries).
-    work = unit_of_work.current()
-    if work is not None:
-        work.award(award)
-    else:
-        award.save()
+    work.award(award)  # written with the flush, before the bonus's ledger entries
     held["held"] += 1
     held["last"] = award.sequence
     if not backfilled:  # a back-fill awards quietly: no flood of notifications
         webhook_emit(
+            work=work,
             type="badge.awarded",
             member_id=standing.pk,
             data={
-                "member": member_external_id(standing.pk),
+                "member": work.external_id(standing.pk),
                 "badge": badge.code,
                 "name": badge.name,
                 "level": badge.level,
@@ -85,6 +81,7 @@ def badge_award(
             },
         )
     grant_bonus(
+        work,
         standing,
         SourceType.BADGE,
         award,
@@ -111,19 +108,20 @@ def _held_by(member_ids: list[int]) -> dict[tuple[int, int], dict[str, int]]:
     }
 
 
-def _held(member_id: int, badge: Badge) -> dict[str, int]:
+def _held(work: UnitOfWork, member_id: int, badge: Badge) -> dict[str, int]:
     """The member's awards of the badge not revoked (``held``) and the last sequence given
-    (``last``): read once per unit of work for all its members, else now."""
-    work = unit_of_work.current()
-    if work is None:
-        rows = _held_by([member_id])
-    else:
-        rows = work.memo("badge_awards", lambda: _held_by(work.member_ids))
+    (``last``): read once per unit of work for all its members."""
+    rows = work.memo("badge_awards", lambda: _held_by(work.member_ids))
     return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})
 
 
 def badges_revoke_unearned(
-    *, standing: MemberStanding, program: CompiledProgram, touched: Touched, reason: str
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    touched: Touched,
+    reason: str,
 ) -> list[BadgeAward]:
     """Revoke, newest first, the awards of badges set to ``revoke_on_reversal`` that the
     member no longer qualifies for. Bonuses already given stay."""
@@ -131,7 +129,7 @@ def badges_revoke_unearned(
     for badge in program.badges:
         if not badge.revoke_on_reversal or not criterion_of(badge).listens(badge, touched):
             continue
-        progress = badge_progress(badge, standing=standing, program=program)
+        progress = badge_progress(badge, work=work, standing=standing, program=program)
         held = list(
             BadgeAward.objects.filter(
                 member_id=standing.pk, badge=badge, revoked_at__isnull=True
@@ -145,7 +143,11 @@ def badges_revoke_unearned(
 
 
 def badges_on_tier_change(
-    *, standing: MemberStanding, program: CompiledProgram, at: datetime | None = None
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    program: CompiledProgram,
+    at: datetime | None = None,
 ) -> list[BadgeAward]:
     """The member's tier moved outside an event (an operator's growth adjustment or lock, the
     review): award the tier and growth badges now due. A bonus that lifts the tier again is
@@ -154,12 +156,18 @@ def badges_on_tier_change(
     while True:
         growth_before = standing.growth
         awarded = badges_evaluate(
-            standing=standing, program=program, touched=Touched(tier=True, growth=True), at=at
+            work=work,
+            standing=standing,
+            program=program,
+            touched=Touched(tier=True, growth=True),
+            at=at,
         )
         awards += awarded
         if not awarded or standing.growth == growth_before:
             return awards
-        if not tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now()):
+        if not tier_upgrade_if_qualified(
+            work=work, standing=standing, program=program, at=timezone.now()
+        ):
             return awards
 
 
@@ -183,22 +191,22 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
             return awarded
         last = ids[-1]
         for member_id in ids:
-            with transaction.atomic():
-                standing = lock_standing(member_id)
-                progress = badge_progress(badge, standing=standing, program=program)
+            with member_session(member_id) as session:
+                standing, work = session.standing, session.work
+                progress = badge_progress(badge, work=work, standing=standing, program=program)
                 held = BadgeAward.objects.filter(
                     member_id=member_id, badge=badge, revoked_at__isnull=True
                 ).count()
                 for _ in range(awards_due(badge, progress) - held):
-                    badge_award(standing=standing, badge=badge, backfilled=True)
+                    badge_award(work=work, standing=standing, badge=badge, backfilled=True)
                     awarded += 1
 
 
 def badge_grant(*, member_id: int, badge: Badge, operator=None) -> BadgeAward:
     """Grant a badge by hand (any criterion)."""
-    with transaction.atomic():
-        standing = lock_standing(member_id)
-        return badge_award(standing=standing, badge=badge, operator=operator)
+    with member_session(member_id) as session:
+        standing, work = session.standing, session.work
+        return badge_award(work=work, standing=standing, badge=badge, operator=operator)
 
 
 def badge_revoke(*, award: BadgeAward, reason: str = "revoked by an operator") -> BadgeAward:

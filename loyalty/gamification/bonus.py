@@ -12,10 +12,11 @@ from loyalty.models import (
     EntryKind,
     MemberStanding,
 )
-from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork
 
 
 def grant_bonus(
+    work: UnitOfWork,
     standing: MemberStanding,
     source_type: str,
     source: Model,
@@ -26,17 +27,17 @@ def grant_bonus(
     at: datetime | None = None,
 ) -> None:
     """Growth and points given for ``source`` (a grant, an award, a completed quest): its id
-    names the entries; a row the unit of work has not written yet gets it at the flush. Inside
-    the event flow the bonus is also listed for the event's answer (``code`` names it there).
+    names the entries; a row the unit of work has not written yet gets it at the flush. The
+    bonus is also listed for the event's answer (``code`` names it there).
     ``at``: when the bonus counts (the time of the event that set it off; default now)."""
     named = {"source_id": str(source.pk)} if source.pk else {"source": source}
-    work = unit_of_work.current()
-    if work is not None and (growth or points):
+    if growth or points:
         work.bonuses.append(
             {"source": str(source_type), "code": code, "growth": growth, "points": points}
         )
     if growth:
         ledger_post(
+            work=work,
             standing=standing,
             movements=[
                 Movement(
@@ -52,6 +53,7 @@ def grant_bonus(
         )
     if points:
         points_credit_locked(
+            work=work,
             standing=standing,
             amount=points,
             kind=EntryKind.BONUS,

@@ -9,7 +9,7 @@ from django.db.models import Count, QuerySet
 
 from loyalty.gamification.tallies import streak_state, tally_row
 from loyalty.models import ActionTally, Badge, MemberStanding, MemberStreak, QuestProgress
-from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 
 
@@ -37,7 +37,16 @@ class Criterion:
         """Whether what an event touched can move the member's progress."""
         return False
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
+        """Progress in the units of the threshold: from ``work``'s rows when in one, else read
+        from the database."""
         return 0
 
     def candidates(self, badge: Badge) -> QuerySet | None:
@@ -61,8 +70,14 @@ class ActionCount(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return badge.action_id in touched.actions
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
-        work = unit_of_work.current()
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
         if work is not None:
             return tally_row(work, standing.pk, badge.action_id).count
         found = ActionTally.objects.filter(member_id=standing.pk, action_id=badge.action_id)
@@ -79,9 +94,16 @@ class StreakLength(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return badge.streak_id in touched.streaks
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
-        if unit_of_work.current() is not None:
-            return streak_state(standing.pk, badge.streak_id).longest
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
+        if work is not None:
+            return streak_state(work, standing.pk, badge.streak_id).longest
         found = MemberStreak.objects.filter(member_id=standing.pk, streak_id=badge.streak_id)
         return found.values_list("longest", flat=True).first() or 0
 
@@ -96,7 +118,14 @@ class GrowthReached(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.growth
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
         return standing.growth
 
     def candidates(self, badge: Badge) -> QuerySet:
@@ -112,7 +141,14 @@ class TierReached(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.tier
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
         tier, needed = program.tier(standing.tier_id), program.tier(badge.tier_id)
         return int(bool(tier and needed and tier.position >= needed.position))
 
@@ -128,7 +164,14 @@ class QuestsCompleted(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.quests
 
-    def progress(self, badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
+    def progress(
+        self,
+        badge: Badge,
+        *,
+        work: UnitOfWork | None,
+        standing: MemberStanding,
+        program: CompiledProgram,
+    ) -> int:
         done = QuestProgress.objects.filter(member_id=standing.pk, completed_at__isnull=False)
         return done.count()
 
@@ -155,9 +198,16 @@ def criterion_of(badge: Badge) -> Criterion:
     return CRITERIA[badge.criterion]
 
 
-def badge_progress(badge: Badge, *, standing: MemberStanding, program: CompiledProgram) -> int:
-    """The member's progress towards the badge, in the units of its threshold."""
-    return criterion_of(badge).progress(badge, standing=standing, program=program)
+def badge_progress(
+    badge: Badge,
+    *,
+    work: UnitOfWork | None,
+    standing: MemberStanding,
+    program: CompiledProgram,
+) -> int:
+    """The member's progress towards the badge, in the units of its threshold: from the rows of
+    ``work`` when evaluated in one, else from the database (the read side)."""
+    return criterion_of(badge).progress(badge, work=work, standing=standing, program=program)
 
 
 def badge_threshold(badge: Badge) -> int:

@@ -15,12 +15,14 @@ from loyalty.models import (
     MemberStanding,
 )
 from loyalty.periods import local_date
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 from loyalty.tiers.moves import TierMove, tier_upgrade_if_qualified
 
 
 def on_event(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     action_id: int,
     occurred_at: datetime,
@@ -30,13 +32,14 @@ def on_event(
 ) -> tuple[dict[str, Any], TierMove | None]:
     """Tally, streaks, quests and badges for one recorded event. Bonuses may lift the tier:
     the move is returned beside what was played."""
-    tally_add(member_id=standing.pk, action_id=action_id, delta=1)
+    tally_add(work=work, member_id=standing.pk, action_id=action_id, delta=1)
     touched = Touched(actions={action_id}, growth=growth > 0, tier=tier_changed)
     tier = program.tier(standing.tier_id)
     freezes = int(tier.privilege_param("streak_freezes", "count") or 0) if tier else 0
     streaks = []
     for streak in program.streaks_by_action.get(action_id, ()):
         state = streak_touch(
+            work=work,
             member_id=standing.pk,
             streak=streak,
             day=local_date(occurred_at),
@@ -46,20 +49,25 @@ def on_event(
         streaks.append({"streak": streak.code, "current": state.current, "longest": state.longest})
     growth_before = standing.growth
     quests = quests_progress(
-        standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
+        work=work, standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
     )
     awards = [
-        badge_award(standing=standing, badge=quest.reward_badge, at=occurred_at)
+        badge_award(work=work, standing=standing, badge=quest.reward_badge, at=occurred_at)
         for quest in quests
         if quest.reward_badge_id
     ]
     touched.quests = bool(quests)
-    awards += badges_evaluate(standing=standing, program=program, touched=touched, at=occurred_at)
+    awards += badges_evaluate(
+        work=work, standing=standing, program=program, touched=touched, at=occurred_at
+    )
     tier_move = None
     if standing.growth > growth_before:
-        tier_move = tier_upgrade_if_qualified(standing=standing, program=program, at=timezone.now())
+        tier_move = tier_upgrade_if_qualified(
+            work=work, standing=standing, program=program, at=timezone.now()
+        )
         if tier_move:
             awards += badges_evaluate(
+                work=work,
                 standing=standing,
                 program=program,
                 touched=Touched(tier=True, growth=True),
@@ -76,11 +84,16 @@ def on_event(
 
 
 def on_reversal(
-    *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    action_id: int,
+    occurred_at: datetime,
+    program: CompiledProgram,
 ) -> list[BadgeAward]:
     """A full reversal: the occurrence no longer counts for tallies (badges may be revoked)."""
-    tally_add(member_id=standing.pk, action_id=action_id, delta=-1)
+    tally_add(work=work, member_id=standing.pk, action_id=action_id, delta=-1)
     touched = Touched(actions={action_id}, growth=True)
     return badges_revoke_unearned(
-        standing=standing, program=program, touched=touched, reason="reversal"
+        work=work, standing=standing, program=program, touched=touched, reason="reversal"
     )

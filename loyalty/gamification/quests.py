@@ -15,8 +15,7 @@ from loyalty.models import (
 )
 from loyalty.outbox import webhook_emit
 from loyalty.periods import LIFETIME_START, period_start
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
@@ -28,14 +27,19 @@ def quest_period_start(quest: Quest, at: datetime) -> date:
 
 
 def quests_progress(
-    *, standing: MemberStanding, action_id: int, occurred_at: datetime, program: CompiledProgram
+    *,
+    work: UnitOfWork,
+    standing: MemberStanding,
+    action_id: int,
+    occurred_at: datetime,
+    program: CompiledProgram,
 ) -> list[Quest]:
     """Count the event towards every active quest with a step on its action, in the quest's
     period holding ``occurred_at``; give the bonus of the quests this completes, and return
     them (their reward badge is the caller's to award)."""
     completed = []
     for quest in program.quests_by_action.get(action_id, ()):
-        progress = _quest_progress(standing.pk, quest, quest_period_start(quest, occurred_at))
+        progress = _quest_progress(work, standing.pk, quest, quest_period_start(quest, occurred_at))
         if progress.completed_at is not None:
             continue
         steps = list(quest.steps.all())
@@ -45,12 +49,13 @@ def quests_progress(
                 counts[str(step.pk)] = min(counts.get(str(step.pk), 0) + 1, step.count)
         progress.step_counts = counts
         if not all(counts.get(str(step.pk), 0) >= step.count for step in steps):
-            unit_of_work.save(progress)
+            work.changed(progress)
         else:
             progress.completed_at = timezone.now()
             # Written at once: its id names the bonus, and badges count completed quests.
-            unit_of_work.save(progress, now=True)
+            work.save_now(progress)
             grant_bonus(
+                work,
                 standing,
                 SourceType.QUEST,
                 progress,
@@ -62,10 +67,11 @@ def quests_progress(
             )
             completed.append(quest)
             webhook_emit(
+                work=work,
                 type="quest.completed",
                 member_id=standing.pk,
                 data={
-                    "member": member_external_id(standing.pk),
+                    "member": work.external_id(standing.pk),
                     "quest": quest.code,
                     "period_start": progress.period_start.isoformat(),
                     "reward": {"points": quest.reward_points, "growth": quest.reward_growth},
@@ -84,12 +90,7 @@ def _progress_of(member_ids: list[int], floor: date) -> list[QuestProgress]:
     )
 
 
-def _quest_progress(member_id: int, quest: Quest, start: date) -> QuestProgress:
-    work = unit_of_work.current()
-    if work is None:
-        return QuestProgress.objects.get_or_create(
-            member_id=member_id, quest=quest, period_start=start
-        )[0]
+def _quest_progress(work: UnitOfWork, member_id: int, quest: Quest, start: date) -> QuestProgress:
     return work.row(
         QuestProgress,
         (member_id, quest.pk, start),

@@ -3,29 +3,22 @@ standing lock."""
 
 from datetime import date
 
-from django.db.models import F, Value
-from django.db.models.functions import Greatest
-
 from core import sql
 from loyalty.models import (
     ActionTally,
     MemberStreak,
     Streak,
 )
-from loyalty.persistence import unit_of_work
 from loyalty.persistence.unit_of_work import UnitOfWork
 
 
-def tally_add(*, member_id: int, action_id: int, delta: int) -> None:
-    work = unit_of_work.current()
-    if work is not None:
-        tally = tally_row(work, member_id, action_id)
-        tally.count = max(tally.count + delta, 0)
+def tally_add(*, work: UnitOfWork, member_id: int, action_id: int, delta: int) -> None:
+    """Count (or, with -1, uncount) an occurrence of the action; never below zero."""
+    tally = tally_row(work, member_id, action_id)
+    count = max(tally.count + delta, 0)
+    if count != tally.count:
+        tally.count = count
         work.changed(tally)
-        return
-    rows = ActionTally.objects.filter(member_id=member_id, action_id=action_id)
-    if not rows.update(count=Greatest(F("count") + delta, Value(0))) and delta > 0:
-        ActionTally.objects.create(member_id=member_id, action_id=action_id, count=delta)
 
 
 def tally_row(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
@@ -38,10 +31,7 @@ def tally_row(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
     )
 
 
-def streak_state(member_id: int, streak_id: int) -> MemberStreak:
-    work = unit_of_work.current()
-    if work is None:
-        return MemberStreak.objects.get_or_create(member_id=member_id, streak_id=streak_id)[0]
+def streak_state(work: UnitOfWork, member_id: int, streak_id: int) -> MemberStreak:
     return work.row(
         MemberStreak,
         (member_id, streak_id),
@@ -52,12 +42,12 @@ def streak_state(member_id: int, streak_id: int) -> MemberStreak:
 
 
 def streak_touch(
-    *, member_id: int, streak: Streak, day: date, freezes_per_month: int
+    *, work: UnitOfWork, member_id: int, streak: Streak, day: date, freezes_per_month: int
 ) -> MemberStreak:
     """Count the local ``day`` for the streak: the next day extends it; a gap is bridged by the
     member's streak freezes for that month (a tier privilege) if enough are left, else the
     streak starts again at 1. A day already counted, or an earlier one, changes nothing."""
-    state = streak_state(member_id, streak.pk)
+    state = streak_state(work, member_id, streak.pk)
     if state.last_day is not None and day <= state.last_day:
         return state
     month = day.replace(day=1)
@@ -76,5 +66,5 @@ def streak_touch(
             state.current = 1
     state.last_day = day
     state.longest = max(state.longest, state.current)
-    unit_of_work.save(state)
+    work.changed(state)
     return state

@@ -15,7 +15,7 @@ from core import sql
 from core.errors import InvariantBroken
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.models.standing import BUCKETS
-from loyalty.persistence import bulk, unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import program_snapshot
 from loyalty.scores.counting import leaderboards_record_entries
 
@@ -66,19 +66,16 @@ def bucket_deltas(entries: Iterable[tuple[str, str, bool, int]]) -> dict[str, in
     return deltas
 
 
-def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[LedgerEntry]:
-    """Write the movements and move the standing's buckets alike.
-
-    Growth and points leaderboards count the entries too. Precondition: the caller holds
-    ``standing``'s row lock (``lock_standing``). The in-memory ``standing``'s buckets are
-    updated too, so the caller can read the new balances. Inside a unit of work the entries
-    and the new balances are written when it flushes.
+def ledger_post(
+    *, work: UnitOfWork, standing: MemberStanding, movements: list[Movement]
+) -> list[LedgerEntry]:
+    """Post the movements and move the standing's buckets alike; growth and points leaderboards
+    count the entries too. The in-memory ``standing``'s buckets move at once, so the caller can
+    read the new balances; ``work``'s flush writes the entries and the balances. The standing
+    must be one ``work`` holds (locked).
     """
     movements = [m for m in movements if m.amount]
     now = timezone.now()
-    work = unit_of_work.current()
-    if work is None and any(m.source is not None for m in movements):
-        raise InvariantBroken("A movement's source row must be written before it is posted.")
     entries = [
         sql.new_row(
             LedgerEntry,
@@ -104,27 +101,15 @@ def ledger_post(*, standing: MemberStanding, movements: list[Movement]) -> list[
         ).items()
         if delta
     }
-    if work is not None:
-        # Flushing writes the batch's own standing objects: the caller must be using them.
-        if work.standings.get(standing.pk) is not standing:
-            raise InvariantBroken("Posted to a standing the unit of work does not hold.")
-        work.post(entries, sources=[m.source for m in movements])
-    else:
-        # The balances' update rides along the entries' insert.
-        balances = []
-        if deltas:
-            balances.append(
-                (
-                    f"UPDATE {MemberStanding._meta.db_table} SET "
-                    + ", ".join(f"{name} = {name} + %s" for name in deltas)
-                    + " WHERE member_id = %s",
-                    [*deltas.values(), standing.pk],
-                )
-            )
-        bulk.insert(LedgerEntry, entries, along=balances)
+    # Flushing writes the unit of work's own standing objects: the caller must be using them.
+    if work.standings.get(standing.pk) is not standing:
+        raise InvariantBroken("Posted to a standing the unit of work does not hold.")
+    work.post(entries, sources=[m.source for m in movements])
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)
     boards = program_snapshot().leaderboards
     if boards and entries:
-        leaderboards_record_entries(member_id=standing.pk, entries=entries, boards=boards)
+        leaderboards_record_entries(
+            work=work, member_id=standing.pk, entries=entries, boards=boards
+        )
     return entries

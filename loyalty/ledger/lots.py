@@ -26,13 +26,15 @@ from loyalty.models import (
     PointLot,
     SourceType,
 )
-from loyalty.persistence import bulk, unit_of_work
+from loyalty.persistence import bulk
+from loyalty.persistence.unit_of_work import UnitOfWork
 
 TAKE_BATCH = 200
 
 
 def lots_open(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     credits: Iterable[tuple[LedgerEntry, datetime | None, datetime | None]],
 ) -> list[PointLot]:
@@ -57,37 +59,33 @@ def lots_open(
         for entry, expires_at, activates_at in credits
         if entry.amount > 0
     ]
-    work = unit_of_work.current()
-    if work is not None:
-        work.lots += lots
-    else:
-        PointLot.objects.bulk_create(lots)
+    work.lots += lots
     spendable = [lot for lot in lots if not lot.pending]
     if spendable:
-        _repay_owed(standing, spendable)
+        _repay_owed(work, standing, spendable)
     return lots
 
 
-def lots_activated(*, standing: MemberStanding, lots: list[PointLot]) -> None:
+def lots_activated(*, work: UnitOfWork, standing: MemberStanding, lots: list[PointLot]) -> None:
     """Pending lots became spendable (their entries are posted by the caller)."""
     PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(
         pending=False, activates_at=None
     )
     for lot in lots:
         lot.pending = False
-    _repay_owed(standing, lots)
+    _repay_owed(work, standing, lots)
 
 
-def _repay_owed(standing: MemberStanding, new_lots: list[PointLot]) -> None:
+def _repay_owed(work: UnitOfWork, standing: MemberStanding, new_lots: list[PointLot]) -> None:
     """New spendable lots (their credit already in the balance) pay back a balance below zero,
     then open shortfalls."""
     credited = sum(lot.remaining for lot in new_lots)
-    _take_from(new_lots, min(credited, max(credited - standing.points, 0)), entry=None)
+    _take_from(work, new_lots, min(credited, max(credited - standing.points, 0)), entry=None)
     if standing.points_owed > 0 and standing.points > 0:
-        _repay_shortfalls(standing, new_lots)
+        _repay_shortfalls(work, standing, new_lots)
 
 
-def _repay_shortfalls(standing: MemberStanding, new_lots: list[PointLot]) -> None:
+def _repay_shortfalls(work: UnitOfWork, standing: MemberStanding, new_lots: list[PointLot]) -> None:
     """Repay the member's open shortfalls, oldest first, from the new lots, never taking the
     balance below zero. Each repayment is a reversal entry of the event whose reversal fell
     short, dated at that event (where the reversal itself counts), so leaderboards drop the
@@ -103,6 +101,7 @@ def _repay_shortfalls(standing: MemberStanding, new_lots: list[PointLot]) -> Non
             break
         take = min(left, open_amount)
         (entry,) = ledger_post(
+            work=work,
             standing=standing,
             movements=[
                 Movement(
@@ -117,22 +116,21 @@ def _repay_shortfalls(standing: MemberStanding, new_lots: list[PointLot]) -> Non
                 )
             ],
         )
-        _take_from(new_lots, take, entry=entry)
+        _take_from(work, new_lots, take, entry=entry)
         EventReversal.objects.filter(pk=reversal_id).update(
             shortfall_open=F("shortfall_open") - take
         )
-        standing.points_owed -= take
-        if unit_of_work.current() is None:
-            MemberStanding.objects.filter(pk=standing.pk).update(
-                points_owed=F("points_owed") - take
-            )
+        standing.points_owed -= take  # the flush writes the standing
         left -= take
 
 
-def _take_from(lots: list[PointLot], amount: int, *, entry: LedgerEntry | None) -> None:
-    """Take ``amount`` from the given (new) lots in order, recording each take against
-    ``entry``, or against the lot's own credit (repaying a balance below zero)."""
-    work = unit_of_work.current()
+def _take_from(
+    work: UnitOfWork, lots: list[PointLot], amount: int, *, entry: LedgerEntry | None
+) -> None:
+    """Take ``amount`` from the given lots in order (new ones, or ones just activated),
+    recording each take against ``entry``, or against the lot's own credit (repaying a balance
+    below zero). The takes are written with the flush; a lot already written has its remaining
+    points updated at once, so that later reads in the transaction see them."""
     for lot in lots:
         if amount <= 0:
             break
@@ -140,10 +138,8 @@ def _take_from(lots: list[PointLot], amount: int, *, entry: LedgerEntry | None) 
         if take <= 0:
             continue
         taker = entry if entry is not None else lot.entry
-        if work is not None and lot.pk is None:  # the lot is written with the batch
-            work.lot_movements.append(LotMovement(lot=lot, entry=taker, amount=take))
-        else:
-            LotMovement.objects.create(lot=lot, entry=taker, amount=take)
+        work.lot_movements.append(LotMovement(lot=lot, entry=taker, amount=take))
+        if lot.pk is not None:
             PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
         lot.remaining -= take
         amount -= take
@@ -151,6 +147,7 @@ def _take_from(lots: list[PointLot], amount: int, *, entry: LedgerEntry | None) 
 
 def lots_take(
     *,
+    work: UnitOfWork,
     member_id: int,
     amount: int,
     entry: LedgerEntry,
@@ -181,9 +178,8 @@ def lots_take(
             lot.remaining -= take
             taken += take
             movements.append(LotMovement(lot=lot, entry=entry, amount=take))
-        bulk.insert(
-            LotMovement,
-            movements,
-            along=bulk.columns_write(PointLot, [m.lot for m in movements], ["remaining"]),
-        )
+        # The takes go with the flush (their entry is written then); the lots' remaining
+        # points at once, so that the next read of the lots sees them.
+        work.lot_movements += movements
+        bulk.send(bulk.columns_write(PointLot, [m.lot for m in movements], ["remaining"]))
     return taken

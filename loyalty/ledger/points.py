@@ -7,16 +7,15 @@ its transaction; the other services open their own transaction and are safe to r
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
 from django.db.models import Model, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member
-from accounts.services import member_external_id
 from core.errors import BusinessRuleViolation, InvalidInput
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_activated, lots_open, lots_take
+from loyalty.ledger.session import member_session
 from loyalty.models import (
     Currency,
     EntryKind,
@@ -26,9 +25,8 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.locks import lock_standing
-from loyalty.program.compiled import compiled_program, program_snapshot
+from loyalty.persistence.unit_of_work import UnitOfWork
+from loyalty.program.compiled import program_snapshot
 
 
 class InsufficientPoints(BusinessRuleViolation):
@@ -41,6 +39,7 @@ class InsufficientPoints(BusinessRuleViolation):
 
 def points_credit_locked(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     amount: int,
     kind: str,
@@ -59,6 +58,7 @@ def points_credit_locked(
     credit counts, from which the default expiry runs."""
     now = effective_at or timezone.now()
     (entry,) = ledger_post(
+        work=work,
         standing=standing,
         movements=[
             Movement(
@@ -75,15 +75,16 @@ def points_credit_locked(
         ],
     )
     if expires_at is None and use_default_expiry:
-        # Inside the event flow, the program it compiled at its start.
-        program = program_snapshot() if unit_of_work.current() else compiled_program()
+        # The program the operation read at its start (compiled with the lock).
+        program = program_snapshot()
         expires_at = program.default_expiry.expires_at(now)
-    lots_open(standing=standing, credits=[(entry, expires_at, None)])
+    lots_open(work=work, standing=standing, credits=[(entry, expires_at, None)])
     return entry
 
 
 def points_debit_locked(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     amount: int,
     kind: str,
@@ -99,6 +100,7 @@ def points_debit_locked(
     if standing.points < amount:
         raise InsufficientPoints(details={"balance": standing.points, "required": amount})
     (entry,) = ledger_post(
+        work=work,
         standing=standing,
         movements=[
             Movement(
@@ -112,7 +114,7 @@ def points_debit_locked(
             )
         ],
     )
-    lots_take(member_id=standing.pk, amount=amount, entry=entry)
+    lots_take(work=work, member_id=standing.pk, amount=amount, entry=entry)
     return entry
 
 
@@ -150,8 +152,8 @@ def activate_pending_points(*, at: datetime | None = None, chunk_size: int = 500
     report = LotJobReport()
     for ids in _members_with(due, chunk_size):
         for member_id in ids:
-            with transaction.atomic():
-                standing = lock_standing(member_id)
+            with member_session(member_id) as session:
+                standing, work = session.standing, session.work
                 lots = list(due.filter(member_id=member_id).order_by("id"))
                 if not lots:
                     continue
@@ -169,8 +171,8 @@ def activate_pending_points(*, at: datetime | None = None, chunk_size: int = 500
                         Movement(amount=-lot.remaining, pending=True, **common),
                         Movement(amount=lot.remaining, **common),
                     ]
-                ledger_post(standing=standing, movements=movements)
-                lots_activated(standing=standing, lots=lots)
+                ledger_post(work=work, standing=standing, movements=movements)
+                lots_activated(work=work, standing=standing, lots=lots)
             report.members += 1
             report.lots += len(lots)
             report.points += sum(lot.remaining for lot in lots)
@@ -185,11 +187,12 @@ def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJo
     report = LotJobReport()
     for ids in _members_with(lapsed, chunk_size):
         for member_id in ids:
-            with transaction.atomic():
-                standing = lock_standing(member_id)
+            with member_session(member_id) as session:
+                standing, work = session.standing, session.work
                 lots = list(lapsed.filter(member_id=member_id).order_by("expires_at", "id"))
                 for lot in lots:
                     (entry,) = ledger_post(
+                        work=work,
                         standing=standing,
                         movements=[
                             Movement(
@@ -202,13 +205,20 @@ def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJo
                             )
                         ],
                     )
-                    lots_take(member_id=member_id, amount=lot.remaining, entry=entry, lot_id=lot.pk)
+                    lots_take(
+                        work=work,
+                        member_id=member_id,
+                        amount=lot.remaining,
+                        entry=entry,
+                        lot_id=lot.pk,
+                    )
                 if lots:
                     webhook_emit(
+                        work=work,
                         type="points.expired",
                         member_id=member_id,
                         data={
-                            "member": member_external_id(member_id),
+                            "member": work.external_id(member_id),
                             "points": sum(lot.remaining for lot in lots),
                             "balance": standing.points,
                         },

@@ -1,23 +1,24 @@
-"""The event flow's unit of work: the rows a batch (a chunk of one: ``pipeline.CHUNK_EVENTS``)
-touches are read once and written in bulk.
+"""The unit of work (the session): the rows an operation touches, read once and written in bulk.
 
-Recording an event reads and changes a handful of small rows per member (standing, rule
-counters, tallies, streaks, quest progress, activity, leaderboard scores) and appends others
-(the event, badge awards, ledger entries, point lots). Inside ``unit_of_work(...)`` the services
-take those rows from here: each table is read once, for every member of the batch, on first use;
-changes stay in memory; ``flush`` writes each table in one bulk statement and appends the new
-rows in dependency order (events, badge awards, entries, lots, lot movements).
+Every operation that moves a member's balances, counters or tier opens one over the standings
+it locked: a chunk of the event pipeline (``pipeline.CHUNK_EVENTS`` events), or a batch of one
+for an adjustment, a reversal, a redemption, a periodic job's member (``ledger.session``).
+Each step is handed it as an argument. Recording an event reads and changes a handful of small
+rows per member (standing, rule counters, tallies, streaks, quest progress, activity,
+leaderboard scores) and appends others (the event, badge awards, ledger entries, point lots):
+each table is read once, for every member of the batch, on first use; changes stay in memory;
+``flush`` writes each table in one bulk statement and appends the new rows in dependency order
+(events, badge awards, entries, lots, lot movements, tier changes).
 
 Values computed in memory are exact because the caller holds every member's standing lock for
-the whole transaction, and every write to these rows in the flow goes through here. Rare
-outcomes (a gift, a completed quest, an activity transition, webhooks) are written at once, to
-other rows; their ledger entries go through here too. A tier change is kept here too: the flush
-writes the standing's tier columns with its balances and appends the change.
+the whole transaction, and every write to these rows goes through here. Rare outcomes (a gift,
+a completed quest, an activity transition, a redemption, webhooks) are written at once, to
+other rows (``save_now``); their ledger entries go through here too, as do the standing's tier
+columns and its tier history.
 """
 
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 
@@ -46,33 +47,6 @@ from loyalty.persistence.bulk import Write
 # Writes leaderboard score deltas, keyed (board id, period start, member id), with writes along.
 AddScores = Callable[[dict[tuple[int, Any, int], int], list[Write]], None]
 
-_current: ContextVar["UnitOfWork | None"] = ContextVar("loyalty_unit_of_work", default=None)
-
-
-def current() -> "UnitOfWork | None":
-    """The unit of work of the flow running in this context, if any."""
-    return _current.get()
-
-
-def save(row: Model, *, now: bool = False) -> None:
-    """Write a changed row of the flow: with the running unit of work's flush, or at once if
-    none runs or ``now`` is asked (when its id is needed, or others count it)."""
-    work = current()
-    if work is not None and not now:
-        work.changed(row)
-        return
-    row.save()
-    if work is not None:
-        work.saved(row)
-
-
-def member_external_id(member_id: int) -> str | None:
-    """The host app's id of a member (known to the unit of work for its members)."""
-    work = current()
-    if work is not None and member_id in work.external_ids:
-        return work.external_ids[member_id]
-    return accounts_services.member_external_id(member_id)
-
 
 class UnitOfWork:
     def __init__(
@@ -100,6 +74,7 @@ class UnitOfWork:
         self.bonuses: list[dict[str, Any]] = []
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
         self._dirty: dict[type[Model], dict[int, Model]] = {}  # changed rows by identity
+        self._after: dict[type[Model], list[Model]] = {}  # written rows to update at the flush
         self._memo: dict[Hashable, Any] = {}
 
     # --- Reading ------------------------------------------------------------------------------
@@ -133,6 +108,12 @@ class UnitOfWork:
             rows[key] = new()
         return rows[key]
 
+    def external_id(self, member_id: int) -> str | None:
+        """The host app's id of a member (known for the batch's members, else read once)."""
+        if member_id not in self.external_ids:
+            self.external_ids[member_id] = accounts_services.member_external_id(member_id)
+        return self.external_ids[member_id]
+
     def memo(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """A value read once per unit of work (e.g. the key action definitions)."""
         if key not in self._memo:
@@ -164,7 +145,7 @@ class UnitOfWork:
     # --- Writing ------------------------------------------------------------------------------
 
     def post(self, entries: list[LedgerEntry], sources: list[Model | None]) -> None:
-        """Ledger entries to write (``ledger_post`` inside a unit of work); an entry's source
+        """Ledger entries to write (``ledger_post``); an entry's source
         row, if given, is written first and its id becomes the entry's source id."""
         self.entries += entries
         self._sourced += [
@@ -178,9 +159,13 @@ class UnitOfWork:
     def tier_moved(self, standing: MemberStanding, change: TierChange | None = None) -> None:
         """The standing's tier columns changed in memory (and ``change`` records why): the
         flush writes both."""
-        self.touched.add(standing.pk)
+        self.standing_changed(standing)
         if change is not None:
             self.tier_changes.append(change)
+
+    def standing_changed(self, standing: MemberStanding) -> None:
+        """A column of the standing changed in memory: the flush writes it."""
+        self.touched.add(standing.pk)
 
     def award(self, award: BadgeAward) -> None:
         """A badge award to write (before the ledger entries of its bonus)."""
@@ -193,6 +178,17 @@ class UnitOfWork:
     def saved(self, row: Model) -> None:
         """A row written at once (e.g. a completed quest): nothing left to flush for it."""
         self._dirty.get(type(row), {}).pop(id(row), None)
+
+    def update(self, row: Model) -> None:
+        """A row written already whose changes the flush writes (by primary key), after the
+        new rows it points at (a redemption's spend entry)."""
+        self._after.setdefault(type(row), []).append(row)
+
+    def save_now(self, row: Model) -> None:
+        """Write a row at once (when its id is needed, or others count it) instead of with
+        the flush."""
+        row.save()
+        self.saved(row)
 
     def flush(self) -> None:
         """Write everything, in as few statements as the tables allow (``bulk.write_all``):
@@ -221,6 +217,7 @@ class UnitOfWork:
             link=self._link_sources,
             link_before=LedgerEntry,
             finish=self._add_scores,
+            after=list(self._after.items()),
         )
 
     def _link_sources(self) -> None:
@@ -244,12 +241,7 @@ def unit_of_work(
     since: datetime,
     add_scores: "AddScores",
 ) -> Iterator[UnitOfWork]:
-    """Run the flow for these locked standings; the caller flushes before leaving.
+    """A unit of work over these locked standings; the caller flushes before leaving.
     ``add_scores(deltas, along)`` writes the leaderboard score deltas with ``along`` (the
     leaderboard store, which sits above this layer)."""
-    work = UnitOfWork(standings, external_ids, since, add_scores)
-    token = _current.set(work)
-    try:
-        yield work
-    finally:
-        _current.reset(token)
+    yield UnitOfWork(standings, external_ids, since, add_scores)

@@ -6,7 +6,7 @@ a movement counts (``effective_at``):
   or adjustments);
 - ``action_count``: events of the action, less fully reversed ones (by occurrence time).
 
-Deltas go to the running unit of work (written with its flush) or to the store at once."""
+Deltas go to the unit of work, whose flush writes them to the store."""
 
 import logging
 from collections.abc import Iterable
@@ -22,7 +22,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.periods import LIFETIME_START, period_start
-from loyalty.persistence import unit_of_work
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.scores.db_store import DatabaseLeaderboardStore, LeaderboardStore, ScoreDeltas
 from loyalty.scores.redis_store import RedisLeaderboardStore
 
@@ -58,7 +58,11 @@ def counts_for(
 
 
 def leaderboards_record_entries(
-    *, member_id: int, entries: Iterable[LedgerEntry], boards: Iterable[Leaderboard]
+    *,
+    work: UnitOfWork,
+    member_id: int,
+    entries: Iterable[LedgerEntry],
+    boards: Iterable[Leaderboard],
 ) -> None:
     """Add ledger entries to the growth and points boards. Caller holds the member's lock."""
     deltas: ScoreDeltas = {}
@@ -75,11 +79,12 @@ def leaderboards_record_entries(
             ):
                 key = (board.pk, board_period_start(board.period, entry.effective_at), member_id)
                 deltas[key] = deltas.get(key, 0) + entry.amount
-    _add(deltas)
+    _add(work, deltas)
 
 
 def leaderboards_record_action(
     *,
+    work: UnitOfWork,
     member_id: int,
     action_id: int,
     occurred_at: datetime,
@@ -88,35 +93,38 @@ def leaderboards_record_action(
 ) -> None:
     """Count (or, with -1, uncount) one occurrence on the action boards. Caller holds the lock."""
     _add(
+        work,
         {
             (board.pk, board_period_start(board.period, occurred_at), member_id): delta
             for board in boards
             if board.metric == Leaderboard.Metric.ACTION_COUNT and board.action_id == action_id
-        }
+        },
     )
 
 
 def leaderboards_record_shortfall(
-    *, member_id: int, occurred_at: datetime, points: int, boards: Iterable[Leaderboard]
+    *,
+    work: UnitOfWork,
+    member_id: int,
+    occurred_at: datetime,
+    points: int,
+    boards: Iterable[Leaderboard],
 ) -> None:
     """A reversal of the event at ``occurred_at`` fell ``points`` short: the points boards drop
     them at once, in the event's period, as if taken back (their later repayment does not
     count again). Caller holds the lock."""
     _add(
+        work,
         {
             (board.pk, board_period_start(board.period, occurred_at), member_id): -points
             for board in boards
             if board.metric == Leaderboard.Metric.POINTS
-        }
+        },
     )
 
 
-def _add(deltas: ScoreDeltas) -> None:
-    """To the store now, or with the unit of work's flush if one is running."""
-    work = unit_of_work.current()
-    if work is None:
-        store().add(deltas)
-        return
+def _add(work: UnitOfWork, deltas: ScoreDeltas) -> None:
+    """Kept for the unit of work's flush, which writes them to the store."""
     for key, delta in deltas.items():
         work.scores[key] = work.scores.get(key, 0) + delta
 

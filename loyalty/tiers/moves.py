@@ -10,8 +10,7 @@ from django.db.models import Sum
 from loyalty.models import Currency, LedgerEntry, MemberStanding, Tier, TierChange
 from loyalty.outbox import webhook_emit
 from loyalty.periods import calendar_year_start, rolling_window_start
-from loyalty.persistence import unit_of_work
-from loyalty.persistence.unit_of_work import member_external_id
+from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram, CompiledTier
 
 
@@ -34,10 +33,14 @@ class GrowthWindows:
 
     def __init__(
         self,
+        work: UnitOfWork | None,
         standing: MemberStanding,
         at: datetime,
         pending_growth: Sequence[tuple[datetime, int]] = (),
     ) -> None:
+        """``work``: the unit of work the growth is posted in; None to read the ledger alone
+        (the read side: the member's summary)."""
+        self.work = work
         self.standing = standing
         self.at = at
         # Growth being credited in this transaction and not yet in the ledger.
@@ -53,9 +56,8 @@ class GrowthWindows:
             start = calendar_year_start(self.at)
         key = (tier.window, start)
         if key not in self._sums:
-            work = unit_of_work.current()
-            if work is not None:
-                self._sums[key] = work.growth_since(self.standing.pk, start)
+            if self.work is not None:
+                self._sums[key] = self.work.growth_since(self.standing.pk, start)
             else:
                 total = LedgerEntry.objects.filter(
                     member_id=self.standing.pk, currency=Currency.GROWTH, effective_at__gte=start
@@ -69,6 +71,7 @@ class GrowthWindows:
 
 def move_tier(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     program: CompiledProgram,
     to_tier: CompiledTier | None,
@@ -80,7 +83,7 @@ def move_tier(
 ) -> TierMove:
     """Put the member in ``to_tier`` and keep the change in their tier history (and tell the
     host app). Precondition: caller holds the lock. Badges due for the new tier are the
-    caller's next step (the event flow, or ``tier_actions``)."""
+    caller's next step (the event pipeline, or ``engine.tier_review``)."""
     from_tier = program.tier(standing.tier_id)
     standing.tier_id = to_tier.id if to_tier else None
     standing.tier_since = at
@@ -94,20 +97,13 @@ def move_tier(
         operator=operator,
         note=note,
     )
-    # Inside the event flow the flush writes the standing's tier and the change.
-    work = unit_of_work.current()
-    if work is not None:
-        work.tier_moved(standing, change)
-    else:
-        MemberStanding.objects.filter(pk=standing.pk).update(
-            tier_id=standing.tier_id, tier_since=at, grace_until=None
-        )
-        change.save()
+    work.tier_moved(standing, change)  # the flush writes the standing's tier and the change
     webhook_emit(
+        work=work,
         type="member.tier_changed",
         member_id=standing.pk,
         data={
-            "member": member_external_id(standing.pk),
+            "member": work.external_id(standing.pk),
             "from": from_tier.code if from_tier else None,
             "to": to_tier.code if to_tier else None,
             "reason": str(reason),
@@ -119,6 +115,7 @@ def move_tier(
 
 def tier_upgrade_if_qualified(
     *,
+    work: UnitOfWork,
     standing: MemberStanding,
     program: CompiledProgram,
     at: datetime,
@@ -127,11 +124,12 @@ def tier_upgrade_if_qualified(
     """Raise the member to the highest tier their growth qualifies for, at once; a member back
     above their own tier's threshold leaves grace. ``pending_growth`` is growth this
     transaction credits but has not posted yet. Precondition: caller holds the lock."""
-    windows = GrowthWindows(standing, at, pending_growth)
+    windows = GrowthWindows(work, standing, at, pending_growth)
     for tier in reversed(program.tiers_above(standing.tier_id)):
         qualifying = windows.for_tier(tier)
         if qualifying >= tier.growth_threshold:
             return move_tier(
+                work=work,
                 standing=standing,
                 program=program,
                 to_tier=tier,
@@ -142,35 +140,31 @@ def tier_upgrade_if_qualified(
     current = program.tier(standing.tier_id)
     if standing.grace_until and current and windows.for_tier(current) >= current.growth_threshold:
         standing.grace_until = None
-        work = unit_of_work.current()
-        if work is not None:
-            work.tier_moved(standing)
-        else:
-            MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
+        work.tier_moved(standing)
     return None
 
 
 def tier_review_member(
-    *, standing: MemberStanding, program: CompiledProgram, at: datetime
+    *, work: UnitOfWork, standing: MemberStanding, program: CompiledProgram, at: datetime
 ) -> TierMove | None:
     """Review one member: below the tier's threshold starts the grace period; still below
     when it has passed lowers the tier to the highest one the member qualifies for, but not
     below a locked tier. Precondition: caller holds the lock."""
     current = program.tier(standing.tier_id)
     if current is None:
-        return tier_upgrade_if_qualified(standing=standing, program=program, at=at)
-    windows = GrowthWindows(standing, at)
+        return tier_upgrade_if_qualified(work=work, standing=standing, program=program, at=at)
+    windows = GrowthWindows(work, standing, at)
     if windows.for_tier(current) >= current.growth_threshold:
         if standing.grace_until:
             standing.grace_until = None
-            MemberStanding.objects.filter(pk=standing.pk).update(grace_until=None)
-        return tier_upgrade_if_qualified(standing=standing, program=program, at=at)
+            work.tier_moved(standing)
+        return tier_upgrade_if_qualified(work=work, standing=standing, program=program, at=at)
     locked = program.tier(standing.locked_tier_id)
     if locked and locked.position >= current.position:
         return None
     if standing.grace_until is None:
         standing.grace_until = at + timedelta(days=current.grace_days)
-        MemberStanding.objects.filter(pk=standing.pk).update(grace_until=standing.grace_until)
+        work.tier_moved(standing)
         if current.grace_days:
             return None
     if at < standing.grace_until:
@@ -182,6 +176,7 @@ def tier_review_member(
     if locked and (target is None or target.position < locked.position):
         target = locked
     return move_tier(
+        work=work,
         standing=standing,
         program=program,
         to_tier=target,

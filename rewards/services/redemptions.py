@@ -18,14 +18,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiClient, Member
+from core import sql
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
 from loyalty.ledger.points import points_credit_locked, points_debit_locked
+from loyalty.ledger.session import member_session
 from loyalty.models import EntryKind, LotMovement, SourceType
 from loyalty.outbox import webhook_emit
 from loyalty.persistence import bulk
-from loyalty.persistence.locks import lock_standing, lock_standing_with_program
 from rewards.models import CouponCode, Redemption, Reward
 from rewards.services.catalog import RedemptionRefused, price_for, refusal_for, reward_get
 
@@ -83,79 +84,79 @@ def _redeem(
     details: dict[str, Any],
     request_hash: str,
 ) -> RedemptionResult:
-    standing, program = lock_standing_with_program(member.pk)
-    if stored := _stored(client, idempotency_key, request_hash):
-        return stored
-    found = reward_get(reward_code)
-    if found is None:
-        raise RewardNotFound(details={"reward": reward_code})
-    reward, exclusive_tiers = found
-    price = price_for(reward, program, standing.tier_id)
-    now = timezone.now()
-    refusal = refusal_for(
-        reward=reward,
-        member=member,
-        standing=standing,
-        price=price,
-        program=program,
-        at=now,
-        exclusive_tiers=exclusive_tiers,
-    )
-    if refusal is not None:
-        raise refusal
-    redemption = Redemption(
-        member=member,
-        reward=reward,
-        client=client,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        points_cost=price,
-        details=details,
-        status=Redemption.Status.PENDING
-        if reward.kind == Reward.Kind.PHYSICAL
-        else Redemption.Status.COMPLETED,
-    )
-    bulk.insert(Redemption, [redemption])
-    redemption.spend_entry = points_debit_locked(
-        standing=standing,
-        amount=price,
-        kind=EntryKind.SPEND,
-        source_type=SourceType.REDEMPTION,
-        source_id=str(redemption.pk),
-        reason=f"Redeemed {reward.code}",
-    )
-    if reward.kind == Reward.Kind.COUPON:
-        redemption.coupon_code = _hand_out_code(reward, redemption, now)
-    webhook_emit(
-        type="reward.redeemed",
-        member_id=member.pk,
-        data={
-            "member": member.external_id,
-            "redemption_id": redemption.pk,
-            "reward": reward.code,
-            "points": price,
-            "status": redemption.status,
-            "coupon_code": redemption.coupon_code,
-        },
-    )
-    # The redemption's spend and code are written with the stock taken: a round trip less.
-    _take_stock(
-        reward,
-        along=bulk.columns_write(Redemption, [redemption], ["spend_entry", "coupon_code"]),
-    )
-    return RedemptionResult(redemption=redemption)
+    with member_session(member.pk, savepoint=False) as session:
+        standing, program, work = session.standing, session.program, session.work
+        if stored := _stored(client, idempotency_key, request_hash):
+            return stored
+        found = reward_get(reward_code)
+        if found is None:
+            raise RewardNotFound(details={"reward": reward_code})
+        reward, exclusive_tiers = found
+        price = price_for(reward, program, standing.tier_id)
+        now = timezone.now()
+        refusal = refusal_for(
+            reward=reward,
+            member=member,
+            standing=standing,
+            price=price,
+            program=program,
+            at=now,
+            exclusive_tiers=exclusive_tiers,
+        )
+        if refusal is not None:
+            raise refusal
+        redemption = Redemption(
+            member=member,
+            reward=reward,
+            client=client,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            points_cost=price,
+            details=details,
+            status=Redemption.Status.PENDING
+            if reward.kind == Reward.Kind.PHYSICAL
+            else Redemption.Status.COMPLETED,
+        )
+        bulk.insert(Redemption, [redemption])
+        redemption.spend_entry = points_debit_locked(
+            work=work,
+            standing=standing,
+            amount=price,
+            kind=EntryKind.SPEND,
+            source_type=SourceType.REDEMPTION,
+            source_id=str(redemption.pk),
+            reason=f"Redeemed {reward.code}",
+        )
+        if reward.kind == Reward.Kind.COUPON:
+            redemption.coupon_code = _hand_out_code(reward, redemption, now)
+        webhook_emit(
+            work=work,
+            type="reward.redeemed",
+            member_id=member.pk,
+            data={
+                "member": member.external_id,
+                "redemption_id": redemption.pk,
+                "reward": reward.code,
+                "points": price,
+                "status": redemption.status,
+                "coupon_code": redemption.coupon_code,
+            },
+        )
+        # The redemption's spend and code are written with the flush that writes the spend.
+        work.update(redemption)
+        _take_stock(reward)
+        return RedemptionResult(redemption=redemption)
 
 
-def _take_stock(reward: Reward, *, along: list[bulk.Write]) -> None:
+def _take_stock(reward: Reward) -> None:
     """Count the redemption and take one unit of stock, if one is left: the last statement of
-    the redemption, so the reward's row stays locked only until the commit. Out of stock here
-    (another redemption took the last unit since we read the reward) rolls everything back.
-    ``along``: writes answering nothing, sent in the same statement."""
-    taken = bulk.execute(
+    the redemption before its flush, so the reward's row stays locked only until the commit.
+    Out of stock here (another redemption took the last unit since we read the reward) rolls
+    everything back."""
+    taken = sql.execute(
         f"UPDATE {Reward._meta.db_table} SET stock = stock - 1, "  # unlimited (NULL) stays so
         "redeemed_count = redeemed_count + 1 WHERE id = %s AND (stock IS NULL OR stock <> 0)",
         [reward.pk],
-        along=along,
     )
     if not taken:
         raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")
@@ -194,55 +195,58 @@ def redemption_cancel(
     member_id = query.values_list("member_id", flat=True).first()
     if member_id is None:
         raise RedemptionNotFound(details={"redemption_id": redemption_id})
-    standing = lock_standing(member_id)
-    redemption = (
-        Redemption.objects.select_for_update().select_related("reward").get(pk=redemption_id)
-    )
-    if redemption.status == Redemption.Status.CANCELLED:
+    with member_session(member_id, savepoint=False) as session:
+        standing, work = session.standing, session.work
+        redemption = (
+            Redemption.objects.select_for_update().select_related("reward").get(pk=redemption_id)
+        )
+        if redemption.status == Redemption.Status.CANCELLED:
+            return redemption
+        if redemption.status in (Redemption.Status.SHIPPED, Redemption.Status.DELIVERED):
+            raise CannotCancel(f"A {redemption.status} gift cannot be cancelled.")
+        reward = redemption.reward
+        # The refund keeps each spent lot's expiry: one refund per original expiry date.
+        by_expiry: dict = {}
+        for movement in LotMovement.objects.filter(
+            entry_id=redemption.spend_entry_id
+        ).select_related("lot"):
+            by_expiry[movement.lot.expires_at] = (
+                by_expiry.get(movement.lot.expires_at, 0) + movement.amount
+            )
+        for expires_at, amount in sorted(
+            by_expiry.items(), key=lambda item: (item[0] is None, item[0])
+        ):
+            points_credit_locked(
+                work=work,
+                standing=standing,
+                amount=amount,
+                kind=EntryKind.REFUND,
+                source_type=SourceType.REDEMPTION,
+                source_id=str(redemption.pk),
+                reason=f"Cancelled redemption of {reward.code}",
+                expires_at=expires_at,
+                use_default_expiry=False,
+            )
+        Reward.objects.filter(pk=reward.pk).update(
+            stock=F("stock") + 1,  # unlimited (NULL) stays unlimited
+            redeemed_count=F("redeemed_count") - 1,
+        )
+        CouponCode.objects.filter(redemption=redemption).update(redemption=None, assigned_at=None)
+        redemption.status = Redemption.Status.CANCELLED
+        redemption.cancelled_at = timezone.now()
+        redemption.save(update_fields=["status", "cancelled_at", "updated_at"])
+        webhook_emit(
+            work=work,
+            type="redemption.cancelled",
+            member_id=member_id,
+            data={
+                "member": redemption.member.external_id,
+                "redemption_id": redemption.pk,
+                "reward": reward.code,
+                "points_refunded": redemption.points_cost,
+            },
+        )
         return redemption
-    if redemption.status in (Redemption.Status.SHIPPED, Redemption.Status.DELIVERED):
-        raise CannotCancel(f"A {redemption.status} gift cannot be cancelled.")
-    reward = redemption.reward
-    # The refund keeps each spent lot's expiry: one refund per original expiry date.
-    by_expiry: dict = {}
-    for movement in LotMovement.objects.filter(entry_id=redemption.spend_entry_id).select_related(
-        "lot"
-    ):
-        by_expiry[movement.lot.expires_at] = (
-            by_expiry.get(movement.lot.expires_at, 0) + movement.amount
-        )
-    for expires_at, amount in sorted(
-        by_expiry.items(), key=lambda item: (item[0] is None, item[0])
-    ):
-        points_credit_locked(
-            standing=standing,
-            amount=amount,
-            kind=EntryKind.REFUND,
-            source_type=SourceType.REDEMPTION,
-            source_id=str(redemption.pk),
-            reason=f"Cancelled redemption of {reward.code}",
-            expires_at=expires_at,
-            use_default_expiry=False,
-        )
-    Reward.objects.filter(pk=reward.pk).update(
-        stock=F("stock") + 1,  # unlimited (NULL) stays unlimited
-        redeemed_count=F("redeemed_count") - 1,
-    )
-    CouponCode.objects.filter(redemption=redemption).update(redemption=None, assigned_at=None)
-    redemption.status = Redemption.Status.CANCELLED
-    redemption.cancelled_at = timezone.now()
-    redemption.save(update_fields=["status", "cancelled_at", "updated_at"])
-    webhook_emit(
-        type="redemption.cancelled",
-        member_id=member_id,
-        data={
-            "member": redemption.member.external_id,
-            "redemption_id": redemption.pk,
-            "reward": reward.code,
-            "points_refunded": redemption.points_cost,
-        },
-    )
-    return redemption
 
 
 FULFILMENT_STEPS = {

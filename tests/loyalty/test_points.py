@@ -4,7 +4,6 @@ first, pending points and their activation."""
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from loyalty.ledger.points import (
@@ -14,9 +13,9 @@ from loyalty.ledger.points import (
     points_debit_locked,
     points_expiring,
 )
+from loyalty.ledger.session import member_session
 from loyalty.models import EntryKind, LedgerEntry, MemberStanding, PointLot, Program, SourceType
 from loyalty.periods import expiry_at
-from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import program_changed
 from tests.factories import make_rule
 from tests.helpers import assert_balances_match_ledger
@@ -115,10 +114,10 @@ def test_lots_not_yet_lapsed_stay(earn):
 
 
 def spend(amount: int, external_id: str = "m1"):
-    with transaction.atomic():
-        standing = lock_standing(MemberStanding.objects.get(member__external_id=external_id).pk)
+    with member_session(MemberStanding.objects.get(member__external_id=external_id).pk) as session:
         return points_debit_locked(
-            standing=standing,
+            work=session.work,
+            standing=session.standing,
             amount=amount,
             kind=EntryKind.SPEND,
             source_type=SourceType.REDEMPTION,

@@ -18,8 +18,8 @@ from loyalty.engine.events import EventInput, record_event
 from loyalty.engine.reversals import event_reverse
 from loyalty.ledger.points import activate_pending_points, expire_points, points_debit_locked
 from loyalty.ledger.reconciliation import verify_ledger
+from loyalty.ledger.session import member_session
 from loyalty.models import EntryKind, Event, MemberStanding, PointLot, Program, SourceType
-from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import program_changed
 from tests.factories import make_rule
 from tests.helpers import assert_balances_match_ledger
@@ -88,10 +88,10 @@ def run(op, index, member, now):
             ),
         )
     elif kind == "spend":
-        with transaction.atomic():
-            standing = lock_standing(member.pk)
+        with member_session(member.pk) as session:
             points_debit_locked(
-                standing=standing,
+                work=session.work,
+                standing=session.standing,
                 amount=op[1],
                 kind=EntryKind.SPEND,
                 source_type=SourceType.REDEMPTION,

@@ -4,15 +4,14 @@ retried idempotently; counters behind caps are corrected, the tier is left to th
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from core.idempotency import IdempotencyConflict
 from loyalty.engine.events import EventInput, record_event
 from loyalty.engine.reversals import ReversalRefused, event_reverse
 from loyalty.ledger.points import points_debit_locked
+from loyalty.ledger.session import member_session
 from loyalty.models import EntryKind, MemberStanding, PointLot, Program, SourceType
-from loyalty.persistence.locks import lock_standing
 from loyalty.program.compiled import program_changed
 from tests.factories import make_rule, make_tiers
 from tests.helpers import assert_balances_match_ledger
@@ -56,10 +55,13 @@ def standing() -> MemberStanding:
 
 
 def spend(amount: int) -> None:
-    with transaction.atomic():
-        s = lock_standing(standing().pk)
+    with member_session(standing().pk) as session:
         points_debit_locked(
-            standing=s, amount=amount, kind=EntryKind.SPEND, source_type=SourceType.REDEMPTION
+            work=session.work,
+            standing=session.standing,
+            amount=amount,
+            kind=EntryKind.SPEND,
+            source_type=SourceType.REDEMPTION,
         )
 
 

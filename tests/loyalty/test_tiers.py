@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.models import Member
 from loyalty.engine.tier_review import review_tiers, tier_lock
+from loyalty.ledger.session import member_session
 from loyalty.models import MemberStanding, Tier, TierChange
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import tier_review_member
@@ -99,9 +100,12 @@ def test_earning_back_during_grace_ends_it(windowed_gold, earn):
     assert standing().grace_until is not None
     earn(at=timezone.now())
     # The event's own check sees growth back in the window at "now".
-    s = standing()
     program = compiled_program()
-    assert tier_review_member(standing=s, program=program, at=timezone.now()) is None
+    with member_session(standing().pk) as session:
+        move = tier_review_member(
+            work=session.work, standing=session.standing, program=program, at=timezone.now()
+        )
+    assert move is None
     assert standing().grace_until is None
 
 

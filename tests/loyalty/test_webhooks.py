@@ -33,6 +33,7 @@ from loyalty.models import (
     WebhookEvent,
 )
 from loyalty.outbox import EVENT_TYPES, PAYLOAD_FIELDS, webhook_emit
+from loyalty.persistence.unit_of_work import UnitOfWork
 from tests.factories import (
     ActionFactory,
     make_badge,
@@ -45,6 +46,13 @@ from tests.factories import (
 from tests.loyalty.conftest import local
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+
+
+def emit(**announced):
+    """An announcement outside any member's operation (its own unit of work, for the outbox's
+    endpoint cache)."""
+    work = UnitOfWork({}, {}, timezone.now(), add_scores=lambda deltas, along: None)
+    return webhook_emit(work=work, **announced)
 
 
 class Receiver:
@@ -93,7 +101,7 @@ def endpoint(db, receiver):
 
 def test_outbox_rows_are_written_with_the_change_and_rolled_back_with_it(endpoint):
     with transaction.atomic():
-        webhook_emit(type="points.expired", data={"member": "m", "points": 1, "balance": 0})
+        emit(type="points.expired", data={"member": "m", "points": 1, "balance": 0})
         assert WebhookEvent.objects.count() == 1
         transaction.set_rollback(True)
     assert WebhookEvent.objects.count() == 0
@@ -114,7 +122,7 @@ def test_a_dry_run_leaves_nothing_in_the_outbox(endpoint):
 @pytest.mark.django_db(transaction=True)
 def test_a_signed_delivery_reaches_the_receiver_and_verifies(endpoint, receiver):
     with transaction.atomic():
-        event = webhook_emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
+        event = emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
     (got,) = receiver.received
     headers = {k.lower(): v for k, v in got["headers"].items()}
     assert verify(
@@ -146,7 +154,7 @@ def test_a_signed_delivery_reaches_the_receiver_and_verifies(endpoint, receiver)
 def test_a_receiver_error_is_retried_with_back_off(endpoint, receiver):
     receiver.statuses = [500, 503]
     with transaction.atomic():
-        webhook_emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
+        emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
     assert delivery.next_attempt_at > timezone.now() + timedelta(seconds=20)
@@ -181,7 +189,7 @@ def test_a_broker_outage_loses_nothing(endpoint, receiver, settings):
     )
     try:
         with transaction.atomic():
-            webhook_emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
+            emit(type="points.expired", data={"member": "m", "points": 5, "balance": 0})
     finally:
         app.conf.update(previous)
         app._pool = None
@@ -199,7 +207,7 @@ def test_an_endpoint_that_keeps_failing_is_disabled(endpoint, receiver):
     receiver.statuses = [500] * 100
     with transaction.atomic():
         for _ in range(webhooks.DISABLE_AFTER_FAILURES):
-            webhook_emit(type="points.expired", data={"member": "m", "points": 1, "balance": 0})
+            emit(type="points.expired", data={"member": "m", "points": 1, "balance": 0})
     endpoint.refresh_from_db()
     assert endpoint.is_active is False
     assert "failures in a row" in endpoint.disabled_reason
