@@ -12,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from core import sql
 from core.tasks import queue
-from loyalty.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from loyalty.models import WebhookDelivery, WebhookEvent
+from loyalty.persistence.queries import active_endpoints
 from loyalty.persistence.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def webhook_emit(
     work."""
     if type not in EVENT_TYPES:
         raise ValueError(f"Unknown webhook event type {type!r}.")
-    active = work.memo("webhook_endpoints", _active_endpoints)
+    active = work.memo("webhook_endpoints", active_endpoints)
     endpoints = [e for e in active if e.wants(type)]
     if not endpoints:
         return None
@@ -75,10 +75,6 @@ def webhook_emit(
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: queue_deliveries(ids))
     return event
-
-
-def _active_endpoints() -> list[WebhookEndpoint]:
-    return sql.select(WebhookEndpoint, "t.is_active = %s", [True])
 
 
 def queue_deliveries(delivery_ids: list[int]) -> None:

@@ -3,17 +3,17 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from accounts.models import Member
-from core import sql
 from loyalty.engine.inputs import EventInput
 from loyalty.models import (
     MemberStanding,
     RuleCounter,
 )
 from loyalty.periods import period_start
+from loyalty.persistence.queries import rule_counters_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 from loyalty.program.rules import NO_MULTIPLIERS, CompiledRule, Skip
@@ -40,22 +40,12 @@ def rule_counters(
                 RuleCounter,
                 key,
                 index=lambda c: (c.member_id, c.rule_id, c.period, c.period_start),
-                query=lambda ids: _counters_of(ids, work.period_floor),
+                query=lambda ids: rule_counters_of(ids, work.period_floor),
                 new=lambda key=key: RuleCounter(
                     member_id=key[0], rule_id=key[1], period=key[2], period_start=key[3]
                 ),
             )
     return counters
-
-
-def _counters_of(member_ids: list[int], floor: date) -> list[RuleCounter]:
-    """The members' lifetime rule counters and those of periods starting from ``floor``."""
-    members, params = sql.any_of("member_id", member_ids)
-    return sql.select(
-        RuleCounter,
-        f"{members} AND (period = %s OR period_start >= %s)",
-        [*params, "lifetime", floor],
-    )
 
 
 def evaluate_rules(

@@ -17,15 +17,15 @@ from accounts.errors import MemberNotFound
 from accounts.models import ApiClient, Member
 from core import sql
 from core.errors import DomainError
-from core.idempotency import IdempotencyConflict, of_client
+from core.idempotency import IdempotencyConflict
 from loyalty.engine.record import Item, record_one
 from loyalty.ledger.session import add_scores
 from loyalty.models import (
-    Event,
     MemberStanding,
     Program,
 )
 from loyalty.persistence.locks import lock_standings, lock_standings_in_order, lock_standings_of
+from loyalty.persistence.queries import stored_events
 from loyalty.persistence.unit_of_work import unit_of_work
 from loyalty.program.compiled import CompiledProgram, compiled_program, program_at
 
@@ -188,7 +188,7 @@ def _settle_stored(
     differs); return the others."""
     stored = {
         event.idempotency_key: event
-        for event in _stored_events(client, [item.event.idempotency_key for item in items])
+        for event in stored_events(client, [item.event.idempotency_key for item in items])
     }
     left = []
     for item in items:
@@ -202,25 +202,6 @@ def _settle_stored(
         else:
             item.stored, item.outcome, item.replayed = event, event.outcome, True
     return left
-
-
-def _stored_events(client: ApiClient | None, keys: list[str]) -> Iterable[Event]:
-    """The client's events stored under any of ``keys``. On PostgreSQL one index probe per key
-    on (client, key): looked up as a list, the planner may instead walk every event of the
-    client and filter, whenever its statistics have not yet seen how many the client has."""
-    if connection.vendor != "postgresql":
-        return Event.objects.filter(client=client, idempotency_key__in=keys).only(
-            "pk", "idempotency_key", "request_hash", "outcome"
-        )
-    # (OFFSET 0 keeps the subquery apart: joined flat, it is planned as the list was.)
-    same_client, params = of_client(client)
-    rows = sql.fetch(
-        f"SELECT {sql.columns(Event, 'e')} FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL ("
-        f"SELECT * FROM {Event._meta.db_table} WHERE {same_client} AND idempotency_key = k.key "
-        "OFFSET 0) AS e",
-        [keys, *params],
-    )
-    return sql.rows_to(Event, rows)
 
 
 def _split_repeats(

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from core import sql
 from loyalty.gamification.bonus import grant_bonus
 from loyalty.gamification.criteria import Touched, awards_due, badge_progress, criterion_of
 from loyalty.ledger.session import member_session
@@ -17,6 +16,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
+from loyalty.persistence.queries import badge_holdings_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram, compiled_program
 from loyalty.tiers.moves import tier_upgrade_if_qualified
@@ -94,24 +94,10 @@ def badge_award(
     return award
 
 
-def _held_by(member_ids: list[int]) -> dict[tuple[int, int], dict[str, int]]:
-    """``_held`` of every badge the members have been awarded, keyed by (member, badge)."""
-    members, params = sql.any_of("member_id", member_ids)
-    rows = sql.fetch(
-        "SELECT member_id, badge_id, "
-        "SUM(CASE WHEN revoked_at IS NULL THEN 1 ELSE 0 END), MAX(sequence) "
-        f"FROM {BadgeAward._meta.db_table} WHERE {members} GROUP BY member_id, badge_id",
-        params,
-    )
-    return {
-        (member, badge): {"held": int(held), "last": last} for member, badge, held, last in rows
-    }
-
-
 def _held(work: UnitOfWork, member_id: int, badge: Badge) -> dict[str, int]:
     """The member's awards of the badge not revoked (``held``) and the last sequence given
     (``last``): read once per unit of work for all its members."""
-    rows = work.memo("badge_awards", lambda: _held_by(work.member_ids))
+    rows = work.memo("badge_awards", lambda: badge_holdings_of(work.member_ids))
     return rows.setdefault((member_id, badge.pk), {"held": 0, "last": 0})
 
 

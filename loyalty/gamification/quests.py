@@ -5,7 +5,6 @@ from datetime import date, datetime
 
 from django.utils import timezone
 
-from core import sql
 from loyalty.gamification.bonus import grant_bonus
 from loyalty.models import (
     MemberStanding,
@@ -15,6 +14,7 @@ from loyalty.models import (
 )
 from loyalty.outbox import webhook_emit
 from loyalty.periods import LIFETIME_START, period_start
+from loyalty.persistence.queries import quest_progress_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 
@@ -80,21 +80,11 @@ def quests_progress(
     return completed
 
 
-def _progress_of(member_ids: list[int], floor: date) -> list[QuestProgress]:
-    """The members' lifetime quest progress and that of periods starting from ``floor``."""
-    members, params = sql.any_of("member_id", member_ids)
-    return sql.select(
-        QuestProgress,
-        f"{members} AND (period_start = %s OR period_start >= %s)",
-        [*params, LIFETIME_START, floor],
-    )
-
-
 def _quest_progress(work: UnitOfWork, member_id: int, quest: Quest, start: date) -> QuestProgress:
     return work.row(
         QuestProgress,
         (member_id, quest.pk, start),
         index=lambda p: (p.member_id, p.quest_id, p.period_start),
-        query=lambda ids: _progress_of(ids, work.period_floor),
+        query=lambda ids: quest_progress_of(ids, work.period_floor),
         new=lambda: QuestProgress(member_id=member_id, quest=quest, period_start=start),
     )

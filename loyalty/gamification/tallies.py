@@ -9,6 +9,7 @@ from loyalty.models import (
     MemberStreak,
     Streak,
 )
+from loyalty.persistence.queries import tallies_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 
 
@@ -26,7 +27,7 @@ def tally_row(work: UnitOfWork, member_id: int, action_id: int) -> ActionTally:
         ActionTally,
         (member_id, action_id),
         index=lambda t: (t.member_id, t.action_id),
-        query=lambda ids: sql.select(ActionTally, *sql.any_of("member_id", ids)),
+        query=tallies_of,
         new=lambda: ActionTally(member_id=member_id, action_id=action_id, count=0),
     )
 

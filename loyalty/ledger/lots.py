@@ -27,6 +27,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.persistence import bulk
+from loyalty.persistence.queries import open_lots
 from loyalty.persistence.unit_of_work import UnitOfWork
 
 TAKE_BATCH = 200
@@ -158,16 +159,16 @@ def lots_take(
     """Take up to ``amount`` from the member's open lots (spendable, or pending ones), those
     closest to expiry first (never-expiring last, then oldest first), optionally only the
     lots of one event or one lot. Records each take against ``entry``; returns the points taken."""
-    where, params = "t.member_id = %s AND t.pending = %s AND t.remaining > 0", [member_id, pending]
-    if event_id is not None:
-        where, params = f"{where} AND t.event_id = %s", [*params, event_id]
-    if lot_id is not None:
-        where, params = f"{where} AND t.id = %s", [*params, lot_id]
-    where += " ORDER BY t.expires_at ASC NULLS LAST, t.id LIMIT %s"
     taken = 0
     while taken < amount:
         # A lot holds at least one point: never more lots than points are left to take.
-        batch = sql.select(PointLot, where, [*params, min(TAKE_BATCH, amount - taken)])
+        batch = open_lots(
+            member_id,
+            pending=pending,
+            event_id=event_id,
+            lot_id=lot_id,
+            limit=min(TAKE_BATCH, amount - taken),
+        )
         if not batch:
             break
         movements = []
