@@ -28,6 +28,7 @@ from loyalty.persistence.locks import lock_standings, lock_standings_in_order, l
 from loyalty.persistence.queries import stored_events
 from loyalty.persistence.unit_of_work import unit_of_work
 from loyalty.program.compiled import CompiledProgram, compiled_program, program_at
+from loyalty.scores.counting import leaderboards_count_entries
 
 
 def record_items(
@@ -172,6 +173,7 @@ def _record_locked(
                     )
                 if dry_run:
                     raise _DryRunDone
+                leaderboards_count_entries(work=work, boards=program.leaderboards)
                 work.flush()
     except _DryRunDone:
         pass

@@ -16,8 +16,6 @@ from core.errors import InvariantBroken
 from loyalty.models import Currency, EntryKind, Event, LedgerEntry, MemberStanding
 from loyalty.models.standing import BUCKETS
 from loyalty.persistence.unit_of_work import UnitOfWork
-from loyalty.program.compiled import program_snapshot
-from loyalty.scores.counting import leaderboards_record_entries
 
 # How each kind of points entry moves the lifetime buckets (besides the spendable balance).
 EARNED_KINDS = {EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSE, EntryKind.ACTIVATE}
@@ -69,8 +67,8 @@ def bucket_deltas(entries: Iterable[tuple[str, str, bool, int]]) -> dict[str, in
 def ledger_post(
     *, work: UnitOfWork, standing: MemberStanding, movements: list[Movement]
 ) -> list[LedgerEntry]:
-    """Post the movements and move the standing's buckets alike; growth and points leaderboards
-    count the entries too. The in-memory ``standing``'s buckets move at once, so the caller can
+    """Post the movements and move the standing's buckets alike (the growth and points
+    leaderboards count the posted entries before the flush). The in-memory ``standing``'s buckets move at once, so the caller can
     read the new balances; ``work``'s flush writes the entries and the balances. The standing
     must be one ``work`` holds (locked).
     """
@@ -107,9 +105,4 @@ def ledger_post(
     work.post(entries, sources=[m.source for m in movements])
     for name, delta in deltas.items():
         setattr(standing, name, getattr(standing, name) + delta)
-    boards = program_snapshot().leaderboards
-    if boards and entries:
-        leaderboards_record_entries(
-            work=work, member_id=standing.pk, entries=entries, boards=boards
-        )
     return entries

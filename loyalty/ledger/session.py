@@ -21,7 +21,7 @@ from loyalty.persistence.bulk import Write
 from loyalty.persistence.locks import lock_standing_with_program
 from loyalty.persistence.unit_of_work import UnitOfWork, unit_of_work
 from loyalty.program.compiled import CompiledProgram
-from loyalty.scores.counting import store
+from loyalty.scores.counting import leaderboards_count_entries, store
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def member_session(
             {member_id: standing}, {}, since=since or timezone.now(), add_scores=add_scores
         ) as work:
             yield Session(work=work, standing=standing, program=program)
+            leaderboards_count_entries(work=work, boards=program.leaderboards)
             work.flush()
 
 

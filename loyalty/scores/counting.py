@@ -18,7 +18,6 @@ from loyalty.models import (
     Currency,
     EntryKind,
     Leaderboard,
-    LedgerEntry,
     SourceType,
 )
 from loyalty.periods import LIFETIME_START, period_start
@@ -57,19 +56,14 @@ def counts_for(
     return False
 
 
-def leaderboards_record_entries(
-    *,
-    work: UnitOfWork,
-    member_id: int,
-    entries: Iterable[LedgerEntry],
-    boards: Iterable[Leaderboard],
-) -> None:
-    """Add ledger entries to the growth and points boards. Caller holds the member's lock."""
+def leaderboards_count_entries(*, work: UnitOfWork, boards: Iterable[Leaderboard]) -> None:
+    """Add every entry the unit of work posted to the growth and points boards: the last step
+    before its flush (the pipeline's and a member session's)."""
     deltas: ScoreDeltas = {}
     for board in boards:
         if board.metric == Leaderboard.Metric.ACTION_COUNT:
             continue
-        for entry in entries:
+        for entry in work.entries:
             if counts_for(
                 board,
                 currency=entry.currency,
@@ -77,7 +71,11 @@ def leaderboards_record_entries(
                 pending=entry.pending,
                 source_type=entry.source_type,
             ):
-                key = (board.pk, board_period_start(board.period, entry.effective_at), member_id)
+                key = (
+                    board.pk,
+                    board_period_start(board.period, entry.effective_at),
+                    entry.member_id,
+                )
                 deltas[key] = deltas.get(key, 0) + entry.amount
     _add(work, deltas)
 
