@@ -10,9 +10,10 @@ a machine whose speed swings: run it from each checkout against its own benchmar
 
 import argparse
 import json
-import os
 import time
 import uuid
+
+from bench.inprocess import engine
 
 
 def main() -> None:
@@ -20,29 +21,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400)
     parser.add_argument("--warm-up", type=int, default=100)
     args = parser.parse_args()
-    os.environ.update(
-        DEBUG="false",
-        SECRET_KEY="bench-" + "x" * 50,
-        ALLOWED_HOSTS="testserver",
-        SECURE_SSL_REDIRECT="false",
-        LOG_LEVEL="ERROR",
-        CELERY_BROKER_URL="",
-        LOYALTY_RATE_LIMIT_PER_MINUTE="1000000000",
-    )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.test import Client
-
-    from accounts.models import Member
-    from accounts.scopes import SCOPES
-    from accounts.services import api_client_create
-
     run_id = uuid.uuid4().hex[:8]
-    _, key = api_client_create(name=f"cpu-{run_id}", scopes=list(SCOPES))
-    members = list(Member.objects.order_by("pk").values_list("external_id", flat=True)[1000:1400])
-    client = Client()
+    client, key, members = engine(f"cpu-{run_id}")
+    members = members[1000:1400]
 
     def post(count: int, tag: str) -> float:
         started = time.process_time()

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench.inprocess import engine
+
 FLOWS = {
     # flow: (events warmed up, events measured, events per request)
     "batch": (500, 1000, 500),
@@ -92,30 +94,10 @@ def _count(flow: str, measured: int) -> int:
 
 
 def _record(flow: str, *, measured: int) -> None:
-    os.environ.update(
-        DEBUG="false",
-        SECRET_KEY="bench-" + "x" * 50,
-        ALLOWED_HOSTS="testserver",
-        SECURE_SSL_REDIRECT="false",
-        LOG_LEVEL="ERROR",
-        CELERY_BROKER_URL="",
-        LOYALTY_RATE_LIMIT_PER_MINUTE="1000000000",
-    )
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.test import Client
-
-    from accounts.models import Member
-    from accounts.scopes import SCOPES
-    from accounts.services import api_client_create
-
     warm, _, per_request = FLOWS[flow]
-    run_id = "run"  # each run has a copy of the data of its own: the same keys every time
-    _, key = api_client_create(name=f"instructions-{run_id}", scopes=list(SCOPES))
-    members = list(Member.objects.order_by("pk").values_list("external_id", flat=True)[:5000])
-    client = Client()
+    # Each run has a copy of the data of its own: the same keys every time.
+    client, key, members = engine("instructions-run")
+    members = members[:5000]
     sent = 0
 
     def post(count: int) -> None:
@@ -125,7 +107,7 @@ def _record(flow: str, *, measured: int) -> None:
                 {
                     "external_id": members[(sent + i) * 7 % len(members)],
                     "action": "purchase",
-                    "idempotency_key": f"instructions-{run_id}-{sent + i}",
+                    "idempotency_key": f"instructions-{sent + i}",
                     "attributes": {"amount": "120.00"},
                 }
                 for i in range(min(per_request, count - start))

@@ -13,6 +13,16 @@ from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Whose progress: the member's standing, the unit of work their rows are in (None on the
+    read side: read from the database), and the program."""
+
+    work: UnitOfWork | None
+    standing: MemberStanding
+    program: CompiledProgram
+
+
 @dataclass
 class Touched:
     """What an event changed, so only the badges it could affect are evaluated."""
@@ -37,14 +47,7 @@ class Criterion:
         """Whether what an event touched can move the member's progress."""
         return False
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
+    def progress(self, badge: Badge, member: Holder) -> int:
         """Progress in the units of the threshold: from ``work``'s rows when in one, else read
         from the database."""
         return 0
@@ -70,17 +73,10 @@ class ActionCount(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return badge.action_id in touched.actions
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
-        if work is not None:
-            return tally_row(work, standing.pk, badge.action_id).count
-        found = ActionTally.objects.filter(member_id=standing.pk, action_id=badge.action_id)
+    def progress(self, badge: Badge, member: Holder) -> int:
+        if member.work is not None:
+            return tally_row(member.work, member.standing.pk, badge.action_id).count
+        found = ActionTally.objects.filter(member_id=member.standing.pk, action_id=badge.action_id)
         return found.values_list("count", flat=True).first() or 0
 
     def candidates(self, badge: Badge) -> QuerySet:
@@ -94,17 +90,10 @@ class StreakLength(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return badge.streak_id in touched.streaks
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
-        if work is not None:
-            return streak_state(work, standing.pk, badge.streak_id).longest
-        found = MemberStreak.objects.filter(member_id=standing.pk, streak_id=badge.streak_id)
+    def progress(self, badge: Badge, member: Holder) -> int:
+        if member.work is not None:
+            return streak_state(member.work, member.standing.pk, badge.streak_id).longest
+        found = MemberStreak.objects.filter(member_id=member.standing.pk, streak_id=badge.streak_id)
         return found.values_list("longest", flat=True).first() or 0
 
     def candidates(self, badge: Badge) -> QuerySet:
@@ -118,15 +107,8 @@ class GrowthReached(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.growth
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
-        return standing.growth
+    def progress(self, badge: Badge, member: Holder) -> int:
+        return member.standing.growth
 
     def candidates(self, badge: Badge) -> QuerySet:
         return MemberStanding.objects.filter(growth__gte=self.threshold(badge))
@@ -141,15 +123,9 @@ class TierReached(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.tier
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
-        tier, needed = program.tier(standing.tier_id), program.tier(badge.tier_id)
+    def progress(self, badge: Badge, member: Holder) -> int:
+        tier = member.program.tier(member.standing.tier_id)
+        needed = member.program.tier(badge.tier_id)
         return int(bool(tier and needed and tier.position >= needed.position))
 
     def candidates(self, badge: Badge) -> QuerySet:
@@ -164,15 +140,10 @@ class QuestsCompleted(Criterion):
     def listens(self, badge: Badge, touched: Touched) -> bool:
         return touched.quests
 
-    def progress(
-        self,
-        badge: Badge,
-        *,
-        work: UnitOfWork | None,
-        standing: MemberStanding,
-        program: CompiledProgram,
-    ) -> int:
-        done = QuestProgress.objects.filter(member_id=standing.pk, completed_at__isnull=False)
+    def progress(self, badge: Badge, member: Holder) -> int:
+        done = QuestProgress.objects.filter(
+            member_id=member.standing.pk, completed_at__isnull=False
+        )
         return done.count()
 
     def candidates(self, badge: Badge) -> QuerySet:
@@ -207,7 +178,7 @@ def badge_progress(
 ) -> int:
     """The member's progress towards the badge, in the units of its threshold: from the rows of
     ``work`` when evaluated in one, else from the database (the read side)."""
-    return criterion_of(badge).progress(badge, work=work, standing=standing, program=program)
+    return criterion_of(badge).progress(badge, Holder(work, standing, program))
 
 
 def badge_threshold(badge: Badge) -> int:

@@ -111,12 +111,12 @@ def _in_thread(work, results: dict, name: str) -> threading.Thread:
     return thread
 
 
-def test_a_member_whose_standing_appears_meanwhile_does_not_deadlock_two_batches(monkeypatch):
-    """Batch 1 locks ``high`` (``low`` has no standing yet); meanwhile ``low`` gets a standing
-    and batch 2 locks it, then waits for ``high``. Locking ``low`` next, batch 1 would wait for
-    batch 2 in a circle; instead it gives ``high`` up and locks both in order."""
-    make_rule("purchase", points_per_occurrence=10)
-    _low_member_without_standing_and_high_member_with_one()
+def _race(
+    monkeypatch, first: list[EventInput], second: list[EventInput], *, meanwhile=None, then=None
+):
+    """Batch 1 (``first``) pauses once its first statement has locked its standings; meanwhile
+    ``meanwhile()`` runs, then batch 2 (``second``) starts and waits on a lock batch 1 holds;
+    batch 1 goes on (after ``then()``, in its own transaction). Both must be recorded whole."""
     first_locked, go_on = threading.Event(), threading.Event()
     lock_standings_of = pipeline.lock_standings_of
     paused = []
@@ -127,34 +127,38 @@ def test_a_member_whose_standing_appears_meanwhile_does_not_deadlock_two_batches
             paused.append(True)
             first_locked.set()
             go_on.wait(10)
+            if then is not None:
+                then()
         return found
 
     monkeypatch.setattr(pipeline, "lock_standings_of", pausing_once)
     results: dict = {}
-    batch_1 = _in_thread(
-        lambda: record_events(
-            client=None, events=[_event("low", "1-low"), _event("high", "1-high")]
-        ),
-        results,
-        "batch 1",
-    )
+    batch_1 = _in_thread(lambda: record_events(client=None, events=first), results, "batch 1")
     assert first_locked.wait(10)
-    record_event(client=None, event=_event("low", "low-0"))  # commits low's standing
-    batch_2 = _in_thread(
-        lambda: record_events(
-            client=None, events=[_event("low", "2-low"), _event("high", "2-high")]
-        ),
-        results,
-        "batch 2",
-    )
-    _waiting_on_a_lock()  # batch 2 holds ``low`` and waits for ``high``
+    if meanwhile is not None:
+        meanwhile()
+    batch_2 = _in_thread(lambda: record_events(client=None, events=second), results, "batch 2")
+    _waiting_on_a_lock()
     go_on.set()
     batch_1.join(30)
     batch_2.join(30)
-
     for name in ("batch 1", "batch 2"):
         assert not isinstance(results[name], Exception), results[name]
         assert all(item.error is None for item in results[name]), results[name]
+
+
+def test_a_member_whose_standing_appears_meanwhile_does_not_deadlock_two_batches(monkeypatch):
+    """Batch 1 locks ``high`` (``low`` has no standing yet); meanwhile ``low`` gets a standing
+    and batch 2 locks it, then waits for ``high``. Locking ``low`` next, batch 1 would wait for
+    batch 2 in a circle; instead it gives ``high`` up and locks both in order."""
+    make_rule("purchase", points_per_occurrence=10)
+    _low_member_without_standing_and_high_member_with_one()
+    _race(
+        monkeypatch,
+        [_event("low", "1-low"), _event("high", "1-high")],
+        [_event("low", "2-low"), _event("high", "2-high")],
+        meanwhile=lambda: record_event(client=None, event=_event("low", "low-0")),
+    )
     assert MemberStanding.objects.get(member__external_id="low").events_count == 3
     assert MemberStanding.objects.get(member__external_id="high").events_count == 3
     assert_balances_match_ledger()
@@ -167,44 +171,19 @@ def test_a_chunk_rolled_back_to_break_a_deadlock_is_run_again(monkeypatch):
     make_rule("purchase", points_per_occurrence=10)
     low, _ = _low_member_without_standing_and_high_member_with_one()
     record_event(client=None, event=_event("low", "low-0"))
-    first_locked, go_on = threading.Event(), threading.Event()
-    lock_standings_of = pipeline.lock_standings_of
-    paused = []
 
-    def locking_low_too(external_ids):
-        found = lock_standings_of(external_ids)
-        if not paused and external_ids == {"high"}:
-            paused.append(True)
-            first_locked.set()
-            go_on.wait(10)
-            with connection.cursor() as cursor:  # batch 1's own connection
-                cursor.execute(
-                    "SELECT 1 FROM loyalty_memberstanding WHERE member_id = %s FOR UPDATE",
-                    [low.pk],
-                )
-        return found
+    def lock_low_too() -> None:
+        with connection.cursor() as cursor:  # batch 1's own connection
+            cursor.execute(
+                "SELECT 1 FROM loyalty_memberstanding WHERE member_id = %s FOR UPDATE", [low.pk]
+            )
 
-    monkeypatch.setattr(pipeline, "lock_standings_of", locking_low_too)
-    results: dict = {}
-    batch_1 = _in_thread(
-        lambda: record_events(client=None, events=[_event("high", "1-high")]), results, "batch 1"
+    _race(
+        monkeypatch,
+        [_event("high", "1-high")],
+        [_event("low", "2-low"), _event("high", "2-high")],
+        then=lock_low_too,
     )
-    assert first_locked.wait(10)
-    batch_2 = _in_thread(
-        lambda: record_events(
-            client=None, events=[_event("low", "2-low"), _event("high", "2-high")]
-        ),
-        results,
-        "batch 2",
-    )
-    _waiting_on_a_lock()
-    go_on.set()
-    batch_1.join(30)
-    batch_2.join(30)
-
-    for name in ("batch 1", "batch 2"):
-        assert not isinstance(results[name], Exception), results[name]
-        assert all(item.error is None for item in results[name]), results[name]
     assert MemberStanding.objects.get(member__external_id="high").events_count == 3
     assert MemberStanding.objects.get(member__external_id="low").events_count == 2
     assert_balances_match_ledger()
