@@ -67,13 +67,11 @@ def write_all(
     link: Callable[[], None],
     link_before: type[Model],
     finish: Callable[[list[Write]], None],
-    after: list[tuple[type[Model], list[Model]]] = (),
 ) -> None:
     """Write new rows (tables listed in the order they point at each other), upsert changed
     rows by their identity, update others by primary key; then ``finish(writes)`` sends what is
     left with its own statement. ``link()`` sets ids that point at new rows, once they have
-    theirs (before ``link_before``'s rows are written). ``after``: rows already written whose
-    changed fields are updated by primary key, pointing at new rows of the flush.
+    theirs (before ``link_before``'s rows are written).
 
     On PostgreSQL the new rows' ids are drawn first, all tables in one statement, so that the
     rows and the changes then go in one more: two round trips for a single event, where
@@ -84,12 +82,11 @@ def write_all(
             if model is link_before:
                 link()
             insert(model, rows)
-        changed_writes([], _linked(after))
         finish([])
         return
     _draw_ids(new)
     link()
-    writes = changed_writes(upserted, updated + _linked(after))
+    writes = changed_writes(upserted, updated)
     # A table copied on its own goes after the writes of those before it.
     for model, rows in new:
         _link_and_stamp(model, rows)
@@ -101,19 +98,6 @@ def write_all(
             _copy(model, rows)
         _written(rows)
     finish(writes)
-
-
-def _linked(tables: list[tuple[type[Model], list[Model]]]) -> list[tuple[type[Model], list]]:
-    """Written rows, their foreign keys set from related objects written since."""
-    for model, rows in tables:
-        relations = _links_and_stamps(model)[0]
-        for row in rows:
-            cached, held = row._state.fields_cache, row.__dict__
-            for field in relations:
-                target = cached.get(field.cache_name)
-                if target is not None and held.get(field.attname) is None:
-                    held[field.attname] = target.pk
-    return list(tables)
 
 
 def changed_writes(

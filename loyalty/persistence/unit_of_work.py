@@ -74,7 +74,6 @@ class UnitOfWork:
         self.bonuses: list[dict[str, Any]] = []
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
         self._dirty: dict[type[Model], dict[int, Model]] = {}  # changed rows by identity
-        self._after: dict[type[Model], list[Model]] = {}  # written rows to update at the flush
         self._memo: dict[Hashable, Any] = {}
 
     # --- Reading ------------------------------------------------------------------------------
@@ -179,11 +178,6 @@ class UnitOfWork:
         """A row written at once (e.g. a completed quest): nothing left to flush for it."""
         self._dirty.get(type(row), {}).pop(id(row), None)
 
-    def update(self, row: Model) -> None:
-        """A row written already whose changes the flush writes (by primary key), after the
-        new rows it points at (a redemption's spend entry)."""
-        self._after.setdefault(type(row), []).append(row)
-
     def save_now(self, row: Model) -> None:
         """Write a row at once (when its id is needed, or others count it) instead of with
         the flush."""
@@ -217,7 +211,6 @@ class UnitOfWork:
             link=self._link_sources,
             link_before=LedgerEntry,
             finish=self._add_scores,
-            after=list(self._after.items()),
         )
 
     def _link_sources(self) -> None:

@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiClient, Member
-from core import sql
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
@@ -118,7 +117,7 @@ def _redeem(
             else Redemption.Status.COMPLETED,
         )
         bulk.insert(Redemption, [redemption])
-        redemption.spend_entry = points_debit_locked(
+        spend = points_debit_locked(
             work=work,
             standing=standing,
             amount=price,
@@ -142,21 +141,26 @@ def _redeem(
                 "coupon_code": redemption.coupon_code,
             },
         )
-        # The redemption's spend and code are written with the flush that writes the spend.
-        work.update(redemption)
-        _take_stock(reward)
-        return RedemptionResult(redemption=redemption)
+    # Flushed: the spend has its id. The stock is taken last, so the reward's row stays locked
+    # only until the commit; the redemption's spend and code are written with it.
+    redemption.spend_entry = spend
+    _take_stock(
+        reward,
+        along=bulk.columns_write(Redemption, [redemption], ["spend_entry", "coupon_code"]),
+    )
+    return RedemptionResult(redemption=redemption)
 
 
-def _take_stock(reward: Reward) -> None:
+def _take_stock(reward: Reward, *, along: list[bulk.Write]) -> None:
     """Count the redemption and take one unit of stock, if one is left: the last statement of
-    the redemption before its flush, so the reward's row stays locked only until the commit.
-    Out of stock here (another redemption took the last unit since we read the reward) rolls
-    everything back."""
-    taken = sql.execute(
+    the redemption, so the reward's row stays locked only until the commit. Out of stock here
+    (another redemption took the last unit since we read the reward) rolls everything back.
+    ``along``: writes answering nothing, sent in the same statement."""
+    taken = bulk.execute(
         f"UPDATE {Reward._meta.db_table} SET stock = stock - 1, "  # unlimited (NULL) stays so
         "redeemed_count = redeemed_count + 1 WHERE id = %s AND (stock IS NULL OR stock <> 0)",
         [reward.pk],
+        along=along,
     )
     if not taken:
         raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")
