@@ -30,9 +30,10 @@ import psycopg
 from bench.inprocess import engine
 
 FLOWS = {
-    # flow: (events warmed up, events measured, events per request)
+    # flow: (events warmed up, events measured, events per request); a redemption is one
     "batch": (500, 1000, 500),
     "single": (100, 200, 1),
+    "redemption": (50, 200, 1),
 }
 
 
@@ -48,7 +49,8 @@ def main() -> None:
     for flow in FLOWS if args.flow == "all" else [args.flow]:
         _, measured, _ = FLOWS[flow]
         base, full = (_count(flow, events) for events in (0, measured))
-        print(f"{flow}: {(full - base) / measured / 1e6:.3f} M instructions an event")
+        unit = "a redemption" if flow == "redemption" else "an event"
+        print(f"{flow}: {(full - base) / measured / 1e6:.3f} M instructions {unit}")
 
 
 @contextmanager
@@ -99,9 +101,27 @@ def _record(flow: str, *, measured: int) -> None:
     client, key, members = engine("instructions-run")
     members = members[:5000]
     sent = 0
+    if flow == "redemption":
+        _stock_a_reward(members)
 
     def post(count: int) -> None:
         nonlocal sent
+        if flow == "redemption":
+            for _ in range(count):
+                body = {
+                    "external_id": members[sent * 7 % len(members)],
+                    "reward": "instructions-gift",
+                    "idempotency_key": f"instructions-{sent}",
+                }
+                sent += 1
+                response = client.post(
+                    "/api/v1/redemptions",
+                    data=json.dumps(body),
+                    content_type="application/json",
+                    HTTP_AUTHORIZATION=f"Bearer {key}",
+                )
+                assert response.status_code == 201, response.content
+            return
         for start in range(0, count, per_request):
             events = [
                 {
@@ -128,6 +148,34 @@ def _record(flow: str, *, measured: int) -> None:
 
     post(warm)
     post(measured)
+
+
+def _stock_a_reward(members: list[str]) -> None:
+    """A digital reward costing one point, stocked for every redemption, and a point for each
+    member the flow redeems for."""
+    from loyalty.engine.adjustments import adjust
+    from rewards.models import Reward
+
+    Reward.objects.update_or_create(
+        code="instructions-gift",
+        defaults={"name": "Gift", "kind": "digital", "cost_points": 1, "stock": 10_000},
+    )
+    warm, measured, _ = FLOWS["redemption"]
+    for n in range(warm + measured):
+        external_id = members[n * 7 % len(members)]
+        adjust(
+            member=_member(external_id),
+            currency="points",
+            amount=5,
+            reason="instructions",
+            idempotency_key=f"instructions-points-{n}",
+        )
+
+
+def _member(external_id: str):
+    from accounts.models import Member
+
+    return Member.objects.get(external_id=external_id)
 
 
 if __name__ == "__main__":
