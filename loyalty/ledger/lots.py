@@ -141,6 +141,7 @@ def _take_from(
         taker = entry if entry is not None else lot.entry
         work.lot_movements.append(LotMovement(lot=lot, entry=taker, amount=take))
         if lot.pk is not None:
+            work.written_later()  # a take of lots_take's first: it sets what this subtracts from
             PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
         lot.remaining -= take
         amount -= take
@@ -161,6 +162,7 @@ def lots_take(
     lots of one event or one lot. Records each take against ``entry``; returns the points taken."""
     taken = 0
     while taken < amount:
+        work.written_later()  # earlier takes' remaining points, before reading the lots again
         # A lot holds at least one point: never more lots than points are left to take.
         batch = open_lots(
             member_id,
@@ -179,8 +181,8 @@ def lots_take(
             lot.remaining -= take
             taken += take
             movements.append(LotMovement(lot=lot, entry=entry, amount=take))
-        # The takes go with the flush (their entry is written then); the lots' remaining
-        # points at once, so that the next read of the lots sees them.
+        # The takes go with the flush (their entry is written then), and so do the lots'
+        # remaining points, unless the lots are read again first.
         work.lot_movements += movements
-        bulk.send(bulk.columns_write(PointLot, [m.lot for m in movements], ["remaining"]))
+        work.write_later(bulk.columns_write(PointLot, [m.lot for m in movements], ["remaining"]))
     return taken

@@ -67,16 +67,19 @@ def write_all(
     link: Callable[[], None],
     link_before: type[Model],
     finish: Callable[[list[Write]], None],
+    along: list[Write] = (),
 ) -> None:
     """Write new rows (tables listed in the order they point at each other), upsert changed
     rows by their identity, update others by primary key; then ``finish(writes)`` sends what is
     left with its own statement. ``link()`` sets ids that point at new rows, once they have
-    theirs (before ``link_before``'s rows are written).
+    theirs (before ``link_before``'s rows are written). ``along``: writes answering nothing,
+    to other tables, sent with the rest.
 
     On PostgreSQL the new rows' ids are drawn first, all tables in one statement, so that the
     rows and the changes then go in one more: two round trips for a single event, where
     writing table by table took four."""
     if connection.vendor != "postgresql":
+        send(list(along))
         changed_writes(upserted, updated)  # written at once off PostgreSQL
         for model, rows in new:
             if model is link_before:
@@ -86,7 +89,7 @@ def write_all(
         return
     _draw_ids(new)
     link()
-    writes = changed_writes(upserted, updated)
+    writes = [*along, *changed_writes(upserted, updated)]
     # A table copied on its own goes after the writes of those before it.
     for model, rows in new:
         _link_and_stamp(model, rows)

@@ -74,6 +74,7 @@ class UnitOfWork:
         self.bonuses: list[dict[str, Any]] = []
         self._rows: dict[type[Model], dict[Hashable, Model]] = {}
         self._dirty: dict[type[Model], dict[int, Model]] = {}  # changed rows by identity
+        self._later: list[Write] = []  # writes answering nothing, sent with a later statement
         self._memo: dict[Hashable, Any] = {}
 
     # --- Reading ------------------------------------------------------------------------------
@@ -178,6 +179,17 @@ class UnitOfWork:
         """A row written at once (e.g. a completed quest): nothing left to flush for it."""
         self._dirty.get(type(row), {}).pop(id(row), None)
 
+    def write_later(self, writes: list[Write]) -> None:
+        """Writes answering nothing, to rows the unit of work does not track, sent along the
+        flush: unless a read of those rows comes first, which must send them before it
+        (``written_later``)."""
+        self._later += writes
+
+    def written_later(self) -> None:
+        """Send the writes kept for later now: a read of their rows follows."""
+        writes, self._later = self._later, []
+        bulk.send(writes)
+
     def save_now(self, row: Model) -> None:
         """Write a row at once (when its id is needed, or others count it) instead of with
         the flush."""
@@ -211,6 +223,7 @@ class UnitOfWork:
             link=self._link_sources,
             link_before=LedgerEntry,
             finish=self._add_scores,
+            along=self._later,
         )
 
     def _link_sources(self) -> None:
