@@ -37,9 +37,9 @@ def member_session(
     member_id: int, *, since: datetime | None = None, savepoint: bool = True
 ) -> Iterator[Session]:
     """Lock the member's standing (creating it if needed) and open a unit of work over it, in
-    a transaction; flush when the block ends. ``since``: the
-    earliest time the operation dates something at (the period rows it may read start there;
-    default now). Inside a caller's transaction the session is a savepoint, so that an error
+    a transaction; count the posted entries on the boards and flush when the block ends.
+    ``since``: the earliest time the operation dates something at (the period rows it may read
+    start there; default now). Inside a caller's transaction the session is a savepoint, so that an error
     rolls back the session alone; ``savepoint=False`` spares the round trips where the caller's
     own block ends with the session (an idempotent write)."""
     with transaction.atomic(savepoint=savepoint):
