@@ -18,10 +18,12 @@ M = TypeVar("M", bound=Model)
 T = TypeVar("T")
 
 
-def request_hash(body: Any, *, sort_keys: bool = False) -> str:
+def request_hash(body: Any, *, sort_keys: bool = False, compact: bool = False) -> str:
     """The fingerprint of a write's request, stored beside its key: a retry must hash alike.
-    (Each caller keeps its body's shape and key order: stored hashes must stay valid.)"""
-    text = json.dumps(body, sort_keys=sort_keys, default=str)
+    (Each caller keeps its body's shape, key order and spacing: stored hashes must stay
+    valid.)"""
+    separators = (",", ":") if compact else None
+    text = json.dumps(body, sort_keys=sort_keys, separators=separators, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -32,6 +32,7 @@ from loyalty.models import (
 )
 from loyalty.outbox import webhook_emit
 from loyalty.periods import local_date, start_of_day
+from loyalty.persistence.queries import member_ids_in_chunks
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import program_settings, program_snapshot
 
@@ -219,14 +220,7 @@ def update_activity_states(*, at: datetime | None = None, chunk_size: int = 500)
         )
     )
     moved = 0
-    last = 0
-    while True:
-        ids = list(
-            candidates.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:chunk_size]
-        )
-        if not ids:
-            return moved
-        last = ids[-1]
+    for ids in member_ids_in_chunks(candidates, chunk_size):
         for member_id in ids:
             with member_session(member_id) as session:
                 work = session.work
@@ -239,6 +233,7 @@ def update_activity_states(*, at: datetime | None = None, chunk_size: int = 500)
                     _transition(work, activity, target, at)
                     activity.save(update_fields=["state", "since"])
                     moved += 1
+    return moved
 
 
 def _decays(current: str, target: str) -> bool:

@@ -1,10 +1,10 @@
 """An event as the host app reports it."""
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from core.idempotency import request_hash
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class EventInput:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def request_hash(self) -> str:
-        canonical = json.dumps(
+        return request_hash(
             {
                 "external_id": self.external_id,
                 "action": self.action,
@@ -24,7 +24,5 @@ class EventInput:
                 "attributes": self.attributes,
             },
             sort_keys=True,
-            separators=(",", ":"),
-            default=str,
+            compact=True,
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()

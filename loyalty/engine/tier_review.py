@@ -11,6 +11,7 @@ from accounts.models import Member
 from loyalty.gamification.badges import badges_on_tier_change
 from loyalty.ledger.session import member_session
 from loyalty.models import MemberStanding, Tier, TierChange
+from loyalty.persistence.queries import member_ids_in_chunks
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import GrowthWindows, TierMove, move_tier, tier_review_member
 
@@ -30,16 +31,8 @@ def review_tiers(*, at: datetime | None = None, chunk_size: int = 500) -> Review
     at = at or timezone.now()
     program = compiled_program()
     report = ReviewReport()
-    last_pk = 0
-    while True:
-        ids = list(
-            MemberStanding.objects.filter(pk__gt=last_pk, tier__isnull=False)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:chunk_size]
-        )
-        if not ids:
-            return report
-        last_pk = ids[-1]
+    holding_a_tier = MemberStanding.objects.filter(tier__isnull=False)
+    for ids in member_ids_in_chunks(holding_a_tier, chunk_size):
         for member_id in ids:
             with member_session(member_id) as session:
                 standing, work = session.standing, session.work
@@ -54,6 +47,7 @@ def review_tiers(*, at: datetime | None = None, chunk_size: int = 500) -> Review
                 report.upgraded += 1
             elif standing.grace_until and not had_grace:
                 report.grace_started += 1
+    return report
 
 
 def tier_lock(

@@ -16,7 +16,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
-from loyalty.persistence.queries import badge_holdings_of
+from loyalty.persistence.queries import badge_holdings_of, member_ids_in_chunks
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram, compiled_program
 from loyalty.tiers.moves import tier_upgrade_if_qualified
@@ -164,18 +164,7 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
         return 0
     program = compiled_program()
     awarded = 0
-    last = 0
-    while True:
-        ids = list(
-            criterion_of(badge)
-            .candidates(badge)
-            .filter(member_id__gt=last)
-            .order_by("member_id")
-            .values_list("member_id", flat=True)[:chunk_size]
-        )
-        if not ids:
-            return awarded
-        last = ids[-1]
+    for ids in member_ids_in_chunks(criterion_of(badge).candidates(badge), chunk_size):
         for member_id in ids:
             with member_session(member_id) as session:
                 standing, work = session.standing, session.work
@@ -186,6 +175,7 @@ def badge_backfill(*, badge: Badge, chunk_size: int = 500) -> int:
                 for _ in range(awards_due(badge, progress) - held):
                     badge_award(work=work, standing=standing, badge=badge, backfilled=True)
                     awarded += 1
+    return awarded
 
 
 def badge_grant(*, member_id: int, badge: Badge, operator=None) -> BadgeAward:

@@ -25,6 +25,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
+from loyalty.persistence.queries import member_ids_in_chunks
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import program_snapshot
 
@@ -128,29 +129,13 @@ class LotJobReport:
     points: int = 0
 
 
-def _members_with(lots, chunk_size: int):
-    """Member ids owning the given lots, in primary-key order, in chunks (streams)."""
-    last = 0
-    while True:
-        ids = list(
-            lots.filter(member_id__gt=last)
-            .order_by("member_id")
-            .values_list("member_id", flat=True)
-            .distinct()[:chunk_size]
-        )
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
-
-
 def activate_pending_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJobReport:
     """Make spendable every pending lot whose hold has ended. One transaction per member; a
     rerun finds nothing left to do."""
     at = at or timezone.now()
     due = PointLot.objects.filter(pending=True, activates_at__lte=at, remaining__gt=0)
     report = LotJobReport()
-    for ids in _members_with(due, chunk_size):
+    for ids in member_ids_in_chunks(due, chunk_size):
         for member_id in ids:
             with member_session(member_id) as session:
                 standing, work = session.standing, session.work
@@ -185,7 +170,7 @@ def expire_points(*, at: datetime | None = None, chunk_size: int = 500) -> LotJo
     at = at or timezone.now()
     lapsed = PointLot.objects.filter(pending=False, remaining__gt=0, expires_at__lte=at)
     report = LotJobReport()
-    for ids in _members_with(lapsed, chunk_size):
+    for ids in member_ids_in_chunks(lapsed, chunk_size):
         for member_id in ids:
             with member_session(member_id) as session:
                 standing, work = session.standing, session.work

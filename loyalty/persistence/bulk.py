@@ -281,14 +281,14 @@ def joined(writes: list[Write], text: str, params: list[Any]) -> Write:
 COPY_FROM_ROWS = 50
 
 
-def _insert_returning(model: type[Model], rows: list[Model], along: list[Write]) -> None:
+def _insert_returning(model: type[Model], rows: list[Model]) -> None:
     """A few new rows in one ``INSERT … SELECT … RETURNING id``: what ``bulk_create`` sends,
-    without building the statement again for every call; ``along`` goes in it too."""
+    without building the statement again for every call."""
     fields = _insertable(model)
     _link_and_stamp(model, rows)
     source, params = _unnest(fields, rows)
     with connection.cursor() as cursor:
-        cursor.execute(*joined(along, _insert_sql(model, source, returning=True), params))
+        cursor.execute(_insert_sql(model, source, returning=True), params)
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row.pk = pk
     _written(rows)
@@ -339,20 +339,14 @@ def _links_and_stamps(model: type[Model]) -> tuple[list[Field], list[str]]:
     ]
 
 
-def insert(model: type[Model], rows: list[Model], *, along: list[Write] | None = None) -> None:
+def insert(model: type[Model], rows: list[Model]) -> None:
     """Insert new rows (ids are set on them). On PostgreSQL: by ``COPY`` when there are many,
     ids drawn from the table's sequence first so rows written later can point at them; else by
-    one ``INSERT … RETURNING``. ``bulk_create`` elsewhere.
-
-    ``along``: writes answering nothing, to other tables, that neither need these rows nor are
-    needed by them: sent in the same statement when it is one ``INSERT`` (a round trip less),
-    else just before."""
-    along = along or []
-    if rows and connection.vendor == "postgresql" and len(rows) < COPY_FROM_ROWS:
-        _insert_returning(model, rows, along)
-        return
-    send(along)
+    one ``INSERT … RETURNING``. ``bulk_create`` elsewhere."""
     if not rows:
+        return
+    if connection.vendor == "postgresql" and len(rows) < COPY_FROM_ROWS:
+        _insert_returning(model, rows)
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(rows)

@@ -43,10 +43,7 @@ def _lock_standings(
     ids = sorted(set(member_ids))
     standings, revision = _locked(ids)
     if missing := [member_id for member_id in ids if member_id not in standings]:
-        # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
-        MemberStanding.objects.bulk_create(
-            [MemberStanding(member_id=member_id) for member_id in missing], ignore_conflicts=True
-        )
+        _create(missing)
         created, revision = _locked(missing)
         standings.update(created)
     return standings, revision
@@ -73,13 +70,18 @@ def lock_standings_in_order(
     for exists, run in groupby(ids, key=have.__contains__):
         run = list(run)
         if not exists:
-            # Racing creators: ON CONFLICT DO NOTHING lets one insert win, then both lock it.
-            MemberStanding.objects.bulk_create(
-                [MemberStanding(member_id=member_id) for member_id in run], ignore_conflicts=True
-            )
+            _create(run)
         locked, revision = _locked(run)
         standings.update(locked)
     return standings, revision
+
+
+def _create(member_ids: list[int]) -> None:
+    """New standings for these members. Racing creators: ON CONFLICT DO NOTHING lets one insert
+    win, then both lock it."""
+    MemberStanding.objects.bulk_create(
+        [MemberStanding(member_id=member_id) for member_id in member_ids], ignore_conflicts=True
+    )
 
 
 def _locked(member_ids: list[int]) -> tuple[dict[int, MemberStanding], uuid.UUID | None]:

@@ -2,11 +2,11 @@
 them. Each is kept as text built once (``core.sql``) and reads a table for every member of a
 batch at once; each makes the instances the ORM would make."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 
 from core import sql
 from core.idempotency import of_client
@@ -102,3 +102,20 @@ def open_lots(
 
 def active_endpoints() -> list[WebhookEndpoint]:
     return sql.select(WebhookEndpoint, "t.is_active = %s", [True])
+
+
+def member_ids_in_chunks(rows: QuerySet, chunk_size: int) -> Iterator[list[int]]:
+    """The distinct ``member_id`` of ``rows``, ascending, in chunks of ``chunk_size``: keyset
+    pages, so that a periodic job over every member streams them."""
+    last = 0
+    while True:
+        ids = list(
+            rows.filter(member_id__gt=last)
+            .order_by("member_id")
+            .values_list("member_id", flat=True)
+            .distinct()[:chunk_size]
+        )
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]

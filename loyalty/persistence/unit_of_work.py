@@ -175,10 +175,6 @@ class UnitOfWork:
         """Mark a row taken from ``row`` as changed: ``flush`` writes it."""
         self._dirty.setdefault(type(row), {})[id(row)] = row
 
-    def saved(self, row: Model) -> None:
-        """A row written at once (e.g. a completed quest): nothing left to flush for it."""
-        self._dirty.get(type(row), {}).pop(id(row), None)
-
     def write_later(self, writes: list[Write]) -> None:
         """Writes answering nothing, to rows the unit of work does not track, sent along the
         flush: unless a read of those rows comes first, which must send them before it
@@ -194,7 +190,7 @@ class UnitOfWork:
         """Write a row at once (when its id is needed, or others count it) instead of with
         the flush."""
         row.save()
-        self.saved(row)
+        self._dirty.get(type(row), {}).pop(id(row), None)  # nothing left to flush for it
 
     def flush(self) -> None:
         """Write everything, in as few statements as the tables allow (``bulk.write_all``):
