@@ -230,6 +230,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "loyalty.refresh_leaderboards",
         "schedule": crontab(hour=4, minute=30),
     },
+    # The console's daily aggregates (docs/operators.md): yesterday's events and anything late.
+    "refresh-insight": {"task": "loyalty.refresh_insight", "schedule": crontab(hour=2, minute=0)},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),

@@ -13,7 +13,8 @@ from django.utils import timezone
 from accounts.models import Member
 from loyalty.engine.events import EventInput, record_events
 from loyalty.engine.tier_review import review_tiers
-from loyalty.models import Event
+from loyalty.models import Action, Event, KeyAction
+from loyalty.program.compiled import program_changed
 from loyalty.program.program_file import program_load
 
 DEMO_PROGRAM = Path(__file__).parent / "fixtures" / "demo_program.yaml"
@@ -45,8 +46,14 @@ def _member_days(
     return [d for d in days if d < now]
 
 
+CHANNELS = ("app", "app", "mini_program", "web")
+CITIES = ("Shanghai", "Beijing", "Shenzhen", "Chengdu", "Hangzhou")
+
+
 def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> SimulationReport:
-    """Members with long-tailed activity (a few very active, most occasional) over ``days``.
+    """Members with long-tailed activity (a few very active, most occasional) over ``days``;
+    many drift away after a few weeks, fewer of those who set an avatar on their first day
+    (the console's key indicators find it). The daily check-in is the key action.
 
     Runs once: if demo events exist already it does nothing.
     """
@@ -57,11 +64,20 @@ def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> Si
     start = now - timedelta(days=days)
     report = SimulationReport(members=members)
     with transaction.atomic():  # one commit: the demo loads in seconds even on SQLite
+        if not KeyAction.objects.exists():
+            KeyAction.objects.create(
+                action=Action.objects.get(code="check_in"), min_per_day=1, effective_from=start
+            )
+            program_changed()
         for n in range(members):
             joined = start + timedelta(days=rng.random() * days * 0.8)
             member, _ = Member.objects.get_or_create(
                 external_id=f"{DEMO_PREFIX}{n + 1:04d}",
-                defaults={"display_name": f"Demo member {n + 1}", "joined_at": joined},
+                defaults={
+                    "display_name": f"Demo member {n + 1}",
+                    "joined_at": joined,
+                    "attributes": {"channel": rng.choice(CHANNELS), "city": rng.choice(CITIES)},
+                },
             )
             report.events += _simulate_member(rng, member.external_id, joined, now)
     review_tiers(at=now)
@@ -71,6 +87,10 @@ def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> Si
 def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now: datetime) -> int:
     # Pareto-distributed zeal: the share of days a member shows up.
     zeal = min(0.95, 0.04 * rng.paretovariate(1.3))
+    avatar = rng.random() < 0.5
+    # How long the member stays: most who never set an avatar leave within weeks.
+    stays = rng.random() < (0.7 if avatar else 0.2)
+    until = now if stays else joined + timedelta(days=rng.expovariate(1 / 10))
     events: list[EventInput] = []
 
     def emit(action: str, at: datetime, **attributes) -> None:
@@ -85,9 +105,9 @@ def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now
         )
 
     emit("register", joined)
-    if rng.random() < 0.6:
+    if avatar:
         emit("upload_avatar", joined + timedelta(minutes=5))
-    for day in _member_days(rng, joined, now, zeal):
+    for day in _member_days(rng, joined, min(now, until), max(zeal, 0.3)):
         emit("check_in", day)
         for i in range(rng.randint(0, 4)):
             emit("browse_item", day + timedelta(minutes=i + 1), item=f"sku-{rng.randint(1, 400)}")

@@ -9,6 +9,7 @@ from loyalty.engine.batches import batch_job_run
 from loyalty.engine.tier_review import review_tiers
 from loyalty.gamification.badges import badge_backfill
 from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_refresh
+from loyalty.insight.job import refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
 from loyalty.models import Badge
 
@@ -75,3 +76,10 @@ def daily_activity_task() -> dict:
 )
 def send_member_email(member_id: int, template: str, context: dict) -> bool:
     return member_email_send(member_id=member_id, template=template, context=context)
+
+
+@shared_task(name="loyalty.refresh_insight", time_limit=60 * 60)
+def refresh_insight_task() -> dict:
+    """The console's aggregates: the days that changed since the last run."""
+    run = refresh()
+    return {"as_of": run.as_of.isoformat(), "days": run.days, "seconds": run.seconds}

@@ -19,6 +19,16 @@ from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
+from loyalty.models.insight import (
+    CohortCell,
+    DailyFigure,
+    Funnel,
+    FunnelDay,
+    IndicatorCell,
+    InsightState,
+    KeyActiveDay,
+    MemberFirst,
+)
 from loyalty.models.leaderboards import Leaderboard, LeaderboardScore, StaleLeaderboardSet
 from loyalty.models.ledger import Currency, EntryKind, LedgerEntry, SourceType
 from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
@@ -29,6 +39,14 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "CohortCell",
+    "DailyFigure",
+    "Funnel",
+    "FunnelDay",
+    "IndicatorCell",
+    "InsightState",
+    "KeyActiveDay",
+    "MemberFirst",
     "ActivityState",
     "ActivityTransition",
     "Gift",

@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -82,6 +83,19 @@ class Program(models.Model):
         default=False,
         help_text=_("Points-expiring and we-miss-you e-mails."),
         verbose_name=_("send emails"),
+    )
+    point_value = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        default=Decimal("0.01"),
+        help_text=_("What one point costs the program, in its money (the liability's value)."),
+        verbose_name=_("point value"),
+    )
+    money = models.CharField(
+        max_length=3,
+        default="CNY",
+        help_text=_("The currency of the point value, e.g. CNY, USD."),
+        verbose_name=_("money"),
     )
     revision = models.UUIDField(default=uuid.uuid4, editable=False, verbose_name=_("revision"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
