@@ -1,8 +1,10 @@
 """The operators' admin, its index grouped by what operators do rather than by table."""
 
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.insight.job import last_run
+from loyalty.insight.views import CONSOLE, console_urls, dashboard_context
 
 # (section, [(app label, model name)…]), in the order operators meet them.
 SECTIONS = [
@@ -15,6 +17,7 @@ SECTIONS = [
             ("loyalty", "Tier"),
             ("loyalty", "KeyAction"),
             ("loyalty", "Gift"),
+            ("loyalty", "Funnel"),
         ],
     ),
     (
@@ -48,6 +51,7 @@ SECTIONS = [
             ("loyalty", "LedgerEntry"),
             ("loyalty", "EventBatchJob"),
             ("loyalty", "ActivityTransition"),
+            ("loyalty", "TierChange"),
         ],
     ),
     (
@@ -65,6 +69,18 @@ class LoyaltyAdminSite(admin.AdminSite):
     site_header = _("Loyalty program administration")
     site_title = _("Loyalty program")
     index_title = _("Run the program")
+    index_template = "admin/console/index.html"
+
+    def get_urls(self):
+        return console_urls(self) + super().get_urls()
+
+    def index(self, request, extra_context=None):
+        """The first page: the dashboard for operators who may see the console, then the
+        program's sections."""
+        context = dict(extra_context or {})
+        if request.user.has_perm(CONSOLE):
+            context.update(dashboard_context(request), run=last_run())
+        return super().index(request, context)
 
     def get_app_list(self, request, app_label=None):
         """On the index and in the side bar, the sections above first (each model the operator
@@ -92,7 +108,3 @@ class LoyaltyAdminSite(admin.AdminSite):
             if left:
                 rest.append({**app, "models": left})
         return sections + rest
-
-
-class LoyaltyAdminConfig(AdminConfig):
-    default_site = "config.admin_site.LoyaltyAdminSite"

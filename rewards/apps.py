@@ -8,7 +8,16 @@ class RewardsConfig(AppConfig):
 
     def ready(self) -> None:
         from loyalty.engine.data_rights import register_export_section
+        from loyalty.insight.dashboard import register_panel
+        from loyalty.insight.job import register_record
+        from loyalty.insight.sources import register
+        from rewards import insight
         from rewards.models import Redemption
+
+        # The console counts redemptions per reward and day, and shows them on the dashboard.
+        register(insight.SOURCE)
+        register_record(insight.RECORD)
+        register_panel(insight.panel)
 
         # A member's data export includes their redemptions.
         register_export_section(

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
-from loyalty.admin.base import admin_page
+from loyalty.admin.base import ReadOnlyAdmin, admin_page
 from loyalty.engine.events import EventInput, record_event
 from loyalty.ledger.reconciliation import liability_report
 from loyalty.models import (
@@ -25,6 +25,7 @@ from loyalty.models import (
     RuleCap,
     RuleCondition,
     Tier,
+    TierChange,
 )
 from loyalty.program.compiled import compiled_program, earning_rule_publish, program_changed
 from loyalty.selectors import program_changes
@@ -324,3 +325,14 @@ class TierAdmin(SimpleHistoryAdmin):
     def delete_model(self, request, obj) -> None:
         super().delete_model(request, obj)
         program_changed()
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(ReadOnlyAdmin):
+    """Every change of a member's tier: what the dashboard's upgrades and downgrades count."""
+
+    list_display = ["member", "from_tier", "to_tier", "reason", "qualifying_growth", "created_at"]
+    list_filter = ["reason", "to_tier", "created_at"]
+    list_select_related = ["member", "from_tier", "to_tier"]
+    search_fields = ["member__external_id"]
+    date_hierarchy = "created_at"

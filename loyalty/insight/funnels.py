@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import transaction
+from django.utils.translation import gettext, ngettext
 
 from accounts.models import Member
 from loyalty.models import Funnel, FunnelDay, MemberFirst
@@ -69,6 +70,24 @@ class Step:
     of_previous: float | None  # percent of the step before
     of_first: float | None  # percent of those who joined
     median_seconds: float | None  # from the step before
+
+    @property
+    def median_text(self) -> str:
+        return duration_text(self.median_seconds) if self.median_seconds is not None else ""
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as an operator reads it: the two largest units."""
+    minutes = int(seconds // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    parts = []
+    if days:
+        parts.append(ngettext("%d day", "%d days", days) % days)
+    if hours:
+        parts.append(ngettext("%d hour", "%d hours", hours) % hours)
+    if minutes and not days:
+        parts.append(ngettext("%d minute", "%d minutes", minutes) % minutes)
+    return " ".join(parts[:2]) or gettext("under a minute")
 
 
 def funnel_steps(funnel: Funnel, *, first: date, last: date, labels: dict[str, str]) -> list[Step]:
