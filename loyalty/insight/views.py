@@ -103,7 +103,7 @@ def labels() -> dict[str, dict[str, str]]:
 
 
 def dashboard_context(request) -> dict:
-    form = RangeForm(request.GET or None)
+    form = RangeForm(request.GET or None, initial={"range": "30"})
     within = form.range_of(as_of())
     return {"range_form": form, "within": within, **dashboard(within)}
 
@@ -134,7 +134,7 @@ def natural_churn(grain: str, first: date, last: date, within: int = 7) -> dict[
 
 
 def cohorts_view(request, admin_site):
-    form = CohortForm(request.GET or None)
+    form = CohortForm(request.GET or None, initial={"range": "90", "grain": "week"})
     data = form.cleaned_data if form.is_valid() else {}
     grain = data.get("grain") or "week"
     default_periods = {"day": 30, "week": 12, "month": 6}[grain]
@@ -197,6 +197,9 @@ class ChurnForm(forms.Form):
     )
 
 
+DEFAULT_RULE = {"drop": 1.0, "weeks": 3, "silent_share": 75, "at_risk_share": 90}
+
+
 def churn_suggestion(*, drop: float, weeks: int, silent_share: int, at_risk_share: int) -> dict:
     last_day = as_of()
     found = matrix("week", first=date(1970, 1, 1), last=last_day, as_of=last_day, periods=26)
@@ -220,14 +223,9 @@ def churn_suggestion(*, drop: float, weeks: int, silent_share: int, at_risk_shar
 
 
 def churn_view(request, admin_site):
-    form = ChurnForm(request.GET or None)
+    form = ChurnForm(request.GET or None, initial=DEFAULT_RULE)
     data = form.cleaned_data if form.is_valid() else {}
-    rule = {
-        "drop": data.get("drop") or 1.0,
-        "weeks": data.get("weeks") or 3,
-        "silent_share": data.get("silent_share") or 75,
-        "at_risk_share": data.get("at_risk_share") or 90,
-    }
+    rule = {name: data.get(name) or default for name, default in DEFAULT_RULE.items()}
     found = churn_suggestion(**rule)
     program = program_settings()
     curve = Series(
@@ -279,10 +277,7 @@ def churn_adopt_view(request, admin_site):
     form = ChurnForm(request.POST)
     data = form.cleaned_data if form.is_valid() else {}
     found = churn_suggestion(
-        drop=data.get("drop") or 1.0,
-        weeks=data.get("weeks") or 3,
-        silent_share=data.get("silent_share") or 75,
-        at_risk_share=data.get("at_risk_share") or 90,
+        **{name: data.get(name) or default for name, default in DEFAULT_RULE.items()}
     )
     if not (found["churned"] and found["silent"] and found["at_risk"]):
         messages.error(request, _t("The data does not suggest all three windows yet."))
@@ -327,7 +322,7 @@ KIND_LABELS = {
 
 
 def indicators_view(request, admin_site):
-    form = IndicatorForm(request.GET or None)
+    form = IndicatorForm(request.GET or None, initial={"within": 7})
     data = form.cleaned_data if form.is_valid() else {}
     within_days = data.get("within") or 7
     last_day = as_of()
@@ -364,7 +359,7 @@ def indicators_view(request, admin_site):
 
 
 def funnels_view(request, admin_site):
-    form = RangeForm(request.GET or None)
+    form = RangeForm(request.GET or None, initial={"range": "90"})
     within = form.range_of(as_of(), default=90)
     names = labels()[MemberFirst.Kind.ACTION]
     funnels = []

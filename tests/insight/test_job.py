@@ -1,0 +1,119 @@
+"""The insight job: what a sequence of incremental runs keeps equals a rebuild from nothing,
+with late (back-dated) events, reversals, new members and redemptions between runs; and who may
+see the console."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from loyalty.engine.reversals import event_reverse
+from loyalty.insight.job import rebuild, refresh
+from loyalty.models import (
+    CohortCell,
+    DailyFigure,
+    Event,
+    Funnel,
+    FunnelDay,
+    IndicatorCell,
+    InsightState,
+    KeyActiveDay,
+    MemberFirst,
+)
+from rewards.services.redemptions import redeem
+from tests.factories import make_reward, make_rule
+from tests.insight.conftest import at
+
+pytestmark = pytest.mark.django_db
+
+AGGREGATES = (DailyFigure, KeyActiveDay, MemberFirst, CohortCell, IndicatorCell, FunnelDay)
+
+
+def snapshot() -> dict:
+    rows = {}
+    for model in AGGREGATES:
+        fields = [f.attname for f in model._meta.concrete_fields if f.attname != "id"]
+        rows[model.__name__] = sorted(
+            (tuple(str(v) for v in row) for row in model.objects.values_list(*fields)),
+        )
+    return rows
+
+
+def test_incremental_runs_equal_a_rebuild(history):
+    make_rule("purchase", points_per_unit="1", unit_attribute="amount", growth_per_occurrence=5)
+    make_rule("check_in", points_per_occurrence=5, growth_per_occurrence=1)
+    reward = make_reward("mug", cost_points=10)
+    Funnel.objects.create(name="buy", steps=["check_in", "purchase"])
+    # The job runs at these instants (ahead of the wall clock, so that what was written
+    # before each run is settled and the cursors move on).
+    run = timezone.now() + timedelta(hours=2)
+    d = date(2026, 3, 2)
+    a = history.member("a", d, channel="app")
+    b = history.member("b", d + timedelta(days=1), channel="web")
+    for day in range(5):
+        history.event(a, "check_in", d + timedelta(days=day))
+    history.event(a, "purchase", d + timedelta(days=2), amount="120.00")
+    history.event(b, "check_in", d + timedelta(days=1))
+    history.record()
+    refresh(now=run)
+    second_day = DailyFigure.objects.filter(metric="events", key="", day=d + timedelta(days=1))
+    assert second_day.get().value == 2  # a's and b's check-ins
+    first_cursors = dict(InsightState.objects.get(name="cursors").data)
+    assert first_cursors["event"] > 0
+
+    # Between runs: a late event dated weeks back, a refund of the purchase, a new member,
+    # a redemption, more days of check-ins.
+    history.event(b, "purchase", d + timedelta(days=1), amount="30.00")  # back-dated
+    c = history.member("c", d + timedelta(days=20), channel="app")
+    history.event(c, "check_in", d + timedelta(days=20))
+    history.event(a, "check_in", d + timedelta(days=30))
+    history.record()
+    purchase = Event.objects.get(member=a, action_code="purchase")
+    event_reverse(client=None, event_id=purchase.pk, idempotency_key="refund-1")
+    redeem(member=b, reward_code=reward.code, idempotency_key="r-1")
+    refresh(now=run + timedelta(days=1))
+    assert second_day.get().value == 3  # and the late purchase, counted on its own day
+
+    history.event(c, "purchase", d + timedelta(days=21), amount="15.00")
+    history.record()
+    refresh(now=run + timedelta(days=2))
+    refresh(now=run + timedelta(days=2))  # a run repeated changes nothing
+    incremental = snapshot()
+    assert InsightState.objects.get(name="cursors").data["event"] > first_cursors["event"]
+
+    rebuild(now=run + timedelta(days=2))
+    assert snapshot() == incremental
+    points = DailyFigure.objects.filter(metric="points.reverse", key="").get()
+    assert (points.day, points.value) == (d + timedelta(days=2), -120)
+
+
+def test_an_analyst_sees_the_console_and_changes_nothing(history, client):
+    refresh(now=at(date(2026, 6, 1), 1))
+    analyst = get_user_model().objects.create_user(
+        "ana", password="a-long-passphrase", is_staff=True
+    )
+    analyst.groups.add(Group.objects.get(name="analyst"))
+    client.force_login(analyst)
+    for url in [
+        "/admin/",
+        "/admin/console/cohorts/",
+        "/admin/console/churn/",
+        "/admin/console/indicators/",
+        "/admin/console/funnels/",
+        "/admin/loyalty/ledgerentry/",
+        "/admin/loyalty/program/",
+    ]:
+        assert client.get(url).status_code == 200, url
+    assert b"console-dashboard" in client.get("/admin/").content
+    assert client.post("/admin/console/churn/adopt/", {}).status_code == 403
+    assert client.post("/admin/loyalty/program/add/", {"name": "x"}).status_code == 403
+    assert client.get("/admin/loyalty/funnel/add/").status_code == 403
+
+    outsider = get_user_model().objects.create_user(
+        "staff", password="a-long-passphrase", is_staff=True
+    )
+    client.force_login(outsider)
+    assert client.get("/admin/console/cohorts/").status_code == 403
+    assert b"console-dashboard" not in client.get("/admin/").content
