@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -153,7 +153,7 @@ def cohorts_view(request, admin_site):
                 str(cohort.start): [None if s is None else round(s, 1) for s in cohort.shares]
                 for cohort in found.cohorts[-8:]
             },
-            _t("Average"): [None if a is None else round(a, 1) for a in found.average],
+            gettext("Average"): [None if a is None else round(a, 1) for a in found.average],
         },
     )
     return page(
@@ -233,7 +233,7 @@ def churn_view(request, admin_site):
         "line",
         list(range(len(found["average"]))),
         {
-            _t("Average retention (%)"): [
+            gettext("Average retention (%)"): [
                 None if a is None else round(a, 1) for a in found["average"]
             ]
         },
@@ -250,7 +250,10 @@ def churn_view(request, admin_site):
         seen += n
         gap_rows.append((gap, n, 100 * seen / total))
     gap_series = Series(
-        "gaps", "bar", [g for g, _n, _c in gap_rows], {_t("Returns"): [n for _g, n, _c in gap_rows]}
+        "gaps",
+        "bar",
+        [g for g, _n, _c in gap_rows],
+        {gettext("Returns"): [n for _g, n, _c in gap_rows]},
     )
     return page(
         request,
@@ -280,19 +283,19 @@ def churn_adopt_view(request, admin_site):
         **{name: data.get(name) or default for name, default in DEFAULT_RULE.items()}
     )
     if not (found["churned"] and found["silent"] and found["at_risk"]):
-        messages.error(request, _t("The data does not suggest all three windows yet."))
+        messages.error(request, gettext("The data does not suggest all three windows yet."))
         return redirect("admin:console_churn")
     program = Program.objects.get(pk=1)
     program.silent_after_days = found["silent"]
     program.at_risk_after_days = found["at_risk"]
     program.churned_after_days = found["churned"]
-    program._change_reason = _t("Churn windows adopted from the console")
+    program._change_reason = gettext("Churn windows adopted from the console")
     program.full_clean()
     program.save()
     program_changed()
     messages.success(
         request,
-        _t(
+        gettext(
             "Adopted: silent after %(silent)s days, at risk after %(at_risk)s, churned after %(churned)s."
         )
         % found,
@@ -365,7 +368,7 @@ def funnels_view(request, admin_site):
     funnels = []
     for funnel in Funnel.objects.all():
         steps = funnel_steps(funnel, first=within.first, last=within.last, labels=names)
-        steps[0].label = _t("Joined")
+        steps[0].label = gettext("Joined")
         funnels.append(
             {
                 "funnel": funnel,
@@ -374,7 +377,7 @@ def funnels_view(request, admin_site):
                     f"funnel-{funnel.pk}",
                     "bar",
                     [step.label for step in steps],
-                    {_t("Members"): [step.reached for step in steps]},
+                    {gettext("Members"): [step.reached for step in steps]},
                 ),
             }
         )
