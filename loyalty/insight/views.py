@@ -50,6 +50,7 @@ class RangeForm(forms.Form):
             ("7", _("7 days")),
             ("30", _("30 days")),
             ("90", _("90 days")),
+            ("all", _("All history")),
             ("custom", _("Custom")),
         ],
     )
@@ -66,6 +67,8 @@ class RangeForm(forms.Form):
         if choice == "custom" and data.get("first") and data.get("last"):
             first, last = sorted((data["first"], data["last"]))
             return Range(max(first, last - timedelta(days=730)), last)
+        if choice == "all":
+            return Range(date(1970, 1, 1), as_of)
         days = int(choice) if choice in {str(n) for n in RANGES} else default
         return Range(as_of - timedelta(days=days - 1), as_of)
 
@@ -325,12 +328,12 @@ KIND_LABELS = {
 
 
 def indicators_view(request, admin_site):
-    form = IndicatorForm(request.GET or None, initial={"within": 7})
+    form = IndicatorForm(request.GET or None, initial={"within": 7, "range": "all"})
     data = form.cleaned_data if form.is_valid() else {}
     within_days = data.get("within") or 7
     last_day = as_of()
     within = form.range_of(last_day, default=90)
-    if not (request.GET.get("range") or request.GET.get("first")):
+    if not request.GET.get("range"):
         within = Range(date(1970, 1, 1), last_day)
     retained, churned, found = indicators(first=within.first, last=within.last, within=within_days)
     names = labels()
@@ -343,11 +346,22 @@ def indicators_view(request, admin_site):
         }
         for i in found
     ]
+    top = rows[:10]
+    shares = Series(
+        "indicators",
+        "bar",
+        [f"{row['kind']}: {row['name']}" for row in top],
+        {
+            gettext("Retained who did it"): [round(r["indicator"].retained_share, 1) for r in top],
+            gettext("Churned who did it"): [round(r["indicator"].churned_share, 1) for r in top],
+        },
+    )
     return page(
         request,
         admin_site,
         "admin/console/indicators.html",
         _("Key indicators"),
+        shares=shares,
         form=form,
         within=within,
         within_days=within_days,
