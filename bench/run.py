@@ -670,7 +670,7 @@ def reconciliation() -> tuple[list[float], float, int, bool]:
 
 # --- The table --------------------------------------------------------------------------------
 
-FIGURES = ["batch", "single", "redemptions", "summary", "leaderboards", "verify"]
+FIGURES = ["batch", "single", "redemptions", "summary", "leaderboards", "verify", "console"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -815,6 +815,33 @@ def main(argv: list[str] | None = None) -> int:
                 per_million * 5 <= 60 and peak <= 500 and consistent,
                 f"{per_million:.1f} s per 1M entries, peak {peak:.0f} MB, "
                 f"books {'consistent' if consistent else 'MISMATCH'}",
+            )
+        )
+    if "console" in only:
+        from bench import console
+
+        rebuilt = console.prepare()
+        nightly, per_day = console.nightly_runs(runs=1 if smoke else 3, tag=RUN)
+        figures.append(
+            Figure(
+                f"console nightly job ({per_day:,} events a day)",
+                "s",
+                nightly,
+                "≤ 60 s",
+                statistics.median(nightly) <= 60,
+                f"rebuild from scratch {rebuilt:.1f} s",
+            )
+        )
+        pages = console.page_times(samples=5 if smoke else 20)
+        slowest = max(pages, key=lambda name: console.p95(pages[name]))
+        figures.append(
+            Figure(
+                "console pages, server time (slowest page)",
+                "ms p95",
+                [console.p95(pages[slowest])],
+                "≤ 500 ms each",
+                all(console.p95(runs) <= 500 for runs in pages.values()),
+                ", ".join(f"{name} {console.p95(runs):.0f}" for name, runs in pages.items()),
             )
         )
     gauges.append(cpu_gauge())
