@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Member
 from loyalty.engine.events import EventInput, record_events
 from loyalty.engine.tier_review import review_tiers
-from loyalty.models import Action, Event, KeyAction
+from loyalty.models import Action, Event, Funnel, KeyAction
 from loyalty.program.compiled import program_changed
 from loyalty.program.program_file import program_load
 
@@ -69,6 +69,9 @@ def simulate_members(*, members: int = 200, days: int = 60, seed: int = 7) -> Si
                 action=Action.objects.get(code="check_in"), min_per_day=1, effective_from=start
             )
             program_changed()
+        Funnel.objects.get_or_create(
+            name="First purchase", defaults={"steps": ["check_in", "purchase", "review"]}
+        )
         for n in range(members):
             joined = start + timedelta(days=rng.random() * days * 0.8)
             member, _ = Member.objects.get_or_create(

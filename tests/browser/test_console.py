@@ -11,7 +11,7 @@ from accounts.models import Member
 from loyalty.demo import load_demo_program, simulate_members
 from loyalty.insight.indicators import indicators
 from loyalty.insight.job import refresh
-from loyalty.models import Funnel, KeyActiveDay
+from loyalty.models import KeyActiveDay
 from loyalty.periods import start_of_day
 from tests.browser.conftest import screenshot
 
@@ -56,7 +56,6 @@ def card(page, label: str) -> int:
 def test_an_analyst_reads_the_console_in_both_languages(page, live_server):
     load_demo_program()
     simulate_members(members=60, days=70)
-    Funnel.objects.create(name="Onboarding", steps=["check_in", "purchase", "review"])
     run = refresh()
     sign_in_as_analyst(page, live_server)
 

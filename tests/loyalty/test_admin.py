@@ -1,7 +1,10 @@
 """The operators' admin: pages render, saves go through the services."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import ApiClient, Member
 from loyalty.demo import load_demo_program, simulate_members
@@ -282,13 +285,15 @@ def test_a_key_action_saved_in_the_admin_applies_to_the_next_event(admin_client,
     from loyalty.models import Action, MemberActivity
 
     review = Action.objects.get(code="review")
+    # After the demo's own key action (the daily check-in, from the simulation's start).
+    since = timezone.localtime() - timedelta(minutes=1)
     response = admin_client.post(
         reverse("admin:loyalty_keyaction_add"),
         {
             "action": review.pk,
             "min_per_day": 1,
-            "effective_from_0": "2020-01-01",
-            "effective_from_1": "00:00:00",
+            "effective_from_0": since.date().isoformat(),
+            "effective_from_1": since.strftime("%H:%M:%S"),
         },
     )
     assert response.status_code == 302, response.content

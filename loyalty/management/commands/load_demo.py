@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from loyalty.demo import load_demo_program, simulate_members
+from loyalty.insight.job import rebuild
 
 
 class Command(BaseCommand):
@@ -23,3 +24,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Demo members: {report.members} members, {report.events} events over {days} days."
             )
+            run = rebuild()  # the console shows the history at once, not after the nightly job
+            self.stdout.write(f"Console figures: up to {run.as_of}.")
