@@ -92,18 +92,23 @@ def _members(span: Span) -> Figures:
     return Figures({("members.joined", "", row["d"]): row["n"] for row in rows})
 
 
-def _events(span: Span) -> Figures:
-    rows = (
-        Event.objects.filter(occurred_at__gte=span.start, occurred_at__lt=span.end)
-        .annotate(d=local_day("occurred_at"))
-        .values("d", "action_code")
+def _counted(rows, day_field: str, key_field: str, metric: str, prefix: str, span: Span):
+    """Rows counted per local day of ``day_field``: in all, and by ``key_field``."""
+    counts = (
+        rows.filter(**{f"{day_field}__gte": span.start, f"{day_field}__lt": span.end})
+        .annotate(d=local_day(day_field))
+        .values("d", key_field)
         .annotate(n=Count("id"))
     )
     figures = Figures()
-    for row in rows:
-        figures["events", f"action:{row['action_code']}", row["d"]] += row["n"]
-        figures["events", "", row["d"]] += row["n"]
+    for row in counts:
+        figures[metric, "", row["d"]] += row["n"]
+        figures[metric, f"{prefix}:{row[key_field]}", row["d"]] += row["n"]
     return figures
+
+
+def _events(span: Span) -> Figures:
+    return _counted(Event.objects, "occurred_at", "action_code", "events", "action", span)
 
 
 def _active(span: Span) -> Figures:
@@ -185,31 +190,12 @@ def _states(span: Span) -> Figures:
 
 
 def _badges(span: Span) -> Figures:
-    rows = (
-        BadgeAward.objects.filter(awarded_at__gte=span.start, awarded_at__lt=span.end)
-        .annotate(d=local_day("awarded_at"))
-        .values("d", "badge_id")
-        .annotate(n=Count("id"))
-    )
-    figures = Figures()
-    for row in rows:
-        figures["badges.awarded", "", row["d"]] += row["n"]
-        figures["badges.awarded", f"badge:{row['badge_id']}", row["d"]] += row["n"]
-    return figures
+    return _counted(BadgeAward.objects, "awarded_at", "badge_id", "badges.awarded", "badge", span)
 
 
 def _quests(span: Span) -> Figures:
-    rows = (
-        QuestProgress.objects.filter(completed_at__gte=span.start, completed_at__lt=span.end)
-        .annotate(d=local_day("completed_at"))
-        .values("d", "quest_id")
-        .annotate(n=Count("id"))
-    )
-    figures = Figures()
-    for row in rows:
-        figures["quests.completed", "", row["d"]] += row["n"]
-        figures["quests.completed", f"quest:{row['quest_id']}", row["d"]] += row["n"]
-    return figures
+    completed = QuestProgress.objects.filter(completed_at__isnull=False)
+    return _counted(completed, "completed_at", "quest_id", "quests.completed", "quest", span)
 
 
 def _webhooks(span: Span) -> Figures:
