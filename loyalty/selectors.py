@@ -21,6 +21,7 @@ from loyalty.models import (
     QuestProgress,
     Streak,
 )
+from loyalty.models.content import translated
 from loyalty.periods import local_date, next_period_start
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import GrowthWindows
@@ -60,7 +61,7 @@ def member_summary(member: Member) -> dict[str, Any]:
     if tier:
         summary["tier"] = {
             "code": tier.code,
-            "name": tier.name,
+            "name": translated(tier, "name"),
             "since": standing.tier_since,
             "locked": standing.locked_tier_id is not None,
             "grace_until": standing.grace_until,
@@ -74,7 +75,7 @@ def member_summary(member: Member) -> dict[str, Any]:
         qualifying = windows.for_tier(next_tier)
         summary["next_tier"] = {
             "code": next_tier.code,
-            "name": next_tier.name,
+            "name": translated(next_tier, "name"),
             "growth_threshold": next_tier.growth_threshold,
             "window": next_tier.window,
             "qualifying_growth": qualifying,
@@ -129,8 +130,8 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
     for badge in program.badges:
         info = {
             "code": badge.code,
-            "name": badge.name,
-            "description": badge.description,
+            "name": translated(badge, "name"),
+            "description": translated(badge, "description"),
             "level": badge.level,
             "image_url": badge.image_url,
             "criterion": badge.criterion,
@@ -174,8 +175,8 @@ def member_quests(member: Member) -> list[dict[str, Any]]:
         result.append(
             {
                 "code": quest.code,
-                "name": quest.name,
-                "description": quest.description,
+                "name": translated(quest, "name"),
+                "description": translated(quest, "description"),
                 "scope": quest.scope,
                 "period_start": start if period else None,
                 "period_end": next_period_start(period, start) if period else None,

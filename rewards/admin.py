@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
-from loyalty.admin.base import KeyValueField, admin_page
+from loyalty.admin.base import KeyValueField, TranslatedContentAdmin, admin_page
 from rewards.models import CouponPool, Redemption, Reward
 from rewards.services.pools import parse_codes, pool_add_codes, pool_generate
 from rewards.services.redemptions import redemption_advance, redemption_cancel
@@ -99,7 +99,7 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Reward)
-class RewardAdmin(SimpleHistoryAdmin):
+class RewardAdmin(TranslatedContentAdmin, SimpleHistoryAdmin):
     list_display = [
         "code",
         "name",

@@ -7,6 +7,7 @@ from simple_history.models import HistoricalRecords
 from accounts.models import idempotency_client
 from loyalty.models import Period
 from loyalty.models.audit import operator_of
+from loyalty.models.content import Translatable
 from loyalty.models.validation import check_constraints_on_fields
 
 
@@ -64,7 +65,7 @@ class CouponCode(models.Model):
         return self.code
 
 
-class Reward(models.Model):
+class Reward(Translatable):
     class Kind(models.TextChoices):
         COUPON = "coupon", _("Coupon code from a pool")
         PHYSICAL = "physical", _("Physical gift (shipped)")

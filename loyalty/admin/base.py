@@ -2,7 +2,10 @@ import yaml
 from django import forms
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.models.content import TRANSLATED_FIELDS, other_languages
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -68,3 +71,76 @@ class KeyValueField(forms.Field):
             return self.to_python(data) != (initial or {})
         except forms.ValidationError:
             return True
+
+
+class TranslationsWidget(forms.MultiWidget):
+    """One input per other language and translated field, each with its own label."""
+
+    template_name = "loyalty/widgets/translations.html"
+
+    def __init__(self, slots: list[tuple[str, str, str]]):
+        self.slots = slots  # (language code, field, label)
+        super().__init__(
+            [
+                forms.Textarea(attrs={"rows": 2, "cols": 60})
+                if field == "description"
+                else forms.TextInput(attrs={"size": 60})
+                for _code, field, _label in slots
+            ]
+        )
+
+    def decompress(self, value):
+        value = value or {}
+        return [(value.get(code) or {}).get(field, "") for code, field, _label in self.slots]
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        for subwidget, (_code, _field, label) in zip(
+            context["widget"]["subwidgets"], self.slots, strict=True
+        ):
+            subwidget["label"] = label
+        return context
+
+
+class TranslationsField(forms.MultiValueField):
+    """A content model's ``translations``: its name and description in each language but the
+    program's own (``loyalty.models.content``), blank where not translated."""
+
+    def __init__(self, *, model, **kwargs):
+        fields = [f for f in TRANSLATED_FIELDS if any(x.name == f for x in model._meta.fields)]
+        self.slots = [
+            (code, field, f"{capfirst(model._meta.get_field(field).verbose_name)} ({language})")
+            for code, language in other_languages()
+            for field in fields
+        ]
+        super().__init__(
+            fields=[forms.CharField(required=False) for _ in self.slots],
+            require_all_fields=False,
+            required=False,
+            widget=TranslationsWidget(self.slots),
+            **kwargs,
+        )
+
+    def compress(self, data_list):
+        translations: dict[str, dict[str, str]] = {}
+        for (code, field, _label), value in zip(self.slots, data_list or [], strict=False):
+            if value and value.strip():
+                translations.setdefault(code, {})[field] = value.strip()
+        return translations
+
+
+class TranslatedContentAdmin(admin.ModelAdmin):
+    """Edits a content model's translations field by field and language, after its fields."""
+
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "translations"]
+        return [*fields, "translations"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "translations":
+            return TranslationsField(
+                model=db_field.model,
+                label=capfirst(db_field.verbose_name),
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)

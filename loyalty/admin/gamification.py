@@ -11,7 +11,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
 from core.tasks import queue_after_commit
-from loyalty.admin.base import admin_page
+from loyalty.admin.base import TranslatedContentAdmin, admin_page
 from loyalty.gamification.badges import badge_grant, badge_revoke
 from loyalty.gamification.leaderboards import leaderboard_view
 from loyalty.models import Badge, BadgeAward, Leaderboard, Quest, QuestStep, Streak
@@ -38,7 +38,7 @@ class GrantForm(forms.Form):
 
 
 @admin.register(Badge)
-class BadgeAdmin(ProgramDataAdmin):
+class BadgeAdmin(TranslatedContentAdmin, ProgramDataAdmin):
     list_display = [
         "code",
         "name",
@@ -157,7 +157,7 @@ class QuestStepInline(admin.TabularInline):
 
 
 @admin.register(Quest)
-class QuestAdmin(ProgramDataAdmin):
+class QuestAdmin(TranslatedContentAdmin, ProgramDataAdmin):
     list_display = [
         "code",
         "name",

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
-from loyalty.admin.base import ReadOnlyAdmin, admin_page
+from loyalty.admin.base import ReadOnlyAdmin, TranslatedContentAdmin, admin_page
 from loyalty.engine.events import EventInput, record_event
 from loyalty.ledger.reconciliation import liability_report
 from loyalty.models import (
@@ -299,7 +299,7 @@ class PrivilegeInline(admin.TabularInline):
 
 
 @admin.register(Tier)
-class TierAdmin(SimpleHistoryAdmin):
+class TierAdmin(TranslatedContentAdmin, SimpleHistoryAdmin):
     list_display = [
         "position",
         "code",

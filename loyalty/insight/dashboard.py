@@ -167,7 +167,7 @@ def dashboard(within: Range) -> dict:
         + ["quests.completed", "tiers.up", "tiers.down", "states.entered", "webhooks"]
         + [m for m, _label in POINT_KINDS]
         + [f"{m}.pending" for m, _label in POINT_KINDS]
-        + ["points.activate"]
+        + ["points.activate", "points.activate.pending"]
     )
     figures = Figures(within, metrics)
     previous = within.previous
@@ -295,13 +295,18 @@ def dashboard(within: Range) -> dict:
         "pending_value": (Decimal(pending) * program.point_value).quantize(Decimal("0.01")),
         "link": reverse("admin:loyalty_program_liability"),
     }
-    running = total_until("points.", within.first - timedelta(days=1), pending=False)
-    balance = []
+    before = within.first - timedelta(days=1)
+    running = total_until("points.", before, pending=False)
+    held = total_until("points.", before, pending=True)
+    balance, on_hold = [], []
     for day in within.dates():
         running += sum(figures.on(metric, day) for metric, _label in POINT_KINDS) + figures.on(
             "points.activate", day
         )
+        held += sum(figures.on(f"{metric}.pending", day) for metric, _label in POINT_KINDS)
+        held += figures.on("points.activate.pending", day)
         balance.append(running)
+        on_hold.append(held)
     points_series = Series(
         "points",
         "line",
@@ -311,6 +316,7 @@ def dashboard(within: Range) -> dict:
             _("Spent"): [-figures.on("points.spend", day) for day in within.dates()],
             _("Expired"): [-figures.on("points.expire", day) for day in within.dates()],
             _("Outstanding"): balance,
+            _("Pending"): on_hold,
         },
     )
 

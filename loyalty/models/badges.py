@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
+from loyalty.models.content import Translatable
 
 
 class ActionTally(models.Model):
@@ -84,7 +85,7 @@ class MemberStreak(models.Model):
         return f"{self.member_id}/{self.streak_id}: {self.current} (best {self.longest})"
 
 
-class Badge(models.Model):
+class Badge(Translatable):
     """A badge; its criterion is data: a kind and its parameters."""
 
     class Criterion(models.TextChoices):

@@ -3,9 +3,10 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
+from loyalty.models.content import Translatable
 
 
-class Quest(models.Model):
+class Quest(Translatable):
     """A goal in a time scope, made of steps "do action X N times", rewarded on completion."""
 
     class Scope(models.TextChoices):

@@ -4,10 +4,11 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
+from loyalty.models.content import Translatable
 from loyalty.models.validation import check_constraints_on_fields
 
 
-class Tier(models.Model):
+class Tier(Translatable):
     """A level members reach by growth. ``position`` orders tiers from lowest (0) up."""
 
     class Window(models.TextChoices):

@@ -42,6 +42,7 @@ class CompiledTier:
     grace_days: int
     privileges: tuple[dict, ...]
     multipliers: Multipliers
+    translations: dict = field(default_factory=dict)
 
     def privilege_param(self, kind: str, param: str) -> Decimal | None:
         """The largest numeric ``param`` among this tier's privileges of ``kind``."""
@@ -197,6 +198,7 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
                 window_days=tier.window_days,
                 grace_days=tier.grace_days,
                 privileges=tuple(privileges),
+                translations=tier.translations,
                 multipliers=Multipliers(
                     growth=_multiplier(privileges, "growth_multiplier"),
                     points=_multiplier(privileges, "points_multiplier"),

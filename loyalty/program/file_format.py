@@ -59,6 +59,7 @@ TIER_FIELDS = [
     "window_days",
     "grace_days",
     "description",
+    "translations",
 ]
 
 
@@ -196,6 +197,7 @@ class BadgeFileSerializer(_NoUniqueCheck):
             "code",
             "name",
             "description",
+            "translations",
             "image_url",
             "level",
             "criterion",
@@ -240,6 +242,7 @@ class QuestFileSerializer(_NoUniqueCheck):
             "code",
             "name",
             "description",
+            "translations",
             "scope",
             "reward_points",
             "reward_growth",

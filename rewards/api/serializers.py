@@ -7,8 +7,8 @@ from rewards.services.catalog import Offer
 
 class OfferSerializer(serializers.Serializer):
     code = serializers.CharField(source="reward.code")
-    name = serializers.CharField(source="reward.name")
-    description = serializers.CharField(source="reward.description")
+    name = serializers.CharField(source="reward.display_name")
+    description = serializers.CharField(source="reward.display_description")
     image_url = serializers.CharField(source="reward.image_url")
     kind = serializers.CharField(source="reward.kind")
     cost_points = serializers.IntegerField(source="reward.cost_points")
@@ -52,7 +52,7 @@ class RedemptionSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     member = serializers.CharField(source="member.external_id")
     reward = serializers.CharField(source="reward.code")
-    reward_name = serializers.CharField(source="reward.name")
+    reward_name = serializers.CharField(source="reward.display_name")
     status = serializers.ChoiceField(choices=Redemption.Status.choices)
     points_cost = serializers.IntegerField(help_text="What the member paid (after tier discounts).")
     coupon_code = serializers.CharField(help_text="The code handed out, if any.")

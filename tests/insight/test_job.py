@@ -7,9 +7,11 @@ from datetime import date, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Sum
 from django.utils import timezone
 
 from loyalty.engine.reversals import event_reverse
+from loyalty.insight.dashboard import total_until
 from loyalty.insight.job import rebuild, refresh
 from loyalty.models import (
     CohortCell,
@@ -21,6 +23,7 @@ from loyalty.models import (
     InsightState,
     KeyActiveDay,
     MemberFirst,
+    MemberStanding,
 )
 from rewards.services.redemptions import redeem
 from tests.factories import make_reward, make_rule
@@ -87,6 +90,13 @@ def test_incremental_runs_equal_a_rebuild(history):
     assert snapshot() == incremental
     points = DailyFigure.objects.filter(metric="points.reverse", key="").get()
     assert (points.day, points.value) == (d + timedelta(days=2), -120)
+    # What the dashboard says is outstanding and pending is what the members' balances hold.
+    today = timezone.localdate(run + timedelta(days=2))
+    standings = MemberStanding.objects.aggregate(
+        points=Sum("points"), pending=Sum("points_pending")
+    )
+    assert total_until("points.", today, pending=False) == standings["points"] > 0
+    assert total_until("points.", today, pending=True) == standings["pending"]
 
 
 def test_an_analyst_sees_the_console_and_changes_nothing(history, client):
