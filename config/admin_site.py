@@ -39,6 +39,7 @@ SECTIONS = [
             ("accounts", "Member"),
             ("loyalty", "MemberStanding"),
             ("loyalty", "Adjustment"),
+            ("loyalty", "Segment"),
             ("loyalty", "MemberActivity"),
             ("loyalty", "BadgeAward"),
             ("loyalty", "GiftGrant"),

@@ -1,3 +1,3 @@
 """The operators' admin, one module per capability; importing this package registers them all."""
 
-from loyalty.admin import activity, gamification, insight, ledger, program  # noqa: F401
+from loyalty.admin import activity, gamification, insight, ledger, program, segments  # noqa: F401

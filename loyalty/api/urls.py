@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loyalty.api import gamification, views
+from loyalty.api import gamification, segments, views
 
 app_name = "loyalty"
 
@@ -23,6 +23,12 @@ urlpatterns = [
         "members/<str:external_id>/export", views.MemberExportView.as_view(), name="member-export"
     ),
     path("members/<str:external_id>/erase", views.MemberEraseView.as_view(), name="member-erase"),
+    path("segments", segments.SegmentListView.as_view(), name="segments"),
+    path(
+        "segments/<slug:code>/members",
+        segments.SegmentMembersView.as_view(),
+        name="segment-members",
+    ),
     path("reports/liability", views.LiabilityReportView.as_view(), name="liability-report"),
     path(
         "members/<str:external_id>/badges",
