@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Member
 from core.errors import NotFound
@@ -167,7 +167,7 @@ def segment_members(segment: Segment) -> QuerySet[Member]:
 
 class SegmentNotFound(NotFound):
     code = "segment_not_found"
-    message = _lazy("No segment with this code.")
+    message = gettext_lazy("No segment with this code.")
 
 
 def segment_get(code: str) -> Segment:
