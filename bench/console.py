@@ -111,3 +111,34 @@ def p95(values: list[float]) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def segment_times(key: str, *, samples: int) -> tuple[list[float], list[float], int]:
+    """Milliseconds for a segment's first page of members through the API, and for its count
+    (the admin's figure), on a segment of several conditions."""
+    from loyalty.models import Segment, SegmentCondition
+    from loyalty.segments.filters import segment_members
+
+    segment, made = Segment.objects.get_or_create(code="bench-drifting", name="Drifting")
+    if made:
+        for field, operator, value in (
+            ("points", "gte", "100"),
+            ("days_away", "gte", "14"),
+            ("state", "not_in", "churned"),
+        ):
+            SegmentCondition.objects.create(
+                segment=segment, field=field, operator=operator, value=value
+            )
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    url = "/api/v1/segments/bench-drifting/members?page_size=100"
+    client.get(url)
+    pages, counts = [], []
+    for _ in range(samples):
+        started = time.perf_counter()
+        response = client.get(url)
+        pages.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.content
+        started = time.perf_counter()
+        size = segment_members(segment).count()
+        counts.append((time.perf_counter() - started) * 1000)
+    return pages, counts, size

@@ -844,6 +844,17 @@ def main(argv: list[str] | None = None) -> int:
                 ", ".join(f"{name} {console.p95(runs):.0f}" for name, runs in pages.items()),
             )
         )
+        first_page, counted, size = console.segment_times(key, samples=5 if smoke else 20)
+        figures.append(
+            Figure(
+                f"segment members, first page of 100 ({size:,} members)",
+                "ms p95",
+                [console.p95(first_page)],
+                "—",
+                None,
+                f"p50 {console.median(first_page):.0f} ms; count p95 {console.p95(counted):.0f} ms",
+            )
+        )
     gauges.append(cpu_gauge())
     print()
     print(
