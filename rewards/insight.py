@@ -37,7 +37,7 @@ def redemptions(span: Span) -> Counter:
 SOURCE = Source(
     "redemptions", ("redemptions", "redemptions.points", "redemptions.cancelled"), redemptions
 )
-RECORD = Record("redemption", Redemption, "created_at", "created_at")
+RECORD = Record("redemption", Redemption, "created_at")
 
 
 def panel(within: Range) -> tuple[str, dict]:

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Min
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -25,6 +26,7 @@ from loyalty.insight.members import period_of
 from loyalty.models import (
     Action,
     Badge,
+    DailyFigure,
     Funnel,
     IndicatorCell,
     InsightState,
@@ -68,7 +70,8 @@ class RangeForm(forms.Form):
             first, last = sorted((data["first"], data["last"]))
             return Range(max(first, last - timedelta(days=730)), last)
         if choice == "all":
-            return Range(date(1970, 1, 1), as_of)
+            first = DailyFigure.objects.aggregate(first=Min("day"))["first"] or as_of
+            return Range(min(first, as_of), as_of)
         days = int(choice) if choice in {str(n) for n in RANGES} else default
         return Range(as_of - timedelta(days=days - 1), as_of)
 
