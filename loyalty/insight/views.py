@@ -248,18 +248,9 @@ def churn_view(request, admin_site):
         None if a is None or b is None else round(a - b, 2)
         for a, b in zip(found["average"], found["average"][1:], strict=False)
     ]
-    gaps = sorted((int(g), n) for g, n in found["gaps"].items())
-    total = sum(n for _g, n in gaps) or 1
-    seen = 0
-    gap_rows = []
-    for gap, n in gaps[:60]:
-        seen += n
-        gap_rows.append((gap, n, 100 * seen / total))
+    gaps = sorted((int(g), n) for g, n in found["gaps"].items())[:60]
     gap_series = Series(
-        "gaps",
-        "bar",
-        [g for g, _n, _c in gap_rows],
-        {gettext("Returns"): [n for _g, n, _c in gap_rows]},
+        "gaps", "bar", [g for g, _n in gaps], {gettext("Returns"): [n for _g, n in gaps]}
     )
     return page(
         request,
@@ -272,7 +263,6 @@ def churn_view(request, admin_site):
         curve=curve,
         curve_rows=list(zip(curve.labels, found["average"], [None, *drops], strict=False)),
         gap_series=gap_series,
-        gap_rows=gap_rows,
         program=program,
     )
 
@@ -291,7 +281,7 @@ def churn_adopt_view(request, admin_site):
     if not (found["churned"] and found["silent"] and found["at_risk"]):
         messages.error(request, gettext("The data does not suggest all three windows yet."))
         return redirect("admin:console_churn")
-    program = Program.objects.get(pk=1)
+    program, _created = Program.objects.get_or_create(pk=1)
     program.silent_after_days = found["silent"]
     program.at_risk_after_days = found["at_risk"]
     program.churned_after_days = found["churned"]
