@@ -40,6 +40,8 @@ SECTIONS = [
             ("loyalty", "MemberStanding"),
             ("loyalty", "Adjustment"),
             ("loyalty", "Segment"),
+            ("loyalty", "Campaign"),
+            ("loyalty", "CampaignRun"),
             ("loyalty", "MemberActivity"),
             ("loyalty", "BadgeAward"),
             ("loyalty", "GiftGrant"),

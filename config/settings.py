@@ -233,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # The console's daily aggregates (docs/operators.md): yesterday's events and anything late.
     "refresh-insight": {"task": "loyalty.refresh_insight", "schedule": crontab(hour=2, minute=0)},
+    # Campaigns whose scheduled slot has come (docs/campaigns.md).
+    "run-campaigns": {"task": "loyalty.run_campaigns", "schedule": 300.0},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),
@@ -249,6 +251,10 @@ LOYALTY_LEADERBOARD_REDIS_URL = env.str("LOYALTY_LEADERBOARD_REDIS_URL", default
 # reads from the database (and marks missed writes for healing) for LOYALTY_REDIS_PAUSE seconds.
 LOYALTY_REDIS_TIMEOUT = env.float("LOYALTY_REDIS_TIMEOUT", default=0.25)
 LOYALTY_REDIS_PAUSE = env.float("LOYALTY_REDIS_PAUSE", default=10.0)
+
+# Messages (e-mails, campaign.message webhooks) campaigns may send one member in 7 days, across
+# campaigns (docs/campaigns.md).
+LOYALTY_CONTACTS_PER_WEEK = env.int("LOYALTY_CONTACTS_PER_WEEK", default=2)
 
 # --- E-mail -----------------------------------------------------------------------------------
 # EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587; the console by default.

@@ -35,6 +35,9 @@ EVENT_TYPES = {
     "gift.granted": _("A welcome, return or birthday gift was granted."),
     "reward.redeemed": _("A member redeemed a reward."),
     "redemption.cancelled": _("A redemption was cancelled and its points refunded."),
+    "campaign.message": _(
+        "A campaign asks the host app to send a member a message (a push, an SMS, in-app)."
+    ),
 }
 
 # The fields of each event type's ``data``, as documented in docs/webhooks.md (a test holds
@@ -49,6 +52,7 @@ PAYLOAD_FIELDS = {
     "gift.granted": ["member", "kind", "occasion", "points", "growth"],
     "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
     "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
+    "campaign.message": ["member", "campaign", "run_id", "subject", "body"],
 }
 
 

@@ -5,6 +5,7 @@ from celery import shared_task
 from loyalty.activity.states import member_email_send, run_daily_activity_jobs
 from loyalty.activity.webhooks import webhook_deliver, webhooks_dispatch_due
 from loyalty.api.serializers import parse_stored_event_items
+from loyalty.campaigns.runs import run_due_campaigns
 from loyalty.engine.batches import batch_job_run
 from loyalty.engine.tier_review import review_tiers
 from loyalty.gamification.badges import badge_backfill
@@ -83,3 +84,9 @@ def refresh_insight_task() -> dict:
     """The console's aggregates: the days that changed since the last run."""
     run = refresh()
     return {"as_of": run.as_of.isoformat(), "days": run.days, "seconds": run.seconds}
+
+
+@shared_task(name="loyalty.run_campaigns", time_limit=60 * 60)
+def run_campaigns_task() -> dict:
+    """Campaign runs whose slot has come, and runs a crash left halfway."""
+    return {"runs": [run.pk for run in run_due_campaigns()]}

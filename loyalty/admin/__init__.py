@@ -1,3 +1,11 @@
 """The operators' admin, one module per capability; importing this package registers them all."""
 
-from loyalty.admin import activity, gamification, insight, ledger, program, segments  # noqa: F401
+from loyalty.admin import (  # noqa: F401
+    activity,
+    campaigns,
+    gamification,
+    insight,
+    ledger,
+    program,
+    segments,
+)

@@ -17,6 +17,7 @@ from loyalty.models.activity import (
 )
 from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
+from loyalty.models.campaigns import Campaign, CampaignRun, CampaignTarget
 from loyalty.models.counters import RuleCounter
 from loyalty.models.events import Event, EventBatchJob, EventReversal
 from loyalty.models.insight import (
@@ -40,6 +41,9 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "Campaign",
+    "CampaignRun",
+    "CampaignTarget",
     "Segment",
     "SegmentCondition",
     "CohortCell",

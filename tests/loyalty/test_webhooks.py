@@ -22,12 +22,15 @@ from loyalty.activity.webhooks import (
     verify,
     webhooks_dispatch_due,
 )
+from loyalty.campaigns.runs import campaign_run_serve, campaign_run_start
 from loyalty.engine.events import EventInput, record_event
 from loyalty.ledger.points import expire_points
 from loyalty.models import (
+    Campaign,
     Gift,
     PointLot,
     Program,
+    Segment,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEvent,
@@ -239,6 +242,18 @@ def test_every_event_type_arrives_exactly_as_documented(endpoint, receiver):
     notify_expiring_points()
     PointLot.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     expire_points()
+    everyone = Segment.objects.create(code="everyone", name="Everyone")
+    message = Campaign.objects.create(
+        code="hello",
+        name="Hello",
+        segment=everyone,
+        kind="message",
+        subject="Hi",
+        body="{{ name }}, come back",
+        starts_at=timezone.now(),
+        include_active=True,
+    )
+    campaign_run_serve(campaign_run_start(message, scheduled_for=timezone.now()))
     types = {e["type"] for e in receiver.events()}
     missing = set(EVENT_TYPES) - types
     assert missing == set(), f"not sent: {missing}"

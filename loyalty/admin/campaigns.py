@@ -1,0 +1,127 @@
+"""Campaigns in the admin: define one, run it now or let the schedule run it, and read each
+run's outcomes and recall against its holdout."""
+
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from loyalty.admin.base import ReadOnlyAdmin
+from loyalty.campaigns.runs import campaign_run_serve, campaign_run_start, outcomes, recall
+from loyalty.models import Campaign, CampaignRun, CampaignTarget
+
+
+class RunInline(admin.TabularInline):
+    model = CampaignRun
+    extra = 0
+    can_delete = False
+    fields = ["scheduled_for", "status", "audience", "finished_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "code",
+        "name",
+        "segment",
+        "kind",
+        "repeat",
+        "starts_at",
+        "budget",
+        "spent",
+        "is_active",
+    ]
+    list_filter = ["kind", "repeat", "is_active"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["spent"]
+    inlines = [RunInline]
+    actions = ["run_now"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Run now for the segment's members"))
+    def run_now(self, request, queryset) -> None:
+        for campaign in queryset:
+            run = campaign_run_start(campaign, scheduled_for=timezone.now())
+            if run is None:
+                continue
+            done = campaign_run_serve(run)
+            self.message_user(
+                request,
+                gettext("%(campaign)s: %(audience)s members, %(outcomes)s.")
+                % {
+                    "campaign": campaign,
+                    "audience": run.audience,
+                    "outcomes": ", ".join(
+                        f"{CampaignTarget.Outcome(k).label}: {n}" for k, n in sorted(done.items())
+                    ),
+                },
+                messages.SUCCESS,
+            )
+
+
+@admin.register(CampaignRun)
+class CampaignRunAdmin(ReadOnlyAdmin):
+    list_display = ["campaign", "scheduled_for", "status", "audience", "finished_at"]
+    list_filter = ["status", "campaign"]
+    readonly_fields = [
+        "campaign",
+        "scheduled_for",
+        "status",
+        "audience",
+        "finished_at",
+        "outcome_counts",
+        "recall_table",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description=_("outcomes"))
+    def outcome_counts(self, run: CampaignRun) -> str:
+        return format_html_join(
+            ", ",
+            "{}: {}",
+            ((CampaignTarget.Outcome(k).label, n) for k, n in sorted(outcomes(run).items())),
+        )
+
+    @admin.display(description=_("recall"))
+    def recall_table(self, run: CampaignRun) -> str:
+        found = recall(run)
+        rows = []
+        for name, label in (("reached", _("Reached")), ("holdout", _("Held out"))):
+            r = found[name]
+            rows.append(
+                (
+                    label,
+                    r.targets,
+                    r.delivered,
+                    r.returned,
+                    f"{r.share(r.returned):.1f} %" if r.targets else "–",
+                    r.retained,
+                    f"{r.share(r.retained):.1f} %" if r.targets else "–",
+                )
+            )
+        head = (
+            _("group"),
+            _("members"),
+            _("delivered"),
+            _("returned"),
+            _("returned (%)"),
+            _("retained after 4 weeks"),
+            _("retained (%)"),
+        )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            [head, *rows],
+        )
+        return format_html('<table id="recall">{}</table>', body)
