@@ -43,6 +43,7 @@ SECTIONS = [
             ("loyalty", "Campaign"),
             ("loyalty", "CampaignRun"),
             ("loyalty", "MemberActivity"),
+            ("loyalty", "ChurnRisk"),
             ("loyalty", "BadgeAward"),
             ("loyalty", "GiftGrant"),
         ],

@@ -223,6 +223,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "review-tiers": {"task": "loyalty.review_tiers", "schedule": crontab(hour=3, minute=0)},
     "expire-points": {"task": "loyalty.expire_points", "schedule": crontab(hour=0, minute=5)},
     "daily-activity": {"task": "loyalty.daily_activity", "schedule": crontab(hour=1, minute=0)},
+    "detect-churn-risk": {
+        "task": "loyalty.detect_churn_risk",
+        "schedule": crontab(hour=1, minute=30),
+    },
     "dispatch-webhooks": {"task": "loyalty.dispatch_webhooks", "schedule": 60.0},
     # Redis leaderboard sets refill from the database: a mirror write lost since heals.
     # Redis leaderboard sets that missed a write (Redis down or slow) refill from the database.

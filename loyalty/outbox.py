@@ -35,6 +35,9 @@ EVENT_TYPES = {
     "gift.granted": _("A welcome, return or birthday gift was granted."),
     "reward.redeemed": _("A member redeemed a reward."),
     "redemption.cancelled": _("A redemption was cancelled and its points refunded."),
+    "member.churn_risk": _(
+        "A member's key actions fell well below their own recent weeks: at risk of churning."
+    ),
     "campaign.message": _(
         "A campaign asks the host app to send a member a message (a push, an SMS, in-app)."
     ),
@@ -52,6 +55,7 @@ PAYLOAD_FIELDS = {
     "gift.granted": ["member", "kind", "occasion", "points", "growth"],
     "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
     "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
+    "member.churn_risk": ["member", "indicator", "baseline", "recent", "at"],
     "campaign.message": ["member", "campaign", "run_id", "subject", "body"],
 }
 

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from loyalty.activity.decline import detect_churn_risk
 from loyalty.activity.states import member_email_send, run_daily_activity_jobs
 from loyalty.activity.webhooks import webhook_deliver, webhooks_dispatch_due
 from loyalty.api.serializers import parse_stored_event_items
@@ -90,3 +91,9 @@ def refresh_insight_task() -> dict:
 def run_campaigns_task() -> dict:
     """Campaign runs whose slot has come, and runs a crash left halfway."""
     return {"runs": [run.pk for run in run_due_campaigns()]}
+
+
+@shared_task(name="loyalty.detect_churn_risk", time_limit=60 * 60)
+def detect_churn_risk_task() -> dict:
+    """Members whose key actions fell well below their own recent weeks."""
+    return vars(detect_churn_risk())

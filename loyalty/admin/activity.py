@@ -9,6 +9,7 @@ from loyalty.activity.webhooks import webhook_deliver, webhook_replay
 from loyalty.admin.base import ReadOnlyAdmin
 from loyalty.models import (
     ActivityTransition,
+    ChurnRisk,
     Gift,
     GiftGrant,
     KeyAction,
@@ -43,6 +44,16 @@ class KeyActionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         super().delete_queryset(request, queryset)
         program_changed()
+
+
+@admin.register(ChurnRisk)
+class ChurnRiskAdmin(ReadOnlyAdmin):
+    """Members flagged by declining key actions (docs/campaigns.md): a segment condition too."""
+
+    list_display = ["member", "indicator", "baseline", "recent", "flagged_at"]
+    list_select_related = ["member"]
+    search_fields = ["member__external_id"]
+    date_hierarchy = "flagged_at"
 
 
 @admin.register(MemberActivity)

@@ -10,6 +10,7 @@ from loyalty.models.actions import (
 from loyalty.models.activity import (
     ActivityState,
     ActivityTransition,
+    ChurnRisk,
     Gift,
     GiftGrant,
     KeyAction,
@@ -41,6 +42,7 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "ChurnRisk",
     "Campaign",
     "CampaignRun",
     "CampaignTarget",

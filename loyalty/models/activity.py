@@ -155,3 +155,31 @@ class GiftGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} gift ({self.occasion}) for {self.member_id}"
+
+
+class ChurnRisk(models.Model):
+    """A member flagged at risk because their key actions fell well below their own recent
+    baseline (``loyalty.activity.decline``); removed when they recover."""
+
+    member = models.OneToOneField(
+        "accounts.Member",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="churn_risk",
+        verbose_name=_("member"),
+    )
+    indicator = models.CharField(max_length=32, verbose_name=_("indicator"))
+    baseline = models.DecimalField(
+        max_digits=10, decimal_places=2, help_text=_("A week, before."), verbose_name=_("baseline")
+    )
+    recent = models.DecimalField(
+        max_digits=10, decimal_places=2, help_text=_("A week, lately."), verbose_name=_("recent")
+    )
+    flagged_at = models.DateTimeField(verbose_name=_("flagged at"))
+
+    class Meta:
+        verbose_name = _("churn risk")
+        verbose_name_plural = _("churn risks")
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.indicator} {self.baseline} → {self.recent}"

@@ -42,6 +42,7 @@ class SegmentCondition(models.Model):
         BADGE = "badge", _("Holds the badge (codes)")
         QUEST = "quest", _("Completed the quest (codes)")
         ATTRIBUTE = "attribute", _("Member attribute")
+        CHURN_RISK = "churn_risk", _("At risk from declining key actions")
 
     class Operator(models.TextChoices):
         IN = "in", _("is one of")

@@ -13,7 +13,14 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Member
 from core.errors import NotFound
-from loyalty.models import ActivityState, BadgeAward, QuestProgress, Segment, SegmentCondition
+from loyalty.models import (
+    ActivityState,
+    BadgeAward,
+    ChurnRisk,
+    QuestProgress,
+    Segment,
+    SegmentCondition,
+)
 
 Field, Operator = SegmentCondition.Field, SegmentCondition.Operator
 
@@ -154,6 +161,10 @@ def condition_q(condition: SegmentCondition) -> Q:
         return _days_away(condition)
     if field == Field.ATTRIBUTE:
         return _attribute(condition)
+    if field == Field.CHURN_RISK:
+        _allowed(condition, Operator.EXISTS, Operator.MISSING)
+        flagged = Q(Exists(ChurnRisk.objects.filter(member=OuterRef("pk"))))
+        return flagged if condition.operator == Operator.EXISTS else ~flagged
     raise ValueError(_("Unknown field."))
 
 

@@ -5,6 +5,7 @@ arriving exactly as documented."""
 import json
 import threading
 from datetime import timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Member
+from loyalty.activity.decline import churn_risk_flag
 from loyalty.activity.states import (
     notify_expiring_points,
 )
@@ -254,6 +256,7 @@ def test_every_event_type_arrives_exactly_as_documented(endpoint, receiver):
         include_active=True,
     )
     campaign_run_serve(campaign_run_start(message, scheduled_for=timezone.now()))
+    churn_risk_flag(member.pk, baseline=Decimal(10), recent=Decimal(2), now=timezone.now())
     types = {e["type"] for e in receiver.events()}
     missing = set(EVENT_TYPES) - types
     assert missing == set(), f"not sent: {missing}"
