@@ -54,7 +54,7 @@ def state_after(days: int, *, ever_active: bool) -> str:
     return ActivityState.ACTIVE if ever_active else ActivityState.NEW
 
 
-def _activity(work: UnitOfWork, member: Member) -> MemberActivity:
+def activity_row(work: UnitOfWork, member: Member) -> MemberActivity:
     return work.row(
         MemberActivity,
         member.pk,
@@ -97,7 +97,7 @@ def activity_on_event_locked(
     definition = key_action_at(occurred_at)
     if definition is None or definition.action_id != action_id:
         return None
-    activity = _activity(work, member)
+    activity = activity_row(work, member)
     day = local_date(occurred_at)
     if activity.key_day != day:
         activity.key_day, activity.key_count = day, 0

@@ -14,6 +14,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Member
 from loyalty.models import Segment, SegmentCondition
+from loyalty.program.compiled import program_changed
 from loyalty.segments.filters import condition_q, segment_members
 
 SAMPLE = 20
@@ -69,6 +70,14 @@ class SegmentAdmin(SimpleHistoryAdmin):
     search_fields = ["code", "name"]
     inlines = [ConditionInline]
     readonly_fields = ["members_now"]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        program_changed()  # rules that target segments read them from the compiled program
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        program_changed()
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_view)

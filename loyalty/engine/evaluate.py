@@ -1,22 +1,125 @@
 """The action's rules against the member's counters: conditions, cooldowns, caps and stacking
 (docs/rules.md)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from accounts.models import Member
+from loyalty.activity.states import activity_row
 from loyalty.engine.inputs import EventInput
+from loyalty.gamification.tallies import tally_row
 from loyalty.models import (
     MemberStanding,
     RuleCounter,
 )
-from loyalty.periods import period_start
+from loyalty.periods import local_date, period_start
 from loyalty.persistence.queries import rule_counters_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
-from loyalty.program.rules import NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.program.rules import MEMBER, NO_MULTIPLIERS, CompiledRule, Skip
+from loyalty.segments.inflow import segments_of
+
+
+class MemberFacts(Mapping):
+    """What ``member.…`` conditions read (docs/rules.md), each computed on first use from the
+    rows the flow holds or loads once per chunk: no query per condition or per segment."""
+
+    KEYS = (
+        "tier",
+        "state",
+        "points",
+        "growth",
+        "points_earned",
+        "points_spent",
+        "events",
+        "joined",
+        "days_since_joined",
+        "last_key_day",
+        "days_away",
+        "occurrence",
+        "attributes",
+        "segments",
+    )
+
+    def __init__(self, *, work, program, standing, member, action_id, occurred_at):
+        self._work, self._program, self._standing, self._member = work, program, standing, member
+        self._action_id, self._at = action_id, occurred_at
+        self._known: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._known:
+            if key not in self.KEYS:
+                raise KeyError(key)
+            self._known[key] = getattr(self, f"_{key}")()
+        return self._known[key]
+
+    def __iter__(self):
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def _tier(self):
+        tier = self._program.tier(self._standing.tier_id)
+        return tier.code if tier else None
+
+    def _state(self):
+        return activity_row(self._work, self._member).state
+
+    def _points(self):
+        return self._standing.points
+
+    def _growth(self):
+        return self._standing.growth
+
+    def _points_earned(self):
+        return self._standing.points_earned
+
+    def _points_spent(self):
+        return self._standing.points_spent
+
+    def _events(self):
+        return self._standing.events_count
+
+    def _joined(self):
+        return local_date(self._member.joined_at)
+
+    def _days_since_joined(self):
+        return (local_date(self._at) - self["joined"]).days
+
+    def _last_key_day(self):
+        return activity_row(self._work, self._member).last_key_day
+
+    def _days_away(self):
+        return (local_date(self._at) - (self["last_key_day"] or self["joined"])).days
+
+    def _occurrence(self):
+        """This event's place among the member's occurrences of its action (1: the first)."""
+        return tally_row(self._work, self._member.pk, self._action_id).count + 1
+
+    def _attributes(self):
+        return self._member.attributes or {}
+
+    def _segments(self):
+        return segments_of(self._program.segments, self, local_date(self._at))
+
+
+class EventAndMember(Mapping):
+    """The event's attributes, with ``member`` standing for the member's facts."""
+
+    def __init__(self, attributes: Mapping[str, Any], facts: MemberFacts):
+        self._attributes, self._facts = attributes, facts
+
+    def __getitem__(self, key: str) -> Any:
+        return self._facts if key == MEMBER else self._attributes[key]
+
+    def __iter__(self):
+        return iter({*self._attributes, MEMBER})
+
+    def __len__(self) -> int:
+        return len({*self._attributes, MEMBER})
 
 
 @dataclass
@@ -49,6 +152,7 @@ def rule_counters(
 
 
 def evaluate_rules(
+    work: UnitOfWork,
     rules: Sequence[CompiledRule],
     program: CompiledProgram,
     standing: MemberStanding,
@@ -60,6 +164,17 @@ def evaluate_rules(
     """Run the action's rules in priority order; see docs/rules.md for how they stack."""
     tier = program.tier(standing.tier_id)
     multipliers = tier.multipliers if tier else NO_MULTIPLIERS
+    attributes = event.attributes
+    if any(rule.uses_member for rule in rules):
+        facts = MemberFacts(
+            work=work,
+            program=program,
+            standing=standing,
+            member=member,
+            action_id=program.actions[event.action].pk,
+            occurred_at=occurred_at,
+        )
+        attributes = EventAndMember(event.attributes, facts)
     credits: list[Credit] = []
     skipped: list[dict[str, Any]] = []
     stopped_by: CompiledRule | None = None
@@ -70,7 +185,7 @@ def evaluate_rules(
             rule.check_applies(
                 occurred_at=occurred_at,
                 member_joined_at=member.joined_at,
-                attributes=event.attributes,
+                attributes=attributes,
             )
             own = {
                 period: counters[(rule.rule_id, period, period_start(period, occurred_at))]

@@ -145,7 +145,7 @@ def _evaluate(
         rules = program.rules_by_action.get(action.code, ())
         counters = rule_counters(work, member.pk, rules, occurred_at)
         credits, skipped = evaluate_rules(
-            rules, program, standing, member, event, occurred_at, counters
+            work, rules, program, standing, member, event, occurred_at, counters
         )
         if not rules:
             reason = "no_rule"

@@ -23,6 +23,7 @@ from loyalty.models import (
     Leaderboard,
     Program,
     Quest,
+    Segment,
     Streak,
     Tier,
 )
@@ -80,6 +81,9 @@ class CompiledProgram:
     leaderboards: tuple[Leaderboard, ...] = ()
     # Dated key action definitions, the latest first.
     key_actions: tuple[KeyAction, ...] = ()
+    # Segments as data, for rules that target them: (code, ((field, attribute, operator,
+    # value), …)) each (``loyalty.segments.inflow`` evaluates them for one member).
+    segments: tuple[tuple[str, tuple[tuple[str, str, str, str], ...]], ...] = ()
 
     def expiry_for(self, rule: CompiledRule | None) -> ExpiryRule:
         """The rule's own expiry policy, or the program's default."""
@@ -236,6 +240,15 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
             Leaderboard.objects.filter(is_active=True).prefetch_related("excluded_members")
         ),
         key_actions=tuple(KeyAction.objects.order_by("-effective_from")),
+        segments=tuple(
+            (
+                segment.code,
+                tuple(
+                    (c.field, c.attribute, c.operator, c.value) for c in segment.conditions.all()
+                ),
+            )
+            for segment in Segment.objects.prefetch_related("conditions").order_by("code")
+        ),
     )
 
 

@@ -36,6 +36,9 @@ class Skip(Exception):
 # --- Conditions -------------------------------------------------------------------------------
 
 _MISSING = object()
+# Conditions on ``member.<property>`` read the member, not the event (docs/rules.md): the
+# event's own attribute of that name is not reachable by a condition.
+MEMBER = "member"
 
 
 def read_attribute(attributes: Mapping[str, Any], path: str) -> Any:
@@ -211,6 +214,11 @@ class CompiledRule:
             points_expiry_n=d.get("points_expiry_n", 12),
             points_expiry_date=d.get("points_expiry_date", "12-31"),
         )
+
+    @property
+    def uses_member(self) -> bool:
+        """Whether a condition reads the member (``member.…``) rather than the event."""
+        return any(c.attribute.split(".", 1)[0] == MEMBER for c in self.conditions)
 
     @property
     def sort_key(self) -> tuple[int, str]:
