@@ -179,6 +179,8 @@ class CompiledRule:
     points_expiry: str = "inherit"
     points_expiry_n: int = 12
     points_expiry_date: str = "12-31"
+    # Whether a condition reads the member (``member.…``) rather than the event.
+    uses_member: bool = False
 
     @classmethod
     def from_definition(
@@ -207,6 +209,7 @@ class CompiledRule:
             valid_until=parse_datetime(d["valid_until"]) if d["valid_until"] else None,
             new_members_within_days=d["new_members_within_days"],
             conditions=tuple(Condition(**c) for c in d["conditions"]),
+            uses_member=any(c["attribute"].split(".", 1)[0] == MEMBER for c in d["conditions"]),
             caps=tuple(Cap(**c) for c in d["caps"]),
             # Versions published before these existed keep the defaults.
             hold_days=d.get("hold_days", 0),
@@ -214,11 +217,6 @@ class CompiledRule:
             points_expiry_n=d.get("points_expiry_n", 12),
             points_expiry_date=d.get("points_expiry_date", "12-31"),
         )
-
-    @property
-    def uses_member(self) -> bool:
-        """Whether a condition reads the member (``member.…``) rather than the event."""
-        return any(c.attribute.split(".", 1)[0] == MEMBER for c in self.conditions)
 
     @property
     def sort_key(self) -> tuple[int, str]:
