@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import F
+
 from accounts.models import Member
 from loyalty.activity.states import activity_row
 from loyalty.engine.inputs import EventInput
 from loyalty.gamification.tallies import tally_row
 from loyalty.models import (
     MemberStanding,
+    RuleBudget,
     RuleCounter,
 )
 from loyalty.periods import local_date, period_start
@@ -194,6 +197,8 @@ def evaluate_rules(
             _check_cooldown(rule, own.get("lifetime"), occurred_at)
             growth, points = rule.amounts(attributes=event.attributes, multipliers=multipliers)
             growth, points, capped = _apply_caps(rule, own, growth, points)
+            if rule.budget_points is not None and points:
+                _spend_budget(rule, points)
         except Skip as skip:
             skipped.append(
                 {
@@ -215,6 +220,17 @@ def evaluate_rules(
         if rule.stop_further_rules:
             stopped_by = rule
     return credits, skipped
+
+
+def _spend_budget(rule: CompiledRule, points: int) -> None:
+    """Take ``points`` from the rule's total budget, or skip the rule if they are not left.
+    One conditional update: concurrent events queue on the budget's row and none passes it;
+    a chunk rolled back gives its points back with everything else."""
+    taken = RuleBudget.objects.filter(
+        rule_id=rule.rule_id, spent__lte=rule.budget_points - points
+    ).update(spent=F("spent") + points)
+    if not taken:
+        raise Skip("budget_spent", f"The rule's budget of {rule.budget_points:,} points is spent.")
 
 
 def _check_cooldown(rule: CompiledRule, lifetime: RuleCounter | None, at: datetime) -> None:

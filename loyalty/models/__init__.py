@@ -4,6 +4,7 @@ from loyalty.models.actions import (
     EarningRuleVersion,
     Period,
     Rounding,
+    RuleBudget,
     RuleCap,
     RuleCondition,
 )
@@ -42,6 +43,7 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "RuleBudget",
     "ChurnRisk",
     "Campaign",
     "CampaignRun",

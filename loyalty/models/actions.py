@@ -117,6 +117,15 @@ class EarningRule(models.Model):
         help_text=_("Keep the points pending this many days (e.g. the return window)."),
         verbose_name=_("hold days"),
     )
+    budget_points = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Points the rule may credit in all, across members; empty: no limit. Once spent, "
+            "the rule credits nothing more (reason budget_spent)."
+        ),
+        verbose_name=_("budget (points)"),
+    )
     points_expiry = models.CharField(
         max_length=16,
         choices=ExpiryPolicy.choices,
@@ -258,3 +267,24 @@ class EarningRuleVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule.code} v{self.version}"
+
+
+class RuleBudget(models.Model):
+    """What a rule with a total budget has credited so far: one row per rule, moved only by a
+    conditional update that never passes the budget (``loyalty.engine.evaluate``)."""
+
+    rule = models.OneToOneField(
+        EarningRule,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="budget",
+        verbose_name=_("rule"),
+    )
+    spent = models.PositiveBigIntegerField(default=0, verbose_name=_("spent"))
+
+    class Meta:
+        verbose_name = _("rule budget")
+        verbose_name_plural = _("rule budgets")
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}: {self.spent}"

@@ -28,6 +28,7 @@ class Event(models.Model):
         INVALID_ATTRIBUTE = "invalid_attribute", _("Amount missing or unusable")
         STOPPED_BY_RULE = "stopped_by_rule", _("Stopped by a rule before it")
         NOTHING_TO_CREDIT = "nothing_to_credit", _("The rules credit nothing")
+        BUDGET_SPENT = "budget_spent", _("The rule's total budget is spent")
 
     client = idempotency_client()
     idempotency_key = models.CharField(max_length=128, verbose_name=_("idempotency key"))

@@ -23,6 +23,7 @@ from loyalty.models import (
     Leaderboard,
     Program,
     Quest,
+    RuleBudget,
     Segment,
     Streak,
     Tier,
@@ -273,5 +274,7 @@ def earning_rule_publish(*, rule: EarningRule, actor=None) -> EarningRuleVersion
         definition=definition,
         created_by=actor if getattr(actor, "pk", None) else None,
     )
+    if rule.budget_points is not None:
+        RuleBudget.objects.get_or_create(rule=rule)
     program_changed()
     return version

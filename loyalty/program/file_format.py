@@ -44,6 +44,7 @@ RULE_FIELDS = [
     "valid_until",
     "new_members_within_days",
     "hold_days",
+    "budget_points",
     "points_expiry",
     "points_expiry_n",
     "points_expiry_date",

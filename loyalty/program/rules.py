@@ -181,6 +181,8 @@ class CompiledRule:
     points_expiry_date: str = "12-31"
     # Whether a condition reads the member (``member.…``) rather than the event.
     uses_member: bool = False
+    # Points the rule may credit in all, across members (``RuleBudget``); None: no limit.
+    budget_points: int | None = None
 
     @classmethod
     def from_definition(
@@ -210,6 +212,7 @@ class CompiledRule:
             new_members_within_days=d["new_members_within_days"],
             conditions=tuple(Condition(**c) for c in d["conditions"]),
             uses_member=any(c["attribute"].split(".", 1)[0] == MEMBER for c in d["conditions"]),
+            budget_points=d.get("budget_points"),
             caps=tuple(Cap(**c) for c in d["caps"]),
             # Versions published before these existed keep the defaults.
             hold_days=d.get("hold_days", 0),
@@ -323,4 +326,6 @@ def rule_definition(rule) -> dict:
         "caps": [
             {"period": c.period, "measure": c.measure, "limit": c.limit} for c in rule.caps.all()
         ],
+        # Only when set: versions published before budgets existed stay the same.
+        **({"budget_points": rule.budget_points} if rule.budget_points is not None else {}),
     }
