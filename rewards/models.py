@@ -113,6 +113,27 @@ class Reward(Translatable):
         help_text=_("If set, only these tiers may redeem."),
         verbose_name=_("exclusive tiers"),
     )
+    only_segment = models.ForeignKey(
+        "loyalty.Segment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("If set, only the members of this segment may redeem."),
+        verbose_name=_("only for segment"),
+    )
+    price_segment = models.ForeignKey(
+        "loyalty.Segment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("The members of this segment pay the segment price (before tier discounts)."),
+        verbose_name=_("price segment"),
+    )
+    segment_price = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("segment price (points)")
+    )
     pool = models.ForeignKey(
         CouponPool,
         null=True,

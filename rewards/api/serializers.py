@@ -21,7 +21,7 @@ class OfferSerializer(serializers.Serializer):
     exclusive_tiers = serializers.SerializerMethodField()
     can_redeem = serializers.BooleanField()
     reason = serializers.SerializerMethodField(
-        help_text="Why not: not_available, tier_required, limit_reached, out_of_stock, insufficient_points."
+        help_text="Why not: not_available, segment_required, tier_required, limit_reached, out_of_stock, insufficient_points."
     )
 
     def get_exclusive_tiers(self, offer: Offer) -> list[str]:

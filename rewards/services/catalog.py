@@ -10,15 +10,16 @@ from django.utils import timezone
 from accounts.models import Member
 from core import sql
 from core.errors import BusinessRuleViolation
-from loyalty.models import MemberStanding
+from loyalty.models import MemberStanding, Segment
 from loyalty.periods import period_start, start_of_day
 from loyalty.program.compiled import CompiledProgram, compiled_program
+from loyalty.segments.filters import segment_members
 from rewards.models import CouponCode, Redemption, Reward
 
 
 class RedemptionRefused(BusinessRuleViolation):
-    """Stable codes: not_available, tier_required, limit_reached, out_of_stock,
-    insufficient_points."""
+    """Stable codes: not_available, segment_required, tier_required, limit_reached,
+    out_of_stock, insufficient_points."""
 
     code = "redemption_refused"
 
@@ -36,15 +37,32 @@ class Offer:
         return self.refusal is None
 
 
-def price_for(reward: Reward, program: CompiledProgram, tier_id: int | None) -> int:
-    """The cost after the member's tier discount (``reward_discount`` privilege, percent),
-    rounded down in the member's favour, never below one point."""
+def in_segment(segment_id: int, member: Member) -> bool:
+    """Whether the member is in the segment now (its database filter)."""
+    segment = Segment.objects.prefetch_related("conditions").get(pk=segment_id)
+    return segment_members(segment).filter(pk=member.pk).exists()
+
+
+def price_for(
+    reward: Reward, program: CompiledProgram, tier_id: int | None, member: Member | None = None
+) -> int:
+    """The cost — the segment price for the members of the reward's price segment — after the
+    member's tier discount (``reward_discount`` privilege, percent), rounded down in the
+    member's favour, never below one point."""
+    cost = reward.cost_points
+    if (
+        reward.price_segment_id is not None
+        and reward.segment_price is not None
+        and member is not None
+        and in_segment(reward.price_segment_id, member)
+    ):
+        cost = reward.segment_price
     tier = program.tier(tier_id)
     percent = tier.privilege_param("reward_discount", "percent") if tier else None
     if not percent:
-        return reward.cost_points
+        return max(cost, 1)
     percent = min(max(percent, Decimal(0)), Decimal(100))
-    price = (reward.cost_points * (100 - percent) / 100).to_integral_value(rounding=ROUND_FLOOR)
+    price = (cost * (100 - percent) / 100).to_integral_value(rounding=ROUND_FLOOR)
     return max(int(price), 1)
 
 
@@ -94,6 +112,10 @@ def refusal_for(
         or (reward.available_until and at >= reward.available_until)
     ):
         return RedemptionRefused("The reward is not available now.", code="not_available")
+    if reward.only_segment_id is not None and not in_segment(reward.only_segment_id, member):
+        return RedemptionRefused(
+            "The reward is for the members of a segment.", code="segment_required"
+        )
     tier = program.tier(standing.tier_id)
     exclusive = _exclusive_tiers(reward) if exclusive_tiers is None else exclusive_tiers
     if exclusive and (tier is None or tier.id not in exclusive):
@@ -151,7 +173,7 @@ def catalog_for(*, member: Member | None) -> list[Offer]:
     standing = MemberStanding.objects.filter(pk=member.pk).first() or MemberStanding(member=member)
     offers = []
     for reward in rewards:
-        price = price_for(reward, program, standing.tier_id)
+        price = price_for(reward, program, standing.tier_id, member)
         refusal = refusal_for(
             reward=reward,
             member=member,

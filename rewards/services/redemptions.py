@@ -91,7 +91,7 @@ def _redeem(
         if found is None:
             raise RewardNotFound(details={"reward": reward_code})
         reward, exclusive_tiers = found
-        price = price_for(reward, program, standing.tier_id)
+        price = price_for(reward, program, standing.tier_id, member)
         now = timezone.now()
         refusal = refusal_for(
             reward=reward,
