@@ -166,20 +166,31 @@ def member_quests(member: Member) -> list[dict[str, Any]]:
         (p.quest_id, p.period_start): p
         for p in QuestProgress.objects.filter(member=member, quest__in=quests)
     }
+    returned_on = (
+        models.MemberActivity.objects.filter(pk=member.pk)
+        .values_list("returned_on", flat=True)
+        .first()
+    )
     result = []
     for quest in quests:
-        start = quest_period_start(quest, now)
+        start = quest_period_start(quest, now, returned_on)
+        if start is None:
+            continue  # a quest after a return, not open for this member now
         mine = progress.get((quest.pk, start))
         counts = mine.step_counts if mine else {}
         period = QUEST_PERIODS.get(quest.scope)
+        if quest.scope == Quest.Scope.RETURN:
+            end = start + timedelta(days=quest.window_days)
+        else:
+            end = next_period_start(period, start) if period else None
         result.append(
             {
                 "code": quest.code,
                 "name": translated(quest, "name"),
                 "description": translated(quest, "description"),
                 "scope": quest.scope,
-                "period_start": start if period else None,
-                "period_end": next_period_start(period, start) if period else None,
+                "period_start": start if end else None,
+                "period_end": end,
                 "completed": bool(mine and mine.completed_at),
                 "completed_at": mine.completed_at if mine else None,
                 "reward": {

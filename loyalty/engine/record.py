@@ -2,15 +2,16 @@
 rules, then tiers, the welcome gift, activity, streaks, quests and badges, the action boards, the
 event row and its ledger entries and lots; the answer the host app gets."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
 
 from accounts.models import ApiClient, Member
 from core import sql
-from loyalty.activity.states import activity_on_event_locked, gift_grant_locked
+from loyalty.activity.states import activity_on_event_locked, activity_row, gift_grant_locked
 from loyalty.engine.evaluate import Credit, evaluate_rules, rule_counters
 from loyalty.engine.inputs import EventInput
 from loyalty.gamification.play import on_event
@@ -92,7 +93,14 @@ def record_one(
         if activity_change == "returned":
             gifts.append({"kind": "return"})
         played, tier_move = _play(
-            work, standing, program, action.pk, occurred_at, evaluated.growth, tier_move
+            work,
+            standing,
+            program,
+            action.pk,
+            occurred_at,
+            evaluated.growth,
+            tier_move,
+            returned_on=lambda: activity_row(work, member).returned_on,
         )
     # Everything the event credited: its rules' credits and the bonuses they set off.
     outcome = _answer(
@@ -177,6 +185,7 @@ def _play(
     occurred_at: datetime,
     growth: int,
     tier_move: TierMove | None,
+    returned_on: Callable[[], date | None],
 ) -> tuple[dict[str, Any], TierMove | None]:
     """Tallies, streaks, quests and badges (the growth this event credits counts for them),
     the action boards; the tier move, followed by one a bonus set off."""
@@ -189,6 +198,7 @@ def _play(
         growth=growth,
         tier_changed=tier_move is not None,
         program=program,
+        returned_on=returned_on,
     )
     standing.growth -= growth
     leaderboards_record_action(

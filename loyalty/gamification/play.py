@@ -1,7 +1,8 @@
 """The gamification step of an event (and of its full reversal), in order: the action's tally,
 streaks, quests (their reward badges), badges, and the tier a bonus may lift."""
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -29,6 +30,7 @@ def on_event(
     growth: int,
     tier_changed: bool,
     program: CompiledProgram,
+    returned_on: Callable[[], date | None] = lambda: None,
 ) -> tuple[dict[str, Any], TierMove | None]:
     """Tally, streaks, quests and badges for one recorded event. Bonuses may lift the tier:
     the move is returned beside what was played."""
@@ -49,7 +51,12 @@ def on_event(
         streaks.append({"streak": streak.code, "current": state.current, "longest": state.longest})
     growth_before = standing.growth
     quests = quests_progress(
-        work=work, standing=standing, action_id=action_id, occurred_at=occurred_at, program=program
+        work=work,
+        standing=standing,
+        action_id=action_id,
+        occurred_at=occurred_at,
+        program=program,
+        returned_on=returned_on,
     )
     awards = [
         badge_award(work=work, standing=standing, badge=quest.reward_badge, at=occurred_at)

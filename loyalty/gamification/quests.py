@@ -1,7 +1,8 @@
 """Quests: daily, weekly and one-time goals of the form "do action X N times", with a bonus on
 completion. The caller holds the member's standing lock."""
 
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 
 from django.utils import timezone
 
@@ -13,7 +14,7 @@ from loyalty.models import (
     SourceType,
 )
 from loyalty.outbox import webhook_emit
-from loyalty.periods import LIFETIME_START, period_start
+from loyalty.periods import LIFETIME_START, local_date, period_start
 from loyalty.persistence.queries import quest_progress_of
 from loyalty.persistence.unit_of_work import UnitOfWork
 from loyalty.program.compiled import CompiledProgram
@@ -21,7 +22,16 @@ from loyalty.program.compiled import CompiledProgram
 QUEST_PERIODS = {Quest.Scope.DAILY: "day", Quest.Scope.WEEKLY: "week"}
 
 
-def quest_period_start(quest: Quest, at: datetime) -> date:
+def quest_period_start(quest: Quest, at: datetime, returned_on: date | None = None) -> date | None:
+    """The first day of the quest's period holding ``at``. A quest after a return starts on
+    the day the member came back (``returned_on``) and is open ``window_days``: None outside
+    that window (the quest is not open for the member)."""
+    if quest.scope == Quest.Scope.RETURN:
+        if returned_on is None or not (
+            returned_on <= local_date(at) < returned_on + timedelta(days=quest.window_days)
+        ):
+            return None
+        return returned_on
     period = QUEST_PERIODS.get(quest.scope)
     return period_start(period, at) if period else LIFETIME_START
 
@@ -33,13 +43,19 @@ def quests_progress(
     action_id: int,
     occurred_at: datetime,
     program: CompiledProgram,
+    returned_on: Callable[[], date | None] = lambda: None,
 ) -> list[Quest]:
     """Count the event towards every active quest with a step on its action, in the quest's
     period holding ``occurred_at``; give the bonus of the quests this completes, and return
-    them (their reward badge is the caller's to award)."""
+    them (their reward badge is the caller's to award). ``returned_on`` tells, when a quest
+    after a return asks, the day the member last came back."""
     completed = []
     for quest in program.quests_by_action.get(action_id, ()):
-        progress = _quest_progress(work, standing.pk, quest, quest_period_start(quest, occurred_at))
+        back = returned_on() if quest.scope == Quest.Scope.RETURN else None
+        start = quest_period_start(quest, occurred_at, back)
+        if start is None:
+            continue
+        progress = _quest_progress(work, standing.pk, quest, start)
         if progress.completed_at is not None:
             continue
         steps = list(quest.steps.all())

@@ -13,6 +13,7 @@ class Quest(Translatable):
         ONBOARDING = "onboarding", _("Onboarding (once)")
         DAILY = "daily", _("Daily")
         WEEKLY = "weekly", _("Weekly")
+        RETURN = "return", _("After a return (for its window)")
 
     code = models.SlugField(max_length=64, unique=True, verbose_name=_("code"))
     name = models.CharField(max_length=100, verbose_name=_("name"))
@@ -27,6 +28,14 @@ class Quest(Translatable):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("reward badge"),
+    )
+    window_days = models.PositiveSmallIntegerField(
+        default=14,
+        help_text=_(
+            "For a quest after a return: the days it stays open from the day a churned member "
+            "comes back."
+        ),
+        verbose_name=_("window days"),
     )
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     position = models.IntegerField(default=100, verbose_name=_("position"))

@@ -245,6 +245,7 @@ class QuestFileSerializer(_NoUniqueCheck):
             "description",
             "translations",
             "scope",
+            "window_days",
             "reward_points",
             "reward_growth",
             "reward_badge",
