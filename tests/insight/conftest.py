@@ -11,6 +11,14 @@ from tests.factories import ActionFactory, MemberFactory, make_key_action
 
 _keys = iter(range(10**9))
 
+CONSOLE_PAGES = [
+    "/admin/",
+    "/admin/console/cohorts/",
+    "/admin/console/churn/",
+    "/admin/console/indicators/",
+    "/admin/console/funnels/",
+]
+
 
 def at(day: date, hours: float = 12) -> datetime:
     """An instant of a local day."""

@@ -12,7 +12,7 @@ from loyalty.insight.job import refresh
 from loyalty.insight.views import churn_suggestion
 from loyalty.models import Funnel, Program
 from loyalty.program.compiled import program_changed
-from tests.insight.conftest import at
+from tests.insight.conftest import CONSOLE_PAGES, at
 
 pytestmark = pytest.mark.django_db
 
@@ -173,13 +173,7 @@ def test_the_console_pages_answer_for_the_crafted_history(history, admin_client)
     history.record()
     Funnel.objects.create(name="check-in", steps=["check_in"])
     refresh(now=datetime.now().astimezone())
-    for url in [
-        "/admin/",
-        "/admin/console/cohorts/",
-        "/admin/console/churn/",
-        "/admin/console/indicators/",
-        "/admin/console/funnels/",
-    ]:
+    for url in CONSOLE_PAGES:
         assert admin_client.get(url).status_code == 200, url
     page = admin_client.get(
         "/admin/?range=custom&first=2026-05-01&last=2026-05-31"
