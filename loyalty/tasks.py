@@ -6,14 +6,14 @@ from loyalty.activity.decline import detect_churn_risk
 from loyalty.activity.states import member_email_send, run_daily_activity_jobs
 from loyalty.activity.webhooks import webhook_deliver, webhooks_dispatch_due
 from loyalty.api.serializers import parse_stored_event_items
-from loyalty.campaigns.runs import run_due_campaigns
+from loyalty.campaigns.runs import campaign_run_serve, run_due_campaigns
 from loyalty.engine.batches import batch_job_run
 from loyalty.engine.tier_review import review_tiers
 from loyalty.gamification.badges import badge_backfill
 from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_refresh
 from loyalty.insight.job import refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
-from loyalty.models import Badge
+from loyalty.models import Badge, CampaignRun
 
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)
@@ -97,3 +97,9 @@ def run_campaigns_task() -> dict:
 def detect_churn_risk_task() -> dict:
     """Members whose key actions fell well below their own recent weeks."""
     return vars(detect_churn_risk())
+
+
+@shared_task(name="loyalty.serve_campaign_run", time_limit=60 * 60, acks_late=True)
+def serve_campaign_run_task(run_id: int) -> dict:
+    """A campaign run started from the admin: serve its targets (safe to run again)."""
+    return campaign_run_serve(CampaignRun.objects.get(pk=run_id))

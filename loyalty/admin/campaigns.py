@@ -8,8 +8,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.tasks import queue_after_commit
 from loyalty.admin.base import ReadOnlyAdmin
-from loyalty.campaigns.runs import campaign_run_serve, campaign_run_start, outcomes, recall
+from loyalty.campaigns.runs import campaign_run_start, outcomes, recall
 from loyalty.models import Campaign, CampaignRun, CampaignTarget
 
 
@@ -51,21 +52,17 @@ class CampaignAdmin(SimpleHistoryAdmin):
 
     @admin.action(description=_("Run now for the segment's members"))
     def run_now(self, request, queryset) -> None:
+        """Snapshot the audience now; a worker serves it (a large segment would outlast the
+        request). The run's page shows the outcomes as they come."""
         for campaign in queryset:
             run = campaign_run_start(campaign, scheduled_for=timezone.now())
             if run is None:
                 continue
-            done = campaign_run_serve(run)
+            queue_after_commit("loyalty.serve_campaign_run", run.pk)
             self.message_user(
                 request,
-                gettext("%(campaign)s: %(audience)s members, %(outcomes)s.")
-                % {
-                    "campaign": campaign,
-                    "audience": run.audience,
-                    "outcomes": ", ".join(
-                        f"{CampaignTarget.Outcome(k).label}: {n}" for k, n in sorted(done.items())
-                    ),
-                },
+                gettext("%(campaign)s: a run for %(audience)s members has started.")
+                % {"campaign": campaign, "audience": run.audience},
                 messages.SUCCESS,
             )
 

@@ -199,15 +199,18 @@ def test_recall_compares_the_reached_with_the_holdout():
     assert found["reached"].delivered == len(reached)
 
 
-def test_an_operator_runs_a_campaign_from_the_admin_and_reads_its_recall(admin_client):
+def test_an_operator_runs_a_campaign_from_the_admin_and_reads_its_recall(
+    admin_client, django_capture_on_commit_callbacks
+):
     members("adm", 3)
     c = campaign("from-admin", segment_of("adm"), holdout_percent=0)
-    response = admin_client.post(
-        "/admin/loyalty/campaign/",
-        {"action": "run_now", "_selected_action": [c.pk], "index": 0, "select_across": 0},
-        follow=True,
-    )
-    assert "From-admin: 3 members, Granted: 3." in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task, inline
+        response = admin_client.post(
+            "/admin/loyalty/campaign/",
+            {"action": "run_now", "_selected_action": [c.pk], "index": 0, "select_across": 0},
+            follow=True,
+        )
+    assert "From-admin: a run for 3 members has started." in response.content.decode()
     run = c.runs.get()
     page = admin_client.get(f"/admin/loyalty/campaignrun/{run.pk}/change/").content.decode()
     assert 'id="recall"' in page and "Granted: 3" in page
