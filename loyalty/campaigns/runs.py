@@ -16,6 +16,7 @@ Held-out members get nothing; they are the baseline the recall report compares w
 """
 
 import hashlib
+import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -199,7 +200,11 @@ def _message(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> No
             if not member.email:
                 target.outcome = Outcome.NO_EMAIL
                 return
-            send_mail(subject, body, None, [member.email])
+            try:
+                send_mail(subject, body, None, [member.email])
+            except (OSError, smtplib.SMTPException):
+                target.outcome = Outcome.FAILED  # the mail server refused: not retried
+                return
         else:
             target.webhook_event = webhook_emit(
                 work=session.work,
