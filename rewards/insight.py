@@ -5,7 +5,7 @@ from collections import Counter
 
 from django.db.models import Count, Q, Sum
 
-from loyalty.insight.dashboard import Range, admin_list, dated, figures_by_key
+from loyalty.insight.dashboard import Figures, Range, admin_list, dated
 from loyalty.insight.job import Record
 from loyalty.insight.sources import Source, Span, local_day
 from rewards.models import CouponPool, Redemption, Reward
@@ -44,10 +44,11 @@ def panel(within: Range) -> tuple[str, dict]:
     """Redemptions per reward in the range and before it; a reward is low on stock when what
     is left would not last another range at this range's pace (or its coupon pool is below
     its threshold)."""
-    made = figures_by_key(within, "redemptions", "reward:")
-    before = figures_by_key(within.previous, "redemptions", "reward:")
-    points = figures_by_key(within, "redemptions.points", "reward:")
-    cancelled = figures_by_key(within, "redemptions.cancelled", "reward:")
+    figures = Figures(within, list(SOURCE.metrics))
+    made = figures.by_key("redemptions", "reward:")
+    before = figures.by_key("redemptions", "reward:", previous=True)
+    points = figures.by_key("redemptions.points", "reward:")
+    cancelled = figures.by_key("redemptions.cancelled", "reward:")
     pools = {
         pool.pk: pool
         for pool in CouponPool.objects.annotate(

@@ -129,15 +129,35 @@ class Figures:
     def daily(self, metric: str, key: str = "") -> list[int]:
         return [self.on(metric, day, key) for day in self.within.dates()]
 
+    def by_key(self, metric: str, prefix: str, *, previous: bool = False) -> dict[str, int]:
+        """The range's totals of ``metric`` for each key starting with ``prefix`` (the key's
+        rest: a rule's id, a badge's…)."""
+        within = self.within.previous if previous else self.within
+        totals: dict[str, int] = {}
+        for (found, key), days in self.values.items():
+            if found == metric and key.startswith(prefix):
+                inside = [v for d, v in days.items() if within.first <= d <= within.last]
+                if inside:
+                    totals[key[len(prefix) :]] = sum(inside)
+        return totals
 
-def total_until(metric_prefix: str, last: date, *, pending: bool | None = None) -> int:
-    """The sum of a currency's movements up to ``last``: what is outstanding at its end."""
-    rows = DailyFigure.objects.filter(
-        metric__startswith=metric_prefix, key="", day__lte=last
-    ).values_list("metric", "value")
-    return sum(
-        value for metric, value in rows if pending is None or metric.endswith(".pending") == pending
+
+def totals_until(metric_prefix: str, last: date) -> dict[str, int]:
+    """Each metric's whole-program sum over every day up to ``last``: a currency's movements
+    add up to what is outstanding at its end, joins to the members there were."""
+    rows = (
+        DailyFigure.objects.filter(metric__startswith=metric_prefix, key="", day__lte=last)
+        .values("metric")
+        .annotate(total=Sum("value"))
     )
+    return {row["metric"]: row["total"] for row in rows}
+
+
+def points_until(last: date) -> tuple[int, int]:
+    """Points spendable and points pending at the end of ``last``."""
+    totals = totals_until("points.", last)
+    pending = sum(v for metric, v in totals.items() if metric.endswith(".pending"))
+    return sum(totals.values()) - pending, pending
 
 
 POINT_KINDS = [
@@ -172,8 +192,9 @@ def dashboard(within: Range) -> dict:
     figures = Figures(within, metrics)
     previous = within.previous
     program = program_settings()
-    members_total = total_until("members.joined", within.last)
-    members_before = total_until("members.joined", previous.last)
+    # The totals at the range's end are those before it and the range's own days.
+    members_before = totals_until("members.joined", previous.last).get("members.joined", 0)
+    members_total = members_before + figures.total("members.joined")
 
     def average(metric: str, *, before: bool = False) -> float:
         return round(figures.total(metric, previous=before) / within.days, 1)
@@ -284,20 +305,7 @@ def dashboard(within: Range) -> dict:
         )
         for metric, label in POINT_KINDS
     ]
-    outstanding = total_until("points.", within.last, pending=False)
-    pending = total_until("points.", within.last, pending=True)
-    liability = {
-        "outstanding": outstanding,
-        "pending": pending,
-        "point_value": program.point_value,
-        "money": program.money,
-        "value": (Decimal(outstanding) * program.point_value).quantize(Decimal("0.01")),
-        "pending_value": (Decimal(pending) * program.point_value).quantize(Decimal("0.01")),
-        "link": reverse("admin:loyalty_program_liability"),
-    }
-    before = within.first - timedelta(days=1)
-    running = total_until("points.", before, pending=False)
-    held = total_until("points.", before, pending=True)
+    running, held = points_until(previous.last)
     balance, on_hold = [], []
     for day in within.dates():
         running += sum(figures.on(metric, day) for metric, _label in POINT_KINDS) + figures.on(
@@ -307,6 +315,16 @@ def dashboard(within: Range) -> dict:
         held += figures.on("points.activate.pending", day)
         balance.append(running)
         on_hold.append(held)
+    outstanding, pending = balance[-1], on_hold[-1]
+    liability = {
+        "outstanding": outstanding,
+        "pending": pending,
+        "point_value": program.point_value,
+        "money": program.money,
+        "value": (Decimal(outstanding) * program.point_value).quantize(Decimal("0.01")),
+        "pending_value": (Decimal(pending) * program.point_value).quantize(Decimal("0.01")),
+        "link": reverse("admin:loyalty_program_liability"),
+    }
     points_series = Series(
         "points",
         "line",
@@ -328,13 +346,11 @@ def dashboard(within: Range) -> dict:
                 points_,
                 admin_list("loyalty.earningrule") + f"{pk}/change/",
             )
-            for pk, points_ in figures_by_key(within, "points.earn", "rule:").items()
+            for pk, points_ in figures.by_key("points.earn", "rule:").items()
         ),
         key=lambda row: -row[1],
     )[:10]
-    actions = sorted(figures_by_key(within, "points.earn", "action:").items(), key=lambda r: -r[1])[
-        :10
-    ]
+    actions = sorted(figures.by_key("points.earn", "action:").items(), key=lambda r: -r[1])[:10]
 
     badge_holders = dict(
         MemberFirst.objects.filter(kind=MemberFirst.Kind.BADGE)
@@ -348,8 +364,8 @@ def dashboard(within: Range) -> dict:
         .annotate(n=Count("pk"))
         .values_list("code", "n")
     )
-    awarded = figures_by_key(within, "badges.awarded", "badge:")
-    completed = figures_by_key(within, "quests.completed", "quest:")
+    awarded = figures.by_key("badges.awarded", "badge:")
+    completed = figures.by_key("quests.completed", "quest:")
     badges = [
         {
             "label": badge.name,
@@ -403,14 +419,3 @@ def dashboard(within: Range) -> dict:
         "webhooks_waiting_link": admin_list("loyalty.webhookdelivery", status="pending"),
         "panels": [panel for panel in panels if panel],
     }
-
-
-def figures_by_key(within: Range, metric: str, prefix: str) -> dict[str, int]:
-    rows = (
-        DailyFigure.objects.filter(
-            metric=metric, key__startswith=prefix, day__gte=within.first, day__lte=within.last
-        )
-        .values("key")
-        .annotate(total=Sum("value"))
-    )
-    return {row["key"][len(prefix) :]: row["total"] for row in rows}
