@@ -42,8 +42,29 @@ CONSOLE = "loyalty.view_console"
 RANGES = (7, 30, 90)
 
 
-class RangeForm(forms.Form):
-    """The days shown: the last 7, 30 or 90 up to the figures' last whole day, or any."""
+class ConsoleForm(forms.Form):
+    """A console page's choices: what the operator asked for, else the page's ``DEFAULTS``
+    (also shown as the form's initial values)."""
+
+    DEFAULTS: dict = {}
+
+    def __init__(self, data=None, *, defaults: dict | None = None):
+        self.defaults = {**self.DEFAULTS, **(defaults or {})}
+        super().__init__(data, initial=self.defaults)
+
+    def chosen(self, name: str):
+        value = self.cleaned_data.get(name) if self.is_valid() else None
+        return value or self.defaults.get(name)
+
+    def choices_made(self) -> dict:
+        return {name: self.chosen(name) for name in self.defaults}
+
+
+class RangeForm(ConsoleForm):
+    """The days shown: the last 7, 30 or 90 up to the figures' last whole day, all of them,
+    or any."""
+
+    DEFAULTS = {"range": "30"}
 
     range = forms.ChoiceField(
         label=_("Range"),
@@ -63,16 +84,16 @@ class RangeForm(forms.Form):
         label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
-    def range_of(self, as_of: date, *, default: int = 30) -> Range:
-        data = self.cleaned_data if self.is_valid() else {}
-        choice = data.get("range") or str(default)
-        if choice == "custom" and data.get("first") and data.get("last"):
-            first, last = sorted((data["first"], data["last"]))
+    def range_of(self, as_of: date) -> Range:
+        choice = self.chosen("range")
+        first, last = self.chosen("first"), self.chosen("last")
+        if choice == "custom" and first and last:
+            first, last = sorted((first, last))
             return Range(max(first, last - timedelta(days=730)), last)
         if choice == "all":
             first = DailyFigure.objects.aggregate(first=Min("day"))["first"] or as_of
             return Range(min(first, as_of), as_of)
-        days = int(choice) if choice in {str(n) for n in RANGES} else default
+        days = int(choice) if choice in {str(n) for n in RANGES} else int(self.defaults["range"])
         return Range(as_of - timedelta(days=days - 1), as_of)
 
 
@@ -109,7 +130,7 @@ def labels() -> dict[str, dict[str, str]]:
 
 
 def dashboard_context(request) -> dict:
-    form = RangeForm(request.GET or None, initial={"range": "30"})
+    form = RangeForm(request.GET or None)
     within = form.range_of(as_of())
     return {"range_form": form, "within": within, **dashboard(within)}
 
@@ -118,6 +139,8 @@ def dashboard_context(request) -> dict:
 
 
 class CohortForm(RangeForm):
+    DEFAULTS = {"range": "90", "grain": "week"}
+
     grain = forms.ChoiceField(
         label=_("Cohorts by"),
         required=False,
@@ -140,13 +163,11 @@ def natural_churn(grain: str, first: date, last: date, within: int = 7) -> dict[
 
 
 def cohorts_view(request, admin_site):
-    form = CohortForm(request.GET or None, initial={"range": "90", "grain": "week"})
-    data = form.cleaned_data if form.is_valid() else {}
-    grain = data.get("grain") or "week"
-    default_periods = {"day": 30, "week": 12, "month": 6}[grain]
-    periods = data.get("periods") or default_periods
+    form = CohortForm(request.GET or None)
+    grain = form.chosen("grain")
+    periods = form.chosen("periods") or {"day": 30, "week": 12, "month": 6}[grain]
     last_day = as_of()
-    within = form.range_of(last_day, default=90)
+    within = form.range_of(last_day)
     found = matrix(grain, first=within.first, last=within.last, as_of=last_day, periods=periods)
     churn = natural_churn(grain, period_of(grain, within.first), within.last)
     rows = [(cohort, churn.get(cohort.start)) for cohort in found.cohorts]
@@ -179,7 +200,11 @@ def cohorts_view(request, admin_site):
 # --- Churn windows ----------------------------------------------------------------------------
 
 
-class ChurnForm(forms.Form):
+class ChurnForm(ConsoleForm):
+    """The rules the windows are suggested by (docs/operators.md)."""
+
+    DEFAULTS = {"drop": 1.0, "weeks": 3, "silent_share": 75, "at_risk_share": 90}
+
     drop = forms.FloatField(
         label=_("Flat when it drops less than (percentage points a week)"),
         required=False,
@@ -201,9 +226,6 @@ class ChurnForm(forms.Form):
         min_value=1,
         max_value=99,
     )
-
-
-DEFAULT_RULE = {"drop": 1.0, "weeks": 3, "silent_share": 75, "at_risk_share": 90}
 
 
 def churn_suggestion(*, drop: float, weeks: int, silent_share: int, at_risk_share: int) -> dict:
@@ -229,9 +251,8 @@ def churn_suggestion(*, drop: float, weeks: int, silent_share: int, at_risk_shar
 
 
 def churn_view(request, admin_site):
-    form = ChurnForm(request.GET or None, initial=DEFAULT_RULE)
-    data = form.cleaned_data if form.is_valid() else {}
-    rule = {name: data.get(name) or default for name, default in DEFAULT_RULE.items()}
+    form = ChurnForm(request.GET or None)
+    rule = form.choices_made()
     found = churn_suggestion(**rule)
     program = program_settings()
     curve = Series(
@@ -273,11 +294,7 @@ def churn_adopt_view(request, admin_site):
     change of the program, dated and with the operator, in its history (the audit log)."""
     if not request.user.has_perm("loyalty.change_program"):
         raise PermissionDenied
-    form = ChurnForm(request.POST)
-    data = form.cleaned_data if form.is_valid() else {}
-    found = churn_suggestion(
-        **{name: data.get(name) or default for name, default in DEFAULT_RULE.items()}
-    )
+    found = churn_suggestion(**ChurnForm(request.POST).choices_made())
     if not (found["churned"] and found["silent"] and found["at_risk"]):
         messages.error(request, gettext("The data does not suggest all three windows yet."))
         return redirect("admin:console_churn")
@@ -303,6 +320,8 @@ def churn_adopt_view(request, admin_site):
 
 
 class IndicatorForm(RangeForm):
+    DEFAULTS = {"range": "all", "within": 7}
+
     within = forms.TypedChoiceField(
         label=_("First days"),
         required=False,
@@ -321,13 +340,9 @@ KIND_LABELS = {
 
 
 def indicators_view(request, admin_site):
-    form = IndicatorForm(request.GET or None, initial={"within": 7, "range": "all"})
-    data = form.cleaned_data if form.is_valid() else {}
-    within_days = data.get("within") or 7
-    last_day = as_of()
-    within = form.range_of(last_day, default=90)
-    if not request.GET.get("range"):
-        within = Range(date(1970, 1, 1), last_day)
+    form = IndicatorForm(request.GET or None)
+    within_days = form.chosen("within")
+    within = form.range_of(as_of())
     retained, churned, found = indicators(first=within.first, last=within.last, within=within_days)
     names = labels()
     rows = [
@@ -369,8 +384,8 @@ def indicators_view(request, admin_site):
 
 
 def funnels_view(request, admin_site):
-    form = RangeForm(request.GET or None, initial={"range": "90"})
-    within = form.range_of(as_of(), default=90)
+    form = RangeForm(request.GET or None, defaults={"range": "90"})
+    within = form.range_of(as_of())
     names = labels()[MemberFirst.Kind.ACTION]
     funnels = []
     for funnel in Funnel.objects.all():
