@@ -119,15 +119,9 @@ def _figures(span: Span, today: date) -> None:
             for (metric, key, day), value in figures.items()
             if value and reach.first <= day <= reach.last
         ]
-        stale = DailyFigure.objects.filter(day__gte=reach.first, day__lte=reach.last)
-        owned = models.Q()
-        for metric in source.metrics:
-            owned |= (
-                models.Q(metric__startswith=metric)
-                if metric.endswith(".")
-                else models.Q(metric=metric)
-            )
-        stale.filter(owned).delete()
+        DailyFigure.objects.filter(
+            source.owned(), day__gte=reach.first, day__lte=reach.last
+        ).delete()
         DailyFigure.objects.bulk_create(rows, batch_size=5_000)
 
 

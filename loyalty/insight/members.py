@@ -74,22 +74,21 @@ def key_active_days(span: Span) -> None:
             needed[key] = definition.min_per_day
     active = [key for key, n in counts.items() if n >= needed[key]]
     joined = _join_days(member_id for member_id, _ in active)
-    rows = [
-        KeyActiveDay(
-            member_id=member_id,
-            day=day,
-            joined=joined[member_id],
-            **dict(
-                zip(
-                    ("day_offset", "week_offset", "month_offset"),
-                    offsets(joined[member_id], day),
-                    strict=True,
-                )
-            ),
+    rows = []
+    for member_id, day in active:
+        if member_id not in joined:
+            continue
+        day_offset, week_offset, month_offset = offsets(joined[member_id], day)
+        rows.append(
+            KeyActiveDay(
+                member_id=member_id,
+                day=day,
+                joined=joined[member_id],
+                day_offset=day_offset,
+                week_offset=week_offset,
+                month_offset=month_offset,
+            )
         )
-        for member_id, day in active
-        if member_id in joined
-    ]
     with transaction.atomic():
         KeyActiveDay.objects.filter(day__gte=span.first, day__lte=span.last).delete()
         KeyActiveDay.objects.bulk_create(rows, batch_size=BATCH)
@@ -106,39 +105,33 @@ def _firsts(kind: str, rows: Iterable[tuple[int, str, datetime]]) -> dict:
     return firsts
 
 
+# Records only ever added to, read past their cursor: (kind, cursor name, rows, code, time).
+FIRSTS_ADDED = (
+    (MemberFirst.Kind.ACTION, "event", Event.objects, "action_code", "occurred_at"),
+    (MemberFirst.Kind.BADGE, "badgeaward", BadgeAward.objects, "badge__code", "awarded_at"),
+    (
+        MemberFirst.Kind.TIER,
+        "tierchange",
+        TierChange.objects.filter(to_tier__isnull=False),
+        "to_tier__code",
+        "created_at",
+    ),
+)
+
+
+def _earliest(rows, code: str, at: str):
+    return rows.values("member_id", code).annotate(at=Min(at)).values_list("member_id", code, "at")
+
+
 def first_times_since(cursors: dict[str, int]) -> dict:
     """The first times among the records past ``cursors`` (record name → last id read):
     events, badge awards and tier changes are only ever added. Quest completions are read
     whole (a progress row is completed in place; there are few)."""
     firsts = {}
-    firsts |= _firsts(
-        MemberFirst.Kind.ACTION,
-        Event.objects.filter(pk__gt=cursors.get("event", 0))
-        .values("member_id", "action_code")
-        .annotate(at=Min("occurred_at"))
-        .values_list("member_id", "action_code", "at"),
-    )
-    firsts |= _firsts(
-        MemberFirst.Kind.BADGE,
-        BadgeAward.objects.filter(pk__gt=cursors.get("badgeaward", 0))
-        .values("member_id", "badge__code")
-        .annotate(at=Min("awarded_at"))
-        .values_list("member_id", "badge__code", "at"),
-    )
-    firsts |= _firsts(
-        MemberFirst.Kind.TIER,
-        TierChange.objects.filter(pk__gt=cursors.get("tierchange", 0), to_tier__isnull=False)
-        .values("member_id", "to_tier__code")
-        .annotate(at=Min("created_at"))
-        .values_list("member_id", "to_tier__code", "at"),
-    )
-    quests = QuestProgress.objects.filter(completed_at__isnull=False)
-    firsts |= _firsts(
-        MemberFirst.Kind.QUEST,
-        quests.values("member_id", "quest__code")
-        .annotate(at=Min("completed_at"))
-        .values_list("member_id", "quest__code", "at"),
-    )
+    for kind, cursor, rows, code, at in FIRSTS_ADDED:
+        firsts |= _firsts(kind, _earliest(rows.filter(pk__gt=cursors.get(cursor, 0)), code, at))
+    completed = QuestProgress.objects.filter(completed_at__isnull=False)
+    firsts |= _firsts(MemberFirst.Kind.QUEST, _earliest(completed, "quest__code", "completed_at"))
     return firsts
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import Member
@@ -67,8 +67,12 @@ class Source:
     # active members count each day's actives for 29 days more).
     reach: int = 0
 
-    def owns(self, metric: str) -> bool:
-        return any(metric.startswith(m) if m.endswith(".") else metric == m for m in self.metrics)
+    def owned(self) -> Q:
+        """The daily figures this source writes: replaced whole when it computes a span."""
+        owned = Q()
+        for metric in self.metrics:
+            owned |= Q(metric__startswith=metric) if metric.endswith(".") else Q(metric=metric)
+        return owned
 
 
 SOURCES: list[Source] = []
