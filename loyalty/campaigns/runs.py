@@ -28,6 +28,7 @@ from django.template import Context, Template
 from django.utils import timezone
 
 from core.errors import DomainError
+from loyalty.activity.states import activity_row
 from loyalty.engine.adjustments import adjust
 from loyalty.ledger.session import member_session
 from loyalty.models import (
@@ -37,7 +38,6 @@ from loyalty.models import (
     CampaignTarget,
     Currency,
     KeyActiveDay,
-    MemberActivity,
 )
 from loyalty.outbox import webhook_emit
 from loyalty.periods import local_date
@@ -179,11 +179,12 @@ def _grant(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> None
 def _message(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> None:
     member = target.member
     with member_session(member.pk) as session:  # one member's contacts counted under its lock
-        if not campaign.include_active:
-            state = MemberActivity.objects.filter(pk=member.pk).values_list("state", flat=True)
-            if state.first() == ActivityState.ACTIVE:
-                target.outcome = Outcome.ACTIVE
-                return
+        if (
+            not campaign.include_active
+            and activity_row(session.work, member).state == ActivityState.ACTIVE
+        ):
+            target.outcome = Outcome.ACTIVE
+            return
         week_ago = timezone.now() - timedelta(days=7)
         contacts = CampaignTarget.objects.filter(
             member=member, outcome=Outcome.SENT, at__gte=week_ago
@@ -227,8 +228,7 @@ def _message(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> No
 @dataclass
 class Recall:
     targets: int
-    reached: int
-    delivered: int
+    delivered: int  # of the reached only: the held-out ones are sent nothing
     returned: int
     retained: int
 
@@ -242,23 +242,21 @@ def recall(run: CampaignRun) -> dict[str, Recall]:
     week after it, days 28 to 34). Read from the console's key-action days."""
     day = local_date(run.scheduled_for)
     back_until = day + timedelta(days=run.campaign.return_days)
-    groups = {
-        "reached": run.targets.filter(outcome__in=[Outcome.GRANTED, Outcome.SENT]),
-        "holdout": run.targets.filter(outcome=Outcome.HOLDOUT),
-    }
+    reached = run.targets.filter(outcome__in=[Outcome.GRANTED, Outcome.SENT])
+    sent = reached.filter(outcome=Outcome.SENT)
+    delivered = (
+        reached.filter(outcome=Outcome.GRANTED).count()
+        + sent.filter(webhook_event__isnull=True).count()  # e-mails, accepted on sending
+        + sent.filter(webhook_event__deliveries__status="succeeded").distinct().count()
+    )
     found = {}
-    for name, targets in groups.items():
-        members = targets.values("member_id")
-        active = KeyActiveDay.objects.filter(member_id__in=members)
-        sent = targets.filter(outcome=Outcome.SENT)
-        delivered = (
-            targets.filter(outcome=Outcome.GRANTED).count()
-            + sent.filter(webhook_event__isnull=True).count()  # e-mails, accepted on sending
-            + sent.filter(webhook_event__deliveries__status="succeeded").distinct().count()
-        )
+    for name, targets in (
+        ("reached", reached),
+        ("holdout", run.targets.filter(outcome=Outcome.HOLDOUT)),
+    ):
+        active = KeyActiveDay.objects.filter(member_id__in=targets.values("member_id"))
         found[name] = Recall(
             targets=targets.count(),
-            reached=targets.count() if name == "reached" else 0,
             delivered=delivered if name == "reached" else 0,
             returned=active.filter(day__gt=day, day__lte=back_until)
             .values("member_id")
