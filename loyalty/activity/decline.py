@@ -18,10 +18,12 @@ from django.db.models import Count
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+from loyalty.activity.states import key_action_at
 from loyalty.ledger.session import member_session
-from loyalty.models import ChurnRisk, Event, KeyAction
+from loyalty.models import ChurnRisk, Event
 from loyalty.outbox import webhook_emit
 from loyalty.periods import local_date, program_tz, start_of_day
+from loyalty.program.compiled import compiled_program
 
 INDICATOR = "key_actions_per_week"
 RECENT_WEEKS = 2
@@ -37,17 +39,15 @@ class DeclineReport:
     at_risk: int = 0
 
 
-def weekly_key_actions(now) -> tuple[dict[int, list[int]], list]:
+def weekly_key_actions(now) -> dict[int, list[int]]:
     """Each member's key actions in each of the last weeks, oldest first."""
-    definition = (
-        KeyAction.objects.filter(effective_from__lte=now).order_by("-effective_from").first()
-    )
+    definition = key_action_at(now)
     today = local_date(now)
     this_week = today - timedelta(days=today.weekday())
     weeks = [this_week - timedelta(weeks=n) for n in range(RECENT_WEEKS + BASELINE_WEEKS, 0, -1)]
     counts: dict[int, list[int]] = defaultdict(lambda: [0] * len(weeks))
     if definition is None:
-        return counts, weeks
+        return counts
     rows = (
         Event.objects.filter(
             action_id=definition.action_id,
@@ -63,13 +63,14 @@ def weekly_key_actions(now) -> tuple[dict[int, list[int]], list]:
         week = row["week"]
         week = week.date() if hasattr(week, "date") else week
         counts[row["member_id"]][index[week]] = row["n"]
-    return counts, weeks
+    return counts
 
 
 def detect_churn_risk(*, now=None) -> DeclineReport:
     now = now or timezone.now()
     report = DeclineReport()
-    counts, _weeks = weekly_key_actions(now)
+    compiled_program()  # the current revision: key_action_at reads the program compiled last
+    counts = weekly_key_actions(now)
     flagged = set(ChurnRisk.objects.values_list("member_id", flat=True))
     for member_id in sorted(set(counts) | flagged):
         weekly = counts.get(member_id, [0] * (RECENT_WEEKS + BASELINE_WEEKS))
