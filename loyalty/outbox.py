@@ -33,7 +33,7 @@ EVENT_TYPES = {
     ),
     "points.expired": _("Some of a member's points expired."),
     "gift.granted": _("A welcome, return or birthday gift was granted."),
-    "reward.redeemed": _("A member redeemed a reward."),
+    "reward.redeemed": _("A member redeemed a reward, or a campaign gave them one."),
     "redemption.cancelled": _("A redemption was cancelled and its points refunded."),
     "member.churn_risk": _(
         "A member's key actions fell well below their own recent weeks: at risk of churning."
@@ -53,7 +53,15 @@ PAYLOAD_FIELDS = {
     "points.expiring_soon": ["member", "points", "expiring"],
     "points.expired": ["member", "points", "balance"],
     "gift.granted": ["member", "kind", "occasion", "points", "growth"],
-    "reward.redeemed": ["member", "redemption_id", "reward", "points", "status", "coupon_code"],
+    "reward.redeemed": [
+        "member",
+        "redemption_id",
+        "reward",
+        "points",
+        "status",
+        "coupon_code",
+        "gift",
+    ],
     "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
     "member.churn_risk": ["member", "indicator", "baseline", "recent", "at"],
     "campaign.message": ["member", "campaign", "run_id", "subject", "body"],

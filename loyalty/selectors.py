@@ -1,5 +1,6 @@
 """Read-side functions serving the API and the admin."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -158,10 +159,17 @@ def member_badges(member: Member) -> dict[str, list[dict[str, Any]]]:
     return {"earned": earned, "in_progress": in_progress}
 
 
-def member_quests(member: Member) -> list[dict[str, Any]]:
-    """Active quests with the member's progress in the current period of each."""
+def member_quests(
+    member: Member, *, in_segment: Callable[[int], bool] = lambda segment_id: False
+) -> list[dict[str, Any]]:
+    """Active quests open to the member, with their progress in the current period of each.
+    ``in_segment`` tells whether the member is in a segment a quest is kept for."""
     now = timezone.now()
-    quests = list(Quest.objects.filter(is_active=True).prefetch_related("steps__action"))
+    quests = [
+        quest
+        for quest in Quest.objects.filter(is_active=True).prefetch_related("steps__action")
+        if quest.segment_id is None or in_segment(quest.segment_id)
+    ]
     progress = {
         (p.quest_id, p.period_start): p
         for p in QuestProgress.objects.filter(member=member, quest__in=quests)

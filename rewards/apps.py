@@ -7,17 +7,29 @@ class RewardsConfig(AppConfig):
     verbose_name = _("Rewards catalog")
 
     def ready(self) -> None:
+        from loyalty.campaigns.runs import RewardGift, register_reward_gift
         from loyalty.engine.data_rights import register_export_section
         from loyalty.insight.dashboard import register_panel
         from loyalty.insight.job import register_record
         from loyalty.insight.sources import register
         from rewards import insight
-        from rewards.models import Redemption
+        from rewards.models import Redemption, Reward
+        from rewards.services.redemptions import reward_gift
 
         # The console counts redemptions per reward and day, and shows them on the dashboard.
         register(insight.SOURCE)
         register_record(insight.RECORD)
         register_panel(insight.panel)
+
+        # Campaigns give rewards as gifts: redemptions at no cost.
+        register_reward_gift(
+            RewardGift(
+                give=lambda member, code, key, reason: reward_gift(
+                    member=member, reward_code=code, idempotency_key=key, reason=reason
+                ),
+                exists=lambda code: Reward.objects.filter(code=code).exists(),
+            )
+        )
 
         # A member's data export includes their redemptions.
         register_export_section(

@@ -1,7 +1,9 @@
 """Campaigns in the admin: define one, run it now or let the schedule run it, and read each
 run's outcomes and recall against its holdout."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
@@ -10,7 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.tasks import queue_after_commit
 from loyalty.admin.base import ReadOnlyAdmin
-from loyalty.campaigns.runs import campaign_run_start, outcomes, recall
+from loyalty.campaigns.runs import campaign_run_start, outcomes, recall, reward_gift
 from loyalty.models import Campaign, CampaignRun, CampaignTarget
 
 
@@ -26,8 +28,53 @@ class RunInline(admin.TabularInline):
         return False
 
 
+class CampaignForm(forms.ModelForm):
+    class Meta:
+        model = Campaign
+        fields = [
+            "code",
+            "name",
+            "segment",
+            "kind",
+            "amount",
+            "reward",
+            "subject",
+            "body",
+            "starts_at",
+            "repeat",
+            "ends_at",
+            "holdout_percent",
+            "budget",
+            "include_active",
+            "return_days",
+            "is_active",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        kind, code = data.get("kind"), data.get("reward", "").strip()
+        if kind == Campaign.Kind.REWARD:
+            gift = reward_gift()
+            if gift is None or not code or not gift.exists(code):
+                self.add_error(
+                    "reward",
+                    forms.ValidationError(
+                        _("Name a reward of the catalog by its code."), code="unknown_reward"
+                    ),
+                )
+        elif kind in (Campaign.Kind.POINTS, Campaign.Kind.GROWTH) and not data.get("amount"):
+            self.add_error(
+                "amount",
+                forms.ValidationError(
+                    _("A grant of points or growth needs an amount."), code="amount_required"
+                ),
+            )
+        return data
+
+
 @admin.register(Campaign)
 class CampaignAdmin(SimpleHistoryAdmin):
+    form = CampaignForm
     list_display = [
         "code",
         "name",
@@ -84,10 +131,22 @@ class CampaignRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("outcomes"))
     def outcome_counts(self, run: CampaignRun) -> str:
-        return format_html_join(
+        counts = format_html_join(
             ", ",
             "{}: {}",
             ((CampaignTarget.Outcome(k).label, n) for k, n in sorted(outcomes(run).items())),
+        )
+        # Why grants were refused or failed, by error code (out_of_stock, limit_reached, …).
+        why = run.targets.exclude(detail="").values("detail").annotate(n=Count("pk"))
+        if not why:
+            return counts
+        return format_html(
+            "{}<br>{} {}",
+            counts,
+            _("Why:"),
+            format_html_join(
+                ", ", "{}: {}", ((w["detail"], w["n"]) for w in why.order_by("detail"))
+            ),
         )
 
     @admin.display(description=_("recall"))

@@ -17,6 +17,7 @@ from loyalty.gamification.leaderboards import leaderboard_view
 from loyalty.models import Badge, BadgeAward, Leaderboard, Quest, QuestStep, Streak
 from loyalty.program.compiled import program_changed
 from loyalty.scores.counting import board_period_start
+from loyalty.segments.inflow import usable_in_rules
 
 
 class ProgramDataAdmin(SimpleHistoryAdmin):
@@ -156,18 +157,53 @@ class QuestStepInline(admin.TabularInline):
     extra = 1
 
 
+class QuestForm(forms.ModelForm):
+    class Meta:
+        model = Quest
+        fields = [
+            "code",
+            "name",
+            "description",
+            "translations",
+            "scope",
+            "window_days",
+            "segment",
+            "reward_points",
+            "reward_growth",
+            "reward_badge",
+            "is_active",
+            "position",
+        ]
+
+    def clean_segment(self):
+        segment = self.cleaned_data.get("segment")
+        if segment is not None and not usable_in_rules(
+            tuple((c.field, c.attribute, c.operator, c.value) for c in segment.conditions.all())
+        ):
+            raise forms.ValidationError(
+                _(
+                    "This segment has a condition the event flow cannot read (badges, quests "
+                    "or churn risk); a quest can only be kept for a segment without one."
+                ),
+                code="segment_not_in_flow",
+            )
+        return segment
+
+
 @admin.register(Quest)
 class QuestAdmin(TranslatedContentAdmin, ProgramDataAdmin):
+    form = QuestForm
     list_display = [
         "code",
         "name",
         "scope",
+        "segment",
         "reward_points",
         "reward_growth",
         "reward_badge",
         "is_active",
     ]
-    list_filter = ["scope", "is_active"]
+    list_filter = ["scope", "is_active", "segment"]
     inlines = [QuestStepInline]
 
 

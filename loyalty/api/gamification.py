@@ -23,6 +23,7 @@ from loyalty.api.serializers import (
 )
 from loyalty.gamification.leaderboards import leaderboard_view, resolve_period
 from loyalty.models import Leaderboard
+from loyalty.segments.filters import member_in_segment
 from loyalty.selectors import member_badges, member_quests, member_streaks
 
 
@@ -52,7 +53,9 @@ class MemberQuestsView(_MemberSection):
     """Quests with progress in their current period."""
 
     def build(self, member):
-        return member_quests(member)
+        return member_quests(
+            member, in_segment=lambda segment_id: member_in_segment(segment_id, member)
+        )
 
 
 @extend_schema_view(get=extend_schema(responses=StreakSerializer(many=True)))

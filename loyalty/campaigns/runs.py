@@ -5,9 +5,11 @@ twice). It starts by snapshotting its audience — the segment's members then, e
 share of them held out at random — and then serves the targets one by one, each in its own
 transaction under the member's lock:
 
-- a grant goes through the operator-adjustment path, keyed by the run and the member, so a run
-  served again (a retry, a crash halfway) grants nothing twice; a budget is reserved by a
-  conditional update of the campaign's row, so concurrent runs never spend past it;
+- a grant of points or growth goes through the operator-adjustment path, and a reward through
+  the catalog's gift (a redemption at no cost, registered by the rewards app), each keyed by
+  the run and the member, so a run served again (a retry, a crash halfway) grants nothing
+  twice; a budget is reserved by a conditional update of the campaign's row, so concurrent
+  runs never spend past it;
 - a message (e-mail, or the ``campaign.message`` webhook for the host's push or SMS) is sent
   unless the member was contacted ``LOYALTY_CONTACTS_PER_WEEK`` times in the last 7 days, across
   campaigns, or is active and the campaign leaves active members alone.
@@ -17,6 +19,7 @@ Held-out members get nothing; they are the baseline the recall report compares w
 
 import hashlib
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,7 +30,8 @@ from django.db.models import Count, F
 from django.template import Context, Template
 from django.utils import timezone
 
-from core.errors import DomainError
+from accounts.models import Member
+from core.errors import BusinessRuleViolation, DomainError, NotFound
 from loyalty.activity.states import activity_row
 from loyalty.engine.adjustments import adjust
 from loyalty.ledger.session import member_session
@@ -45,6 +49,28 @@ from loyalty.segments.filters import segment_members
 
 Outcome = CampaignTarget.Outcome
 CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RewardGift:
+    """How a campaign gives a reward; the rewards catalog registers it when its app is ready.
+    ``give(member, reward_code, idempotency_key, reason)`` raises a ``DomainError`` with a
+    stable code when the reward's rules refuse; ``exists(reward_code)`` checks a code."""
+
+    give: Callable[[Member, str, str, str], object]
+    exists: Callable[[str], bool]
+
+
+_gifts: list[RewardGift] = []
+
+
+def register_reward_gift(gift: RewardGift) -> None:
+    _gifts[:] = [gift]
+
+
+def reward_gift() -> RewardGift | None:
+    """The registered way to give rewards; None without a rewards catalog."""
+    return _gifts[0] if _gifts else None
 
 
 def latest_slot(campaign: Campaign, now: datetime) -> datetime | None:
@@ -147,33 +173,44 @@ def _serve(campaign: Campaign, run: CampaignRun, target_id: int) -> None:
         else:
             _message(campaign, run, target)
         target.at = timezone.now()
-        target.save(update_fields=["outcome", "amount", "webhook_event", "at"])
+        target.save(update_fields=["outcome", "amount", "webhook_event", "detail", "at"])
 
 
 def _grant(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> None:
-    amount = campaign.amount
+    cost = campaign.unit_cost
+    key, reason = f"campaign:{run.pk}:{target.member_id}", f"Campaign: {campaign.name}"
     try:
         with transaction.atomic():  # the reservation and the grant stand or fall together
             if campaign.budget is not None:
                 reserved = Campaign.objects.filter(
-                    pk=campaign.pk, spent__lte=F("budget") - amount
-                ).update(spent=F("spent") + amount)
+                    pk=campaign.pk, spent__lte=F("budget") - cost
+                ).update(spent=F("spent") + cost)
                 if not reserved:
                     target.outcome = Outcome.OVER_BUDGET
                     return
-            adjust(
-                member=target.member,
-                currency=Currency.POINTS
-                if campaign.kind == Campaign.Kind.POINTS
-                else Currency.GROWTH,
-                amount=amount,
-                reason=f"Campaign: {campaign.name}",
-                idempotency_key=f"campaign:{run.pk}:{target.member_id}",
-            )
-    except DomainError:
-        target.outcome = Outcome.FAILED
+            if campaign.kind == Campaign.Kind.REWARD:
+                gift = reward_gift()
+                if gift is None:
+                    raise DomainError("No rewards catalog is installed.", code="no_catalog")
+                gift.give(target.member, campaign.reward, key, reason)
+            else:
+                adjust(
+                    member=target.member,
+                    currency=Currency.POINTS
+                    if campaign.kind == Campaign.Kind.POINTS
+                    else Currency.GROWTH,
+                    amount=cost,
+                    reason=reason,
+                    idempotency_key=key,
+                )
+    except DomainError as error:
+        refused = campaign.kind == Campaign.Kind.REWARD and isinstance(
+            error, BusinessRuleViolation | NotFound
+        )
+        target.outcome = Outcome.REFUSED if refused else Outcome.FAILED
+        target.detail = error.code
         return
-    target.outcome, target.amount = Outcome.GRANTED, amount
+    target.outcome, target.amount = Outcome.GRANTED, cost
 
 
 def _message(campaign: Campaign, run: CampaignRun, target: CampaignTarget) -> None:

@@ -2,7 +2,7 @@
 rules, then tiers, the welcome gift, activity, streaks, quests and badges, the action boards, the
 event row and its ledger entries and lots; the answer the host app gets."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import ApiClient, Member
 from core import sql
 from loyalty.activity.states import activity_on_event_locked, activity_row, gift_grant_locked
-from loyalty.engine.evaluate import Credit, evaluate_rules, rule_counters
+from loyalty.engine.evaluate import Credit, MemberFacts, evaluate_rules, rule_counters
 from loyalty.engine.inputs import EventInput
 from loyalty.gamification.play import on_event
 from loyalty.ledger.entries import Movement, ledger_post
@@ -92,6 +92,15 @@ def record_one(
         )
         if activity_change == "returned":
             gifts.append({"kind": "return"})
+        # Read only if a quest kept for a segment asks: the member as the event finds them.
+        facts = MemberFacts(
+            work=work,
+            program=program,
+            standing=standing,
+            member=member,
+            action_id=action.pk,
+            occurred_at=occurred_at,
+        )
         played, tier_move = _play(
             work,
             standing,
@@ -101,6 +110,7 @@ def record_one(
             evaluated.growth,
             tier_move,
             returned_on=lambda: activity_row(work, member).returned_on,
+            segments=lambda: facts["segments"],
         )
     # Everything the event credited: its rules' credits and the bonuses they set off.
     outcome = _answer(
@@ -186,6 +196,7 @@ def _play(
     growth: int,
     tier_move: TierMove | None,
     returned_on: Callable[[], date | None],
+    segments: Callable[[], Collection[str]],
 ) -> tuple[dict[str, Any], TierMove | None]:
     """Tallies, streaks, quests and badges (the growth this event credits counts for them),
     the action boards; the tier move, followed by one a bonus set off."""
@@ -199,6 +210,7 @@ def _play(
         tier_changed=tier_move is not None,
         program=program,
         returned_on=returned_on,
+        segments=segments,
     )
     standing.growth -= growth
     leaderboards_record_action(

@@ -1,7 +1,7 @@
 """The gamification step of an event (and of its full reversal), in order: the action's tally,
 streaks, quests (their reward badges), badges, and the tier a bonus may lift."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ def on_event(
     tier_changed: bool,
     program: CompiledProgram,
     returned_on: Callable[[], date | None] = lambda: None,
+    segments: Callable[[], Collection[str]] = tuple,
 ) -> tuple[dict[str, Any], TierMove | None]:
     """Tally, streaks, quests and badges for one recorded event. Bonuses may lift the tier:
     the move is returned beside what was played."""
@@ -57,6 +58,7 @@ def on_event(
         occurred_at=occurred_at,
         program=program,
         returned_on=returned_on,
+        segments=segments,
     )
     awards = [
         badge_award(work=work, standing=standing, badge=quest.reward_badge, at=occurred_at)

@@ -1,7 +1,7 @@
 """Quests: daily, weekly and one-time goals of the form "do action X N times", with a bonus on
 completion. The caller holds the member's standing lock."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 
 from django.utils import timezone
@@ -44,13 +44,17 @@ def quests_progress(
     occurred_at: datetime,
     program: CompiledProgram,
     returned_on: Callable[[], date | None] = lambda: None,
+    segments: Callable[[], Collection[str]] = tuple,
 ) -> list[Quest]:
     """Count the event towards every active quest with a step on its action, in the quest's
     period holding ``occurred_at``; give the bonus of the quests this completes, and return
     them (their reward badge is the caller's to award). ``returned_on`` tells, when a quest
-    after a return asks, the day the member last came back."""
+    after a return asks, the day the member last came back; ``segments``, when a quest kept
+    for a segment asks, the codes of the segments the member is in."""
     completed = []
     for quest in program.quests_by_action.get(action_id, ()):
+        if quest.segment_id is not None and quest.segment.code not in segments():
+            continue
         back = returned_on() if quest.scope == Quest.Scope.RETURN else None
         start = quest_period_start(quest, occurred_at, back)
         if start is None:

@@ -7,12 +7,14 @@ from loyalty.models.audit import operator_of
 
 
 class Campaign(models.Model):
-    """An operator's action on a segment: grant points or growth, send an e-mail, or ask the
-    host app to push a message (the ``campaign.message`` webhook); now or on a schedule."""
+    """An operator's action on a segment: grant points, growth or a reward, send an e-mail, or
+    ask the host app to push a message (the ``campaign.message`` webhook); now or on a
+    schedule."""
 
     class Kind(models.TextChoices):
         POINTS = "points", _("Grant points")
         GROWTH = "growth", _("Grant growth")
+        REWARD = "reward", _("Grant a reward")
         EMAIL = "email", _("Send an e-mail")
         MESSAGE = "message", _("Ask the host app to send a message (webhook)")
 
@@ -32,6 +34,15 @@ class Campaign(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices, verbose_name=_("kind"))
     amount = models.PositiveIntegerField(
         default=0, help_text=_("Points or growth granted to each member."), verbose_name=_("amount")
+    )
+    reward = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "For a reward grant: the reward's code in the catalog. It is given at no cost, "
+            "under the reward's own rules (availability, stock, limits)."
+        ),
+        verbose_name=_("reward"),
     )
     subject = models.CharField(max_length=200, blank=True, verbose_name=_("subject"))
     body = models.TextField(
@@ -56,7 +67,8 @@ class Campaign(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "Points or growth the campaign may grant in all, across its runs; empty: no limit."
+            "Points, growth or rewards the campaign may grant in all, across its runs; empty: "
+            "no limit."
         ),
         verbose_name=_("budget"),
     )
@@ -107,7 +119,12 @@ class Campaign(models.Model):
 
     @property
     def grants(self) -> bool:
-        return self.kind in (self.Kind.POINTS, self.Kind.GROWTH)
+        return self.kind in (self.Kind.POINTS, self.Kind.GROWTH, self.Kind.REWARD)
+
+    @property
+    def unit_cost(self) -> int:
+        """What one member's grant takes from the budget: the amount, or one reward."""
+        return 1 if self.kind == self.Kind.REWARD else self.amount
 
 
 class CampaignRun(models.Model):
@@ -154,6 +171,7 @@ class CampaignTarget(models.Model):
         TOO_OFTEN = "too_often", _("Contacted enough this week")
         ACTIVE = "active", _("Active: left alone")
         NO_EMAIL = "no_email", _("No e-mail address")
+        REFUSED = "refused", _("Refused by the reward's rules")
         FAILED = "failed", _("Failed")
 
     run = models.ForeignKey(
@@ -173,6 +191,12 @@ class CampaignTarget(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("webhook event"),
+    )
+    detail = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text=_("Why a grant was refused or failed: the error code."),
+        verbose_name=_("detail"),
     )
     at = models.DateTimeField(null=True, blank=True, verbose_name=_("at"))
 

@@ -37,6 +37,18 @@ class Quest(Translatable):
         ),
         verbose_name=_("window days"),
     )
+    segment = models.ForeignKey(
+        "loyalty.Segment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="quests",
+        help_text=_(
+            "Only members of this segment take part (empty: everyone). Its conditions must be "
+            "ones the event flow reads: tier, state, balances, dates and member attributes."
+        ),
+        verbose_name=_("segment"),
+    )
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     position = models.IntegerField(default=100, verbose_name=_("position"))
     history = HistoricalRecords(get_user=operator_of)

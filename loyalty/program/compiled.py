@@ -217,7 +217,7 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
     for quest in (
         Quest.objects.filter(is_active=True)
         .prefetch_related("steps")
-        .select_related("reward_badge")
+        .select_related("reward_badge", "segment")
     ):
         for action_id in {step.action_id for step in quest.steps.all()}:
             quests.setdefault(action_id, []).append(quest)

@@ -176,6 +176,12 @@ def segment_members(segment: Segment) -> QuerySet[Member]:
     return Member.objects.filter(q)
 
 
+def member_in_segment(segment_id: int, member: Member) -> bool:
+    """Whether the member is in the segment now (its database filter)."""
+    segment = Segment.objects.prefetch_related("conditions").get(pk=segment_id)
+    return segment_members(segment).filter(pk=member.pk).exists()
+
+
 class SegmentNotFound(NotFound):
     code = "segment_not_found"
     message = gettext_lazy("No segment with this code.")

@@ -10,10 +10,10 @@ from django.utils import timezone
 from accounts.models import Member
 from core import sql
 from core.errors import BusinessRuleViolation
-from loyalty.models import MemberStanding, Segment
+from loyalty.models import MemberStanding
 from loyalty.periods import period_start, start_of_day
 from loyalty.program.compiled import CompiledProgram, compiled_program
-from loyalty.segments.filters import segment_members
+from loyalty.segments.filters import member_in_segment
 from rewards.models import CouponCode, Redemption, Reward
 
 
@@ -37,12 +37,6 @@ class Offer:
         return self.refusal is None
 
 
-def in_segment(segment_id: int, member: Member) -> bool:
-    """Whether the member is in the segment now (its database filter)."""
-    segment = Segment.objects.prefetch_related("conditions").get(pk=segment_id)
-    return segment_members(segment).filter(pk=member.pk).exists()
-
-
 def price_for(
     reward: Reward, program: CompiledProgram, tier_id: int | None, member: Member | None = None
 ) -> int:
@@ -54,7 +48,7 @@ def price_for(
         reward.price_segment_id is not None
         and reward.segment_price is not None
         and member is not None
-        and in_segment(reward.price_segment_id, member)
+        and member_in_segment(reward.price_segment_id, member)
     ):
         cost = reward.segment_price
     tier = program.tier(tier_id)
@@ -112,7 +106,7 @@ def refusal_for(
         or (reward.available_until and at >= reward.available_until)
     ):
         return RedemptionRefused("The reward is not available now.", code="not_available")
-    if reward.only_segment_id is not None and not in_segment(reward.only_segment_id, member):
+    if reward.only_segment_id is not None and not member_in_segment(reward.only_segment_id, member):
         return RedemptionRefused(
             "The reward is for the members of a segment.", code="segment_required"
         )

@@ -75,6 +75,22 @@ def redeem(
     )
 
 
+def reward_gift(
+    *, member: Member, reward_code: str, idempotency_key: str, reason: str
+) -> RedemptionResult:
+    """Give the member the reward at no cost (a campaign's grant): a redemption of zero points,
+    under the reward's other rules (availability, stock and codes, limits, tiers, segment).
+    Idempotent per key, as ``redeem``; refusals raise ``RedemptionRefused``."""
+    details = {"gift": reason}
+    request_hash = hash_request([member.pk, reward_code, details], sort_keys=True)
+    return idempotent_write(
+        lambda: _redeem(
+            member, reward_code, idempotency_key, None, details, request_hash, gift=True
+        ),
+        stored=lambda: _stored(None, idempotency_key, request_hash),
+    )
+
+
 def _redeem(
     member: Member,
     reward_code: str,
@@ -82,6 +98,7 @@ def _redeem(
     client: ApiClient | None,
     details: dict[str, Any],
     request_hash: str,
+    gift: bool = False,
 ) -> RedemptionResult:
     with member_session(member.pk, savepoint=False) as session:
         standing, program, work = session.standing, session.program, session.work
@@ -91,7 +108,7 @@ def _redeem(
         if found is None:
             raise RewardNotFound(details={"reward": reward_code})
         reward, exclusive_tiers = found
-        price = price_for(reward, program, standing.tier_id, member)
+        price = 0 if gift else price_for(reward, program, standing.tier_id, member)
         now = timezone.now()
         refusal = refusal_for(
             reward=reward,
@@ -117,15 +134,17 @@ def _redeem(
             else Redemption.Status.COMPLETED,
         )
         bulk.insert(Redemption, [redemption])
-        spend = points_debit_locked(
-            work=work,
-            standing=standing,
-            amount=price,
-            kind=EntryKind.SPEND,
-            source_type=SourceType.REDEMPTION,
-            source_id=str(redemption.pk),
-            reason=f"Redeemed {reward.code}",
-        )
+        spend = None
+        if price:
+            spend = points_debit_locked(
+                work=work,
+                standing=standing,
+                amount=price,
+                kind=EntryKind.SPEND,
+                source_type=SourceType.REDEMPTION,
+                source_id=str(redemption.pk),
+                reason=f"Redeemed {reward.code}",
+            )
         if reward.kind == Reward.Kind.COUPON:
             redemption.coupon_code = _hand_out_code(reward, redemption, now)
         webhook_emit(
@@ -139,6 +158,7 @@ def _redeem(
                 "points": price,
                 "status": redemption.status,
                 "coupon_code": redemption.coupon_code,
+                "gift": gift,
             },
         )
     # Flushed: the spend has its id. The stock is taken last, so the reward's row stays locked

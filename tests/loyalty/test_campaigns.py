@@ -229,3 +229,68 @@ def test_an_e_mail_the_server_refuses_is_reported_and_the_run_ends():
     assert outcomes(run) == {"failed": 2}
     run.refresh_from_db()
     assert run.status == "done"
+
+
+def test_a_reward_campaign_gives_each_member_a_coupon_once_within_stock_and_budget():
+    from rewards.models import Redemption
+    from tests.factories import make_reward
+
+    make_reward("cinema", codes=3, kind="coupon", limit_per_member=1)
+    group = members("fans", 5)
+    c = campaign("cinema-night", segment_of("fans"), kind=Campaign.Kind.REWARD, reward="cinema")
+    run = run_now(c)
+    # Three codes in the pool: three gifts; the other two members find the stock gone.
+    assert outcomes(run) == {"granted": 3, "refused": 2}
+    assert sorted(run.targets.values_list("detail", flat=True)) == [""] * 3 + ["out_of_stock"] * 2
+    gifts = Redemption.objects.filter(reward__code="cinema")
+    assert gifts.count() == 3 and {g.points_cost for g in gifts} == {0}
+    assert {g.member_id for g in gifts} == {
+        t.member_id for t in run.targets.filter(outcome="granted")
+    }
+    assert all(g.coupon_code.startswith("CINEMA-") and g.spend_entry_id is None for g in gifts)
+    assert not LedgerEntry.objects.filter(member__in=group).exists()  # no points moved
+    # Served again: nobody gets a second code.
+    CampaignRun.objects.filter(pk=run.pk).update(status="running")
+    run.targets.update(outcome="pending", detail="")
+    campaign_run_serve(run)
+    assert gifts.count() == 3 and outcomes(run) == {"granted": 3, "refused": 2}
+    # A second run: the reward's own limit (one per member) refuses the members who have one.
+    second = run_now(c)
+    assert (
+        sorted(second.targets.values_list("detail", flat=True))
+        == ["limit_reached"] * 3 + ["out_of_stock"] * 2
+    )
+
+    # A budget counts rewards: two in all, whatever the stock.
+    make_reward("mug")
+    mugs = campaign("mugs", c.segment, kind=Campaign.Kind.REWARD, reward="mug", budget=2)
+    assert outcomes(run_now(mugs)) == {"granted": 2, "over_budget": 3}
+    mugs.refresh_from_db()
+    assert mugs.spent == 2 == Redemption.objects.filter(reward__code="mug").count()
+    assert_balances_match_ledger()
+
+
+def test_the_admin_refuses_a_reward_campaign_without_a_known_reward():
+    from loyalty.admin.campaigns import CampaignForm
+    from tests.factories import make_reward
+
+    make_reward("mug")
+    segment = segment_of("any")
+    base = {
+        "code": "c",
+        "name": "C",
+        "segment": segment.pk,
+        "kind": "reward",
+        "amount": 0,
+        "starts_at": "2026-12-01 10:00",
+        "repeat": "once",
+        "holdout_percent": 0,
+        "return_days": 7,
+        "is_active": True,
+    }
+    form = CampaignForm(data={**base, "reward": "no-such"})
+    assert not form.is_valid()
+    assert form.errors.as_data()["reward"][0].code == "unknown_reward"
+    assert CampaignForm(data={**base, "reward": "mug"}).is_valid()
+    points = CampaignForm(data={**base, "kind": "points", "reward": ""})
+    assert points.errors.as_data()["amount"][0].code == "amount_required"

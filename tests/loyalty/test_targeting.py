@@ -138,3 +138,67 @@ def test_a_segment_read_in_the_flow_selects_the_same_members(people, conditions,
     }
     assert selected == expected
     assert compiled_program() is not None
+
+
+def test_a_quest_kept_for_a_segment_counts_and_shows_for_its_members_only(db):
+    from loyalty.models import QuestProgress
+    from loyalty.segments.filters import member_in_segment
+    from loyalty.selectors import member_quests
+    from tests.factories import make_quest
+
+    app_users = Segment.objects.create(code="app-users", name="App users")
+    app_users.conditions.create(
+        field=SegmentCondition.Field.ATTRIBUTE, attribute="channel", operator="eq", value="app"
+    )
+    make_quest("app-week", "weekly", [("purchase", 2)], reward_points=70, segment=app_users)
+    make_quest("everyone-week", "weekly", [("purchase", 1)], reward_points=5)
+    ann = MemberFactory(external_id="ann", attributes={"channel": "app"})
+    bob = MemberFactory(external_id="bob", attributes={"channel": "web"})
+
+    def shown(member):
+        return [
+            q["code"]
+            for q in member_quests(member, in_segment=lambda s: member_in_segment(s, member))
+        ]
+
+    assert shown(ann) == ["app-week", "everyone-week"]
+    assert shown(bob) == ["everyone-week"]
+    assert [q["code"] for q in member_quests(ann)] == ["everyone-week"]  # no segment asked
+
+    assert buy("bob").outcome["quests_completed"] == ["everyone-week"]
+    assert buy("bob").outcome["quests_completed"] == []
+    assert not QuestProgress.objects.filter(member=bob, quest__code="app-week").exists()
+    assert buy("ann").outcome["quests_completed"] == ["everyone-week"]
+    done = buy("ann")
+    assert done.outcome["quests_completed"] == ["app-week"]
+    assert done.outcome["points"] == 70  # the quest's bonus: no rule credits purchases here
+
+    # Bob joins the segment: from his next event on, the quest counts it.
+    Member.objects.filter(pk=bob.pk).update(attributes={"channel": "app"})
+    assert buy("bob").outcome["quests_completed"] == []
+    progress = QuestProgress.objects.get(member=bob, quest__code="app-week")
+    assert list(progress.step_counts.values()) == [1]
+
+
+def test_a_quest_cannot_be_kept_for_a_segment_the_flow_cannot_read(db):
+    from loyalty.admin.gamification import QuestForm
+
+    badge_holders = Segment.objects.create(code="badge-holders", name="Badge holders")
+    badge_holders.conditions.create(
+        field=SegmentCondition.Field.BADGE, operator="in", value="first-buy"
+    )
+    form = QuestForm(
+        data={
+            "code": "q",
+            "name": "Q",
+            "scope": "weekly",
+            "reward_points": 0,
+            "reward_growth": 0,
+            "window_days": 14,
+            "position": 1,
+            "segment": badge_holders.pk,
+            "translations": "{}",
+        }
+    )
+    assert not form.is_valid()
+    assert form.errors.as_data()["segment"][0].code == "segment_not_in_flow"
