@@ -28,6 +28,7 @@ from loyalty.models import (
     MemberStanding,
     PointLot,
     Program,
+    RuleBudget,
     RuleCounter,
     SourceType,
 )
@@ -312,10 +313,14 @@ def _take_points(
 def _correct_counters(
     event: Event, rules: dict[int, CompiledRule], targets: dict[str, dict[str, int]], *, full: bool
 ) -> None:
-    """Give back to the caps what the reversal took back; a full reversal also gives back the
-    occurrence."""
+    """Give back to the caps and to a rule's total budget what the reversal took back; a full
+    reversal also gives back the occurrence."""
     for version_id, rule in rules.items():
         taken = targets[str(version_id)]
+        if rule.budget_points is not None and taken.get(Currency.POINTS, 0):
+            RuleBudget.objects.filter(rule_id=rule.rule_id).update(
+                spent=Greatest(F("spent") - taken[Currency.POINTS], Value(0))
+            )
         for period in rule.counted_periods:
             RuleCounter.objects.filter(
                 member_id=event.member_id,

@@ -57,3 +57,37 @@ def test_a_spent_budget_says_why_and_a_raised_one_credits_again():
     earning_rule_publish(rule=rule)
     assert signup(3).outcome["points"] == 60  # 120 spent of 200
     assert RuleBudget.objects.get(rule=rule).spent == 120
+
+
+@pytest.mark.django_db
+def test_points_a_refund_takes_back_return_to_the_budget():
+    from decimal import Decimal
+
+    from loyalty.engine.reversals import event_reverse
+
+    rule = make_rule(
+        "purchase",
+        code="launch",
+        points_per_unit="1",
+        unit_attribute="amount",
+        budget_points=150,
+    )
+
+    def buy(i: int, amount: str):
+        return record_event(
+            client=None,
+            event=EventInput(
+                external_id="ann",
+                action="purchase",
+                idempotency_key=f"p-{i}",
+                attributes={"amount": amount},
+            ),
+        )
+
+    first = buy(1, "100")
+    assert buy(2, "100").outcome["reason"] == "budget_spent"  # 100 of 150 spent: 100 > 50
+    event_reverse(client=None, event_id=first.event_id, idempotency_key="r-1", amount=Decimal("40"))
+    assert RuleBudget.objects.get(rule=rule).spent == 60  # 40 of the 100 points came back
+    assert buy(3, "90").outcome["points"] == 90
+    assert RuleBudget.objects.get(rule=rule).spent == 150
+    assert_balances_match_ledger()
