@@ -12,8 +12,10 @@ class RewardsConfig(AppConfig):
         from loyalty.insight.dashboard import register_panel
         from loyalty.insight.job import register_record
         from loyalty.insight.sources import register
+        from loyalty.program.program_file import FileSection, register_file_section
         from rewards import insight
         from rewards.models import Redemption, Reward
+        from rewards.services.catalog_file import catalog_export, catalog_load
         from rewards.services.redemptions import reward_gift
 
         # The console counts redemptions per reward and day, and shows them on the dashboard.
@@ -29,6 +31,11 @@ class RewardsConfig(AppConfig):
                 ),
                 exists=lambda code: Reward.objects.filter(code=code).exists(),
             )
+        )
+
+        # The program file carries the catalog as its ``rewards`` section.
+        register_file_section(
+            FileSection("rewards", catalog_export, lambda data: catalog_load(data=data))
         )
 
         # A member's data export includes their redemptions.

@@ -11,6 +11,8 @@ from loyalty.models import (
     Action,
     Badge,
     EarningRule,
+    Gift,
+    KeyAction,
     Leaderboard,
     Privilege,
     Program,
@@ -18,6 +20,8 @@ from loyalty.models import (
     QuestStep,
     RuleCap,
     RuleCondition,
+    Segment,
+    SegmentCondition,
     Streak,
     Tier,
 )
@@ -51,6 +55,7 @@ RULE_FIELDS = [
 ]
 CONDITION_FIELDS = ["attribute", "operator", "value"]
 CAP_FIELDS = ["period", "measure", "limit"]
+SEGMENT_CONDITION_FIELDS = ["field", "attribute", "operator", "value"]
 PRIVILEGE_FIELDS = ["code", "name", "kind", "params", "description"]
 TIER_FIELDS = [
     "code",
@@ -82,7 +87,7 @@ class _Model(_Strict, serializers.ModelSerializer):
     pass
 
 
-class _NoUniqueCheck(_Model):
+class UpsertSerializer(_Model):
     """Codes are upsert keys here, so "already exists" is not an error."""
 
     def get_validators(self):
@@ -111,10 +116,12 @@ class ProgramSettingsSerializer(_Model):
             "churned_after_days",
             "expiring_notice_days",
             "send_emails",
+            "point_value",
+            "money",
         ]
 
 
-class ActionSerializer(_NoUniqueCheck):
+class ActionSerializer(UpsertSerializer):
     class Meta:
         model = Action
         fields = ["code", "name", "description", "is_active"]
@@ -137,7 +144,7 @@ class CapSerializer(_Model):
         fields = CAP_FIELDS
 
 
-class RuleSerializer(_NoUniqueCheck):
+class RuleSerializer(UpsertSerializer):
     action = serializers.SlugField(max_length=64)
     conditions = ConditionSerializer(many=True, required=False, default=list)
     caps = CapSerializer(many=True, required=False, default=list)
@@ -162,7 +169,7 @@ class PrivilegeSerializer(_Model):
         fields = PRIVILEGE_FIELDS
 
 
-class TierSerializer(_NoUniqueCheck):
+class TierSerializer(UpsertSerializer):
     privileges = PrivilegeSerializer(many=True, required=False, default=list)
 
     class Meta:
@@ -175,22 +182,22 @@ class TierSerializer(_NoUniqueCheck):
         return data
 
 
-def _code_of(model, **kwargs):
+def code_of(model, **kwargs):
     return serializers.SlugRelatedField(slug_field="code", queryset=model.objects.all(), **kwargs)
 
 
-class StreakFileSerializer(_NoUniqueCheck):
-    action = _code_of(Action)
+class StreakFileSerializer(UpsertSerializer):
+    action = code_of(Action)
 
     class Meta:
         model = Streak
         fields = ["code", "name", "action", "is_active"]
 
 
-class BadgeFileSerializer(_NoUniqueCheck):
-    action = _code_of(Action, required=False, allow_null=True)
-    streak = _code_of(Streak, required=False, allow_null=True)
-    tier = _code_of(Tier, required=False, allow_null=True)
+class BadgeFileSerializer(UpsertSerializer):
+    action = code_of(Action, required=False, allow_null=True)
+    streak = code_of(Streak, required=False, allow_null=True)
+    tier = code_of(Tier, required=False, allow_null=True)
 
     class Meta:
         model = Badge
@@ -226,15 +233,16 @@ class BadgeFileSerializer(_NoUniqueCheck):
 
 
 class QuestStepFileSerializer(_Model):
-    action = _code_of(Action)
+    action = code_of(Action)
 
     class Meta:
         model = QuestStep
         fields = ["action", "count"]
 
 
-class QuestFileSerializer(_NoUniqueCheck):
-    reward_badge = _code_of(Badge, required=False, allow_null=True)
+class QuestFileSerializer(UpsertSerializer):
+    reward_badge = code_of(Badge, required=False, allow_null=True)
+    segment = code_of(Segment, required=False, allow_null=True)
     steps = QuestStepFileSerializer(many=True)
 
     class Meta:
@@ -249,14 +257,15 @@ class QuestFileSerializer(_NoUniqueCheck):
             "reward_points",
             "reward_growth",
             "reward_badge",
+            "segment",
             "is_active",
             "position",
             "steps",
         ]
 
 
-class LeaderboardFileSerializer(_NoUniqueCheck):
-    action = _code_of(Action, required=False, allow_null=True)
+class LeaderboardFileSerializer(UpsertSerializer):
+    action = code_of(Action, required=False, allow_null=True)
 
     class Meta:
         model = Leaderboard
@@ -266,6 +275,36 @@ class LeaderboardFileSerializer(_NoUniqueCheck):
         if data.get("metric") == Leaderboard.Metric.ACTION_COUNT and not data.get("action"):
             raise serializers.ValidationError({"action": "An action-count board needs an action."})
         return data
+
+
+class SegmentConditionFileSerializer(_Model):
+    class Meta:
+        model = SegmentCondition
+        fields = SEGMENT_CONDITION_FIELDS
+
+
+class SegmentFileSerializer(UpsertSerializer):
+    conditions = SegmentConditionFileSerializer(many=True, required=False, default=list)
+
+    class Meta:
+        model = Segment
+        fields = ["code", "name", "description", "conditions"]
+
+
+class KeyActionFileSerializer(_Model):
+    action = code_of(Action)
+
+    class Meta:
+        model = KeyAction
+        fields = ["action", "min_per_day", "effective_from"]
+
+
+class GiftFileSerializer(UpsertSerializer):
+    badge = code_of(Badge, required=False, allow_null=True)
+
+    class Meta:
+        model = Gift
+        fields = ["kind", "points", "growth", "badge", "is_active"]
 
 
 # Gamification sections refer to actions, tiers and each other by code, so they are validated
@@ -290,6 +329,9 @@ class ProgramFileSerializer(_Strict, serializers.Serializer):
     leaderboards = serializers.ListField(
         child=serializers.DictField(), required=False, default=list
     )
+    segments = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    key_actions = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    gifts = serializers.ListField(child=serializers.DictField(), required=False, default=list)
 
     def validate_format(self, value):
         if value != FORMAT_VERSION:

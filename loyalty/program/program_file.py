@@ -1,13 +1,17 @@
 """The program as a file: export it, and load one idempotently with clear validation errors.
 
-A file holds ``program`` settings (expiry, reversals, activity windows), ``actions``, ``rules``
-(with conditions, caps, hold and expiry), ``tiers`` (in order, lowest first, with privileges),
-``streaks``, ``badges``, ``quests`` and ``leaderboards``. Loading upserts each by its code,
-replaces a rule's conditions and caps and a tier's privileges with the file's, publishes a new
-rule version only where something changed, and leaves things the file does not mention alone.
-A key the format does not know is refused, naming its path.
+A file holds ``program`` settings (expiry, reversals, activity windows, the points' value),
+``actions``, ``rules`` (with conditions, caps, hold and expiry), ``tiers`` (in order, lowest
+first, with privileges), ``segments`` (with conditions), ``streaks``, ``badges``, ``quests``,
+``leaderboards``, ``key_actions`` (dated), ``gifts``, and the sections other apps register (the
+rewards catalog). Loading upserts each by its code (a key action by its date, a gift by its
+kind), replaces a rule's conditions and caps, a tier's privileges and a segment's conditions
+with the file's, publishes a new rule version only where something changed, and leaves things
+the file does not mention alone. A key the format does not know is refused, naming its path.
+Exporting, loading the file into an empty database and exporting again gives the same file.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +21,14 @@ from core.errors import InvalidInput
 from loyalty.models import (
     Action,
     EarningRule,
+    Gift,
+    KeyAction,
     Privilege,
     QuestStep,
     RuleCap,
     RuleCondition,
+    Segment,
+    SegmentCondition,
     Tier,
 )
 from loyalty.program.compiled import earning_rule_publish, program_changed, program_settings
@@ -30,13 +38,35 @@ from loyalty.program.file_format import (
     FORMAT_VERSION,
     GAMIFICATION_SECTIONS,
     PRIVILEGE_FIELDS,
+    SEGMENT_CONDITION_FIELDS,
     ActionSerializer,
+    GiftFileSerializer,
+    KeyActionFileSerializer,
     ProgramFileSerializer,
     ProgramSettingsSerializer,
     RuleSerializer,
+    SegmentFileSerializer,
     TierSerializer,
     flatten_errors,
 )
+
+
+@dataclass(frozen=True)
+class FileSection:
+    """A section another app keeps in the program file (the rewards catalog): ``export`` gives
+    its data; ``load`` applies it inside the file's transaction, returning a line for the
+    report, and raises ``InvalidInput`` to refuse the file."""
+
+    name: str
+    export: Callable[[], Any]
+    load: Callable[[Any], str]
+
+
+_sections: dict[str, FileSection] = {}
+
+
+def register_file_section(section: FileSection) -> None:
+    _sections[section.name] = section
 
 
 def program_export() -> dict[str, Any]:
@@ -54,14 +84,33 @@ def program_export() -> dict[str, Any]:
             for rule in rules.order_by("action__code", "priority", "code")
         ],
         "tiers": TierSerializer(Tier.objects.prefetch_related("privileges"), many=True).data,
+        "segments": SegmentFileSerializer(
+            Segment.objects.prefetch_related("conditions").order_by("code"), many=True
+        ).data,
         **{
             section: serializer_class(model.objects.order_by("code"), many=True).data
             for section, model, serializer_class in GAMIFICATION_SECTIONS
         },
+        "key_actions": KeyActionFileSerializer(
+            KeyAction.objects.select_related("action").order_by("effective_from"), many=True
+        ).data,
+        "gifts": GiftFileSerializer(Gift.objects.order_by("kind"), many=True).data,
+        **{name: section.export() for name, section in sorted(_sections.items())},
     }
 
 
-SECTIONS = ("actions", "rules", "tiers", "streaks", "badges", "quests", "leaderboards")
+SECTIONS = (
+    "actions",
+    "rules",
+    "tiers",
+    "segments",
+    "streaks",
+    "badges",
+    "quests",
+    "leaderboards",
+    "key_actions",
+    "gifts",
+)
 
 
 @dataclass
@@ -69,13 +118,14 @@ class LoadReport:
     created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     rule_versions: int = 0
+    others: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         parts = [
             f"{section}: {self.created[section]} created, {self.updated[section]} updated"
             for section in self.created
         ]
-        return "; ".join(parts) + f"; {self.rule_versions} new rule version(s)"
+        return "; ".join([*parts, *self.others]) + f"; {self.rule_versions} new rule version(s)"
 
 
 def _upsert(model, code: str, values: dict, report: LoadReport, section: str, **on_create):
@@ -96,6 +146,10 @@ def _upsert(model, code: str, values: dict, report: LoadReport, section: str, **
 def program_load(*, data: Any, actor=None) -> LoadReport:
     """Validate the whole file first, then apply it in one transaction. Loading the same file
     twice changes nothing the second time. Raises ``InvalidInput`` listing every problem."""
+    others = {}
+    if isinstance(data, dict):
+        others = {name: data[name] for name in _sections if name in data}
+        data = {name: value for name, value in data.items() if name not in _sections}
     serializer = ProgramFileSerializer(data=data if isinstance(data, dict) else {"format": data})
     if not isinstance(data, dict) or not serializer.is_valid():
         errors = serializer.errors if isinstance(data, dict) else {"file": ["Expected a mapping."]}
@@ -124,10 +178,65 @@ def program_load(*, data: Any, actor=None) -> LoadReport:
         earning_rule_publish(rule=rule, actor=actor)
         report.rule_versions += rule.versions.count() - before
     _load_tiers(valid["tiers"], report)
+    _load_segments(valid["segments"], report)
     for section, model, serializer_class in GAMIFICATION_SECTIONS:
         _load_section(section, model, serializer_class, valid[section], report)
+    _load_keyed("key_actions", KeyAction, KeyActionFileSerializer, "effective_from", valid, report)
+    _load_keyed("gifts", Gift, GiftFileSerializer, "kind", valid, report)
+    for name, value in others.items():
+        report.others.append(f"{name}: {_sections[name].load(value)}")
     program_changed()
     return report
+
+
+def _valid_items(section: str, serializer_class, items: list[dict]) -> list[dict]:
+    """Each item through its serializer; ``InvalidInput`` naming every problem's path."""
+    valid, errors = [], {}
+    for index, item in enumerate(items):
+        serializer = serializer_class(data=item)
+        if serializer.is_valid():
+            valid.append(dict(serializer.validated_data))
+        else:
+            errors[index] = serializer.errors
+    if errors:
+        raise InvalidInput(
+            "The program file is not valid.",
+            code="invalid_program",
+            details=flatten_errors({section: errors}),
+        )
+    return valid
+
+
+def _load_segments(items: list[dict], report: LoadReport) -> None:
+    for data in _valid_items("segments", SegmentFileSerializer, items):
+        conditions = data.pop("conditions")
+        counted = report.created["segments"] + report.updated["segments"]
+        segment = _upsert_plain(Segment, data, report, "segments")
+        replaced = _replace_children(
+            segment.conditions,
+            SegmentCondition,
+            conditions,
+            SEGMENT_CONDITION_FIELDS,
+            segment=segment,
+        )
+        if replaced and report.created["segments"] + report.updated["segments"] == counted:
+            report.updated["segments"] += 1
+
+
+def _load_keyed(section, model, serializer_class, key: str, valid: dict, report) -> None:
+    """A section whose items have no code: upserted by another unique field."""
+    for data in _valid_items(section, serializer_class, valid[section]):
+        obj = model.objects.filter(**{key: data[key]}).first()
+        if obj is None:
+            model.objects.create(**data)
+            report.created[section] += 1
+            continue
+        changed = {name: value for name, value in data.items() if getattr(obj, name) != value}
+        if changed:
+            for name, value in changed.items():
+                setattr(obj, name, value)
+            obj.save(update_fields=list(changed))
+            report.updated[section] += 1
 
 
 def _replace_children(manager, model, items: list[dict], fields: list[str], **parent) -> bool:

@@ -1,11 +1,13 @@
 """The program as a file: export, load idempotently, refuse invalid files with clear errors."""
 
 import json
+from datetime import UTC
 from decimal import Decimal
 
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.core.serializers.json import DjangoJSONEncoder
 
 from core.errors import InvalidInput
 from loyalty.demo import DEMO_PROGRAM, load_demo_program, simulate_members
@@ -29,6 +31,9 @@ def test_the_demo_program_loads_with_actions_rules_and_five_tiers(db):
         "badges": 9,
         "quests": 3,
         "leaderboards": 3,
+        "segments": 0,
+        "key_actions": 0,
+        "gifts": 0,
     }
     assert list(Tier.objects.values_list("code", flat=True)) == [
         "member",
@@ -57,6 +62,64 @@ def test_an_exported_program_loads_back_unchanged(db, tmp_path):
     exported = json.loads(target.read_text())
     assert program_load(data=exported).rule_versions == 0
     assert json.loads(json.dumps(program_export(), default=str)) == exported
+
+
+def as_file(data) -> dict:
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_whole_program_round_trips_through_an_empty_database(tmp_path):
+    from datetime import datetime
+
+    from loyalty.models import Gift, KeyAction, Program, Quest, Segment
+    from rewards.management.commands.load_demo_catalog import DEMO_CATALOG
+    from rewards.models import Reward
+    from rewards.services.catalog_file import catalog_load
+
+    program_load(data=demo_file())
+    catalog_load(data=yaml.safe_load(DEMO_CATALOG.read_text()))
+    Program.objects.filter(pk=1).update(point_value=Decimal("0.05"), money="CNY")
+    KeyAction.objects.create(
+        action=Action.objects.get(code="check_in"),
+        min_per_day=1,
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    KeyAction.objects.create(
+        action=Action.objects.get(code="purchase"),
+        min_per_day=2,
+        effective_from=datetime(2026, 6, 1, 8, 30, tzinfo=UTC),
+    )
+    Gift.objects.create(kind="welcome", points=50)
+    Gift.objects.create(kind="birthday", points=200, growth=20, is_active=False)
+    app_users = Segment.objects.create(
+        code="app-users", name="App users", description="From the app"
+    )
+    app_users.conditions.create(field="attribute", attribute="channel", operator="eq", value="app")
+    app_users.conditions.create(field="tier", operator="in", value="gold,platinum")
+    Quest.objects.filter(pk=Quest.objects.first().pk).update(segment=app_users)
+    reward = Reward.objects.get(code="gift-tote-bag")
+    reward.only_segment = reward.price_segment = app_users
+    reward.segment_price = 2000
+    reward.translations = {"zh-hans": {"name": "限量帆布袋"}}
+    reward.save()
+    reward.exclusive_tiers.set(Tier.objects.filter(code__in=["gold", "silver"]))
+
+    before = as_file(program_export())
+    assert {"segments", "key_actions", "gifts", "rewards"} <= set(before)
+    assert before["program"]["money"] == "CNY" and len(before["key_actions"]) == 2
+    target = tmp_path / "program.yaml"
+    call_command("export_program", "--output", str(target))
+
+    call_command("flush", interactive=False)  # an empty database
+    assert not Tier.objects.exists() and not Reward.objects.exists()
+    call_command("load_program", str(target))
+    assert as_file(program_export()) == before
+    # Loading it again changes nothing.
+    report = program_load(data=yaml.safe_load(target.read_text()))
+    assert set(report.created.values()) == set(report.updated.values()) == {0}
+    assert report.others == ["rewards: 2 pool(s); rewards: 0 created, 4 updated"]
+    assert as_file(program_export()) == before
 
 
 def test_a_rules_hold_and_expiry_load_export_and_apply(db, earn):
@@ -96,7 +159,7 @@ def test_a_rules_hold_and_expiry_load_export_and_apply(db, earn):
             {"rules": [{"code": "r", "action": "a", "name": "R", "cooldown_secs": 60}]},
             "rules[0].cooldown_secs: Unknown key.",
         ),
-        ({"rewards": []}, "rewards: Unknown key."),
+        ({"campaigns": []}, "campaigns: Unknown key."),
         ({"program": {"points_expiry": "never", "expiry": "x"}}, "program.expiry: Unknown key."),
         (
             {"tiers": [{"code": "t", "name": "T", "growth_threshold": 0, "perks": []}]},

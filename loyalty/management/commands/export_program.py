@@ -9,7 +9,7 @@ from loyalty.program.program_file import program_export
 
 
 class Command(BaseCommand):
-    help = "Write the whole program (actions, rules, tiers, privileges) as YAML or JSON."
+    help = "Write the whole program (settings, actions, rules, tiers, segments, gamification, key actions, gifts, the rewards catalog) as YAML or JSON."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--format", choices=["yaml", "json"], default="yaml")
