@@ -18,6 +18,8 @@ SECTIONS = [
             ("loyalty", "KeyAction"),
             ("loyalty", "Gift"),
             ("loyalty", "Funnel"),
+            ("loyalty", "ProgramDraft"),
+            ("loyalty", "ProgramVersion"),
         ],
     ),
     (

@@ -239,6 +239,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "refresh-insight": {"task": "loyalty.refresh_insight", "schedule": crontab(hour=2, minute=0)},
     # Campaigns whose scheduled slot has come (docs/campaigns.md).
     "run-campaigns": {"task": "loyalty.run_campaigns", "schedule": 300.0},
+    # Program drafts scheduled to publish (docs/simulation.md).
+    "publish-drafts": {"task": "loyalty.publish_due_drafts", "schedule": 60.0},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),

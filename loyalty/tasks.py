@@ -14,6 +14,7 @@ from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_re
 from loyalty.insight.job import refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
 from loyalty.models import Badge, CampaignRun
+from loyalty.program.drafts import publish_due_drafts
 
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)
@@ -91,6 +92,12 @@ def refresh_insight_task() -> dict:
 def run_campaigns_task() -> dict:
     """Campaign runs whose slot has come, and runs a crash left halfway."""
     return {"runs": [run.pk for run in run_due_campaigns()]}
+
+
+@shared_task(name="loyalty.publish_due_drafts", time_limit=10 * 60)
+def publish_due_drafts_task() -> dict:
+    """Program drafts whose scheduled time has come, published."""
+    return {"versions": [version.number for version in publish_due_drafts()]}
 
 
 @shared_task(name="loyalty.detect_churn_risk", time_limit=60 * 60)

@@ -35,7 +35,11 @@ class RewardsConfig(AppConfig):
 
         # The program file carries the catalog as its ``rewards`` section.
         register_file_section(
-            FileSection("rewards", catalog_export, lambda data: catalog_load(data=data))
+            FileSection(
+                "rewards",
+                catalog_export,
+                lambda data, switch_off: catalog_load(data=data, switch_off_missing=switch_off),
+            )
         )
 
         # A member's data export includes their redemptions.

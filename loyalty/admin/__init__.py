@@ -3,6 +3,7 @@
 from loyalty.admin import (  # noqa: F401
     activity,
     campaigns,
+    drafts,
     gamification,
     insight,
     ledger,

@@ -126,6 +126,7 @@ def record_one(
             "activity": activity_change,
             "tier": program.tier(standing.tier_id).code if standing.tier_id else None,
         },
+        program.version,
     )
     stored_event = _event_row(work, client, item, standing, action, occurred_at, outcome)
     _post_credits(work, standing, program, stored_event, evaluated.credits, occurred_at)
@@ -236,6 +237,7 @@ def _answer(
     evaluated: Evaluated,
     bonuses: list[dict[str, Any]],
     played: dict[str, Any],
+    program_version: int,
 ) -> dict[str, Any]:
     """The event's outcome as the host app gets it (its balances are set once posted)."""
     growth, points = evaluated.growth, evaluated.points
@@ -250,6 +252,7 @@ def _answer(
         "reason": evaluated.reason or None,
         "growth": growth + sum(bonus["growth"] for bonus in bonuses),
         "points": points + sum(bonus["points"] for bonus in bonuses),
+        "program_version": program_version,
         "credits": [
             {
                 "rule": c.rule.code,

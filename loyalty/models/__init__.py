@@ -21,6 +21,7 @@ from loyalty.models.adjustments import Adjustment, MemberErasure
 from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
 from loyalty.models.campaigns import Campaign, CampaignRun, CampaignTarget
 from loyalty.models.counters import RuleCounter
+from loyalty.models.drafts import ProgramDraft, ProgramVersion
 from loyalty.models.events import Event, EventBatchJob, EventReversal
 from loyalty.models.insight import (
     CohortCell,
@@ -43,6 +44,8 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "ProgramDraft",
+    "ProgramVersion",
     "RuleBudget",
     "ChurnRisk",
     "Campaign",

@@ -97,6 +97,12 @@ class Program(models.Model):
         help_text=_("The currency of the point value, e.g. CNY, USD."),
         verbose_name=_("money"),
     )
+    version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text=_("The number of the published version in force (0: none published yet)."),
+        verbose_name=_("version"),
+    )
     revision = models.UUIDField(default=uuid.uuid4, editable=False, verbose_name=_("revision"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 

@@ -68,6 +68,8 @@ class ExpiryRule:
 @dataclass(frozen=True)
 class CompiledProgram:
     revision: uuid.UUID
+    # The published version in force (``loyalty.program.drafts``); 0 before the first.
+    version: int
     unknown_members: str
     default_expiry: ExpiryRule
     reversal_shortfall: str
@@ -141,9 +143,20 @@ def program_at(revision: uuid.UUID | None) -> CompiledProgram:
     if compiled is not None and compiled.revision == revision:
         return compiled
     with _lock:
-        compiled = _compile(revision)
+        compiled = _compile_consistent()
         _compiled = compiled
     return compiled
+
+
+def _compile_consistent() -> CompiledProgram:
+    """The program compiled from tables that no publish changed while they were read: the
+    revision is read before and after, and a publish between (it renews the revision in its
+    own transaction) makes us compile again. So a compiled program is wholly one version,
+    never half of the old and half of the new."""
+    while True:
+        compiled = _compile(current_revision())
+        if current_revision() == compiled.revision:
+            return compiled
 
 
 def program_snapshot() -> CompiledProgram:
@@ -223,6 +236,7 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
             quests.setdefault(action_id, []).append(quest)
     return CompiledProgram(
         revision=revision,
+        version=program.version,
         unknown_members=program.unknown_members,
         default_expiry=ExpiryRule(
             program.points_expiry, program.points_expiry_n, program.points_expiry_date

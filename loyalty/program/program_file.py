@@ -20,15 +20,19 @@ from django.db import transaction
 from core.errors import InvalidInput
 from loyalty.models import (
     Action,
+    Badge,
     EarningRule,
     Gift,
     KeyAction,
+    Leaderboard,
     Privilege,
+    Quest,
     QuestStep,
     RuleCap,
     RuleCondition,
     Segment,
     SegmentCondition,
+    Streak,
     Tier,
 )
 from loyalty.program.compiled import earning_rule_publish, program_changed, program_settings
@@ -54,12 +58,12 @@ from loyalty.program.file_format import (
 @dataclass(frozen=True)
 class FileSection:
     """A section another app keeps in the program file (the rewards catalog): ``export`` gives
-    its data; ``load`` applies it inside the file's transaction, returning a line for the
-    report, and raises ``InvalidInput`` to refuse the file."""
+    its data; ``load(data, switch_off_missing)`` applies it inside the file's transaction,
+    returning a line for the report, and raises ``InvalidInput`` to refuse the file."""
 
     name: str
     export: Callable[[], Any]
-    load: Callable[[Any], str]
+    load: Callable[[Any, bool], str]
 
 
 _sections: dict[str, FileSection] = {}
@@ -142,10 +146,33 @@ def _upsert(model, code: str, values: dict, report: LoadReport, section: str, **
     return obj
 
 
+# The sections whose items can be switched off, by the field that names an item.
+SWITCHABLE = (
+    ("actions", Action, "code"),
+    ("rules", EarningRule, "code"),
+    ("streaks", Streak, "code"),
+    ("badges", Badge, "code"),
+    ("quests", Quest, "code"),
+    ("leaderboards", Leaderboard, "code"),
+    ("gifts", Gift, "kind"),
+)
+
+
 @transaction.atomic
-def program_load(*, data: Any, actor=None) -> LoadReport:
+def program_load(*, data: Any, actor=None, switch_off_missing: bool = False) -> LoadReport:
     """Validate the whole file first, then apply it in one transaction. Loading the same file
-    twice changes nothing the second time. Raises ``InvalidInput`` listing every problem."""
+    twice changes nothing the second time. Raises ``InvalidInput`` listing every problem.
+
+    With ``switch_off_missing`` (a draft's publish), what a section of the file leaves out is
+    switched off (``is_active`` false), so the live program becomes exactly the file; sections
+    the file does not have are left alone."""
+    listed = {}
+    if switch_off_missing and isinstance(data, dict):
+        listed = {
+            section: {item.get(key) for item in data[section] if isinstance(item, dict)}
+            for section, _model, key in SWITCHABLE
+            if isinstance(data.get(section), list)
+        }
     others = {}
     if isinstance(data, dict):
         others = {name: data[name] for name in _sections if name in data}
@@ -184,9 +211,23 @@ def program_load(*, data: Any, actor=None) -> LoadReport:
     _load_keyed("key_actions", KeyAction, KeyActionFileSerializer, "effective_from", valid, report)
     _load_keyed("gifts", Gift, GiftFileSerializer, "kind", valid, report)
     for name, value in others.items():
-        report.others.append(f"{name}: {_sections[name].load(value)}")
+        report.others.append(f"{name}: {_sections[name].load(value, switch_off_missing)}")
+    for section, model, key in SWITCHABLE:
+        if section in listed:
+            _switch_off(model, key, listed[section], report, section, actor)
     program_changed()
     return report
+
+
+def _switch_off(model, key: str, listed: set, report: LoadReport, section: str, actor) -> None:
+    for obj in model.objects.filter(is_active=True).exclude(**{f"{key}__in": listed}):
+        obj.is_active = False
+        obj.save(update_fields=["is_active"])  # a save, so the audit log keeps it
+        report.updated[section] += 1
+        if model is EarningRule:
+            before = obj.versions.count()
+            earning_rule_publish(rule=obj, actor=actor)
+            report.rule_versions += obj.versions.count() - before
 
 
 def _valid_items(section: str, serializer_class, items: list[dict]) -> list[dict]:

@@ -107,9 +107,10 @@ def _valid(section: str, serializer_class, items: Any) -> list[dict]:
 
 
 @transaction.atomic
-def catalog_load(*, data: Any) -> str:
+def catalog_load(*, data: Any, switch_off_missing: bool = False) -> str:
     """Create or update pools and rewards by code; refuses the whole file, naming each problem's
-    path, if any item is not valid."""
+    path, if any item is not valid. With ``switch_off_missing``, rewards the file leaves out
+    are switched off."""
     if not isinstance(data, dict) or set(data) - {"pools", "rewards"}:
         raise InvalidInput(
             "The catalog is not valid.",
@@ -124,6 +125,7 @@ def catalog_load(*, data: Any) -> str:
             pool_generate(pool=pool, pattern=pattern, count=count)
         pools += 1
     created = updated = 0
+    listed = set()
     for item in _valid("rewards", RewardFileSerializer, data.get("rewards", [])):
         exclusive = item.pop("exclusive_tiers", [])
         stock = item.pop("stock", None)
@@ -133,4 +135,10 @@ def catalog_load(*, data: Any) -> str:
         reward.exclusive_tiers.set(exclusive)
         created += was_created
         updated += not was_created
+        listed.add(reward.code)
+    if switch_off_missing and "rewards" in data:
+        for reward in Reward.objects.filter(is_active=True).exclude(code__in=listed):
+            reward.is_active = False
+            reward.save(update_fields=["is_active"])
+            updated += 1
     return f"{pools} pool(s); rewards: {created} created, {updated} updated"
