@@ -39,11 +39,13 @@ from loyalty.models.lots import ExpiryPolicy, LotMovement, PointLot
 from loyalty.models.program import Program
 from loyalty.models.quests import Quest, QuestProgress, QuestStep
 from loyalty.models.segments import Segment, SegmentCondition
+from loyalty.models.simulation import SimulationRun
 from loyalty.models.standing import MemberStanding
 from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "SimulationRun",
     "ProgramDraft",
     "ProgramVersion",
     "RuleBudget",

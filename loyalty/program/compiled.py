@@ -159,6 +159,14 @@ def _compile_consistent() -> CompiledProgram:
             return compiled
 
 
+def forget() -> None:
+    """Drop this process's compiled program: the next use compiles from the database (a
+    simulation's scratch tables, or the live ones after it)."""
+    global _compiled
+    with _lock:
+        _compiled = None
+
+
 def program_snapshot() -> CompiledProgram:
     """The program as last compiled in this process, without asking the database whether it
     changed: for steps inside a flow that called ``compiled_program`` at its start."""

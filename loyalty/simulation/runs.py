@@ -1,0 +1,125 @@
+"""Running a simulation: replay the period's history under the draft in a scratch, read its
+figures and the live ones the same way, keep both on the run, drop the scratch. The run's row
+(in the live tables) shows the progress as it goes and is where an operator cancels it.
+
+A scratch is the machinery of a simulation, never a place for live work: the connection points
+at it only for the replay, then back at the live tables.
+"""
+
+import time
+import traceback
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from core.errors import InvalidInput
+from loyalty.models import Program, ProgramDraft, SimulationRun
+from loyalty.simulation.figures import most_changed, period_figures, tier_moves
+from loyalty.simulation.replay import Cancelled, history_size, replay
+from loyalty.simulation.scratch import scratch_session
+
+RUNS = SimulationRun._meta.db_table
+
+
+def simulation_new(
+    *,
+    start: datetime,
+    end: datetime,
+    draft: ProgramDraft | None = None,
+    definition: dict[str, Any] | None = None,
+    label: str = "",
+    actor=None,
+) -> SimulationRun:
+    """A queued run of ``draft``, of a program file's ``definition``, or of the live program."""
+    if draft is not None:
+        definition, label = draft.definition, label or draft.name
+    return SimulationRun.objects.create(
+        draft=draft,
+        definition=definition,
+        label=label or ("A program file" if definition is not None else "The live program"),
+        start=start,
+        end=end,
+        created_by=actor if getattr(actor, "pk", None) else None,
+    )
+
+
+def _public(sql: str, params: list) -> list[tuple]:
+    """A statement on the live run row, whatever the connection points at."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace("{runs}", f"public.{RUNS}"), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def simulation_run(run: SimulationRun) -> SimulationRun:
+    """Run it to its end (or its cancellation); safe to call on a run another worker has
+    started: it is then left alone."""
+    started = SimulationRun.objects.filter(pk=run.pk, status=SimulationRun.Status.QUEUED).update(
+        status=SimulationRun.Status.RUNNING, total=history_size(run.end)
+    )
+    if not started:
+        return SimulationRun.objects.get(pk=run.pk)
+    clock = time.monotonic()
+    status, results, error = SimulationRun.Status.DONE, None, ""
+    try:
+        results = _simulate(run)
+    except Cancelled:
+        status = SimulationRun.Status.CANCELLED
+    except InvalidInput as invalid:  # the draft does not load
+        status = SimulationRun.Status.FAILED
+        error = "\n".join([str(invalid.message), *(invalid.details or [])])
+    except Exception:  # reported on the run; the scratch is gone either way
+        status, error = SimulationRun.Status.FAILED, traceback.format_exc(limit=8)
+    SimulationRun.objects.filter(pk=run.pk).update(
+        status=status,
+        results=results,
+        error=error,
+        seconds=round(time.monotonic() - clock, 1),
+        finished_at=timezone.now(),
+    )
+    return SimulationRun.objects.get(pk=run.pk)
+
+
+def simulation_cancel(run: SimulationRun) -> None:
+    """Ask the run to stop; it does after the batch it is replaying."""
+    SimulationRun.objects.filter(
+        pk=run.pk, status__in=[SimulationRun.Status.QUEUED, SimulationRun.Status.RUNNING]
+    ).update(cancel_requested=True)
+    SimulationRun.objects.filter(pk=run.pk, status=SimulationRun.Status.QUEUED).update(
+        status=SimulationRun.Status.CANCELLED, finished_at=timezone.now()
+    )
+
+
+def _simulate(run: SimulationRun) -> dict[str, Any]:
+    program = Program.objects.get(pk=1)
+    with scratch_session() as schema:
+        replayed = replay(
+            start=run.start,
+            end=run.end,
+            definition=run.definition,
+            progress=lambda done: _public(
+                "UPDATE {runs} SET done = %s WHERE id = %s", [done, run.pk]
+            ),
+            cancelled=lambda: _public(
+                "SELECT cancel_requested FROM {runs} WHERE id = %s", [run.pk]
+            )[0][0],
+        )
+        simulated = period_figures(schema, run.start, run.end)
+        actual = period_figures("public", run.start, run.end)
+        moves = tier_moves("public", schema, run.end)
+        changed = most_changed("public", schema, run.start, run.end)
+    return {
+        "replayed": vars(replayed),
+        "actual": actual,
+        "simulated": simulated,
+        "tier_moves": moves,
+        "most_changed": changed,
+        "point_value": str(program.point_value),
+        "money": program.money,
+    }
+
+
+def liability(figures: dict[str, Any]) -> int:
+    """Points the period added to what the program owes: earned and bonus, less reversed."""
+    return sum(by_currency.get("points", 0) for by_currency in figures["issued"].values())
