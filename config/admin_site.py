@@ -20,6 +20,7 @@ SECTIONS = [
             ("loyalty", "Funnel"),
             ("loyalty", "ProgramDraft"),
             ("loyalty", "ProgramVersion"),
+            ("loyalty", "SimulationRun"),
         ],
     ),
     (

@@ -13,8 +13,9 @@ from loyalty.gamification.badges import badge_backfill
 from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_refresh
 from loyalty.insight.job import refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
-from loyalty.models import Badge, CampaignRun
+from loyalty.models import Badge, CampaignRun, SimulationRun
 from loyalty.program.drafts import publish_due_drafts
+from loyalty.simulation.runs import simulation_run
 
 
 @shared_task(name="loyalty.process_event_batch", time_limit=15 * 60, acks_late=True)
@@ -92,6 +93,13 @@ def refresh_insight_task() -> dict:
 def run_campaigns_task() -> dict:
     """Campaign runs whose slot has come, and runs a crash left halfway."""
     return {"runs": [run.pk for run in run_due_campaigns()]}
+
+
+@shared_task(name="loyalty.simulate_program", time_limit=2 * 60 * 60)
+def simulate_program_task(run_id: int) -> dict:
+    """A what-if simulation, run to its end (or until the operator cancels it)."""
+    run = simulation_run(SimulationRun.objects.get(pk=run_id))
+    return {"run": run.pk, "status": run.status, "seconds": run.seconds}
 
 
 @shared_task(name="loyalty.publish_due_drafts", time_limit=10 * 60)

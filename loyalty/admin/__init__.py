@@ -9,4 +9,5 @@ from loyalty.admin import (  # noqa: F401
     ledger,
     program,
     segments,
+    simulation,
 )

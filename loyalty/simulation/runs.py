@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import connection
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from core.errors import InvalidInput
 from loyalty.models import Program, ProgramDraft, SimulationRun
@@ -38,7 +40,8 @@ def simulation_new(
     return SimulationRun.objects.create(
         draft=draft,
         definition=definition,
-        label=label or ("A program file" if definition is not None else "The live program"),
+        label=label
+        or (gettext("A program file") if definition is not None else gettext("The live program")),
         start=start,
         end=end,
         created_by=actor if getattr(actor, "pk", None) else None,
@@ -123,3 +126,89 @@ def _simulate(run: SimulationRun) -> dict[str, Any]:
 def liability(figures: dict[str, Any]) -> int:
     """Points the period added to what the program owes: earned and bonus, less reversed."""
     return sum(by_currency.get("points", 0) for by_currency in figures["issued"].values())
+
+
+def _rows(actual: dict, simulated: dict, value=lambda v: v) -> list[dict[str, Any]]:
+    rows = []
+    for key in sorted(set(actual) | set(simulated)):
+        a, s = value(actual.get(key)), value(simulated.get(key))
+        rows.append({"label": key or "–", "actual": a, "simulated": s, "change": s - a})
+    return rows
+
+
+def comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results as tables of (label, actual, simulated, change), for the admin's page and
+    the command: one section per figure."""
+    actual, simulated = results["actual"], results["simulated"]
+
+    def points(by_currency):
+        return (by_currency or {}).get("points", 0)
+
+    def growth(by_currency):
+        return (by_currency or {}).get("growth", 0)
+
+    def count(n):
+        return n or 0
+
+    issued = [
+        {
+            "label": f"{kind} {currency}",
+            "actual": actual["issued"].get(kind, {}).get(currency, 0),
+            "simulated": simulated["issued"].get(kind, {}).get(currency, 0),
+        }
+        for kind in ("earn", "bonus", "reverse")
+        for currency in ("points", "growth")
+    ]
+    issued.append(
+        {"label": "liability", "actual": liability(actual), "simulated": liability(simulated)}
+    )
+    for row in issued:
+        row["change"] = row["simulated"] - row["actual"]
+    return [
+        {"key": "issued", "title": _("Issued in the period"), "rows": issued},
+        {
+            "key": "rule_points",
+            "title": _("Points by rule"),
+            "rows": _rows(actual["by_rule"], simulated["by_rule"], points),
+        },
+        {
+            "key": "rule_growth",
+            "title": _("Growth by rule"),
+            "rows": _rows(actual["by_rule"], simulated["by_rule"], growth),
+        },
+        {
+            "key": "action_points",
+            "title": _("Points by action"),
+            "rows": _rows(actual["by_action"], simulated["by_action"], points),
+        },
+        {
+            "key": "tier_points",
+            "title": _("Points by tier (the member's tier after each event)"),
+            "rows": _rows(actual["by_tier"], simulated["by_tier"], points),
+        },
+        {
+            "key": "tiers",
+            "title": _("Members per tier at the period's end"),
+            "rows": _rows(actual["tiers_at_end"], simulated["tiers_at_end"], count),
+        },
+        {
+            "key": "members",
+            "title": _("Points a member earned in the period"),
+            "rows": _rows(actual["points_per_member"], simulated["points_per_member"], count),
+        },
+        {
+            "key": "caps",
+            "title": _("Caps hit (credits capped, and refused at a cap)"),
+            "rows": _rows(actual["caps"], simulated["caps"], count),
+        },
+        {
+            "key": "badges",
+            "title": _("Badges awarded"),
+            "rows": _rows(actual["badges"], simulated["badges"], count),
+        },
+        {
+            "key": "quests",
+            "title": _("Quests completed"),
+            "rows": _rows(actual["quests"], simulated["quests"], count),
+        },
+    ]

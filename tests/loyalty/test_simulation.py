@@ -3,6 +3,7 @@ with what happened. The live program replayed gives back exactly what happened; 
 the figures a hand computation says; nothing live is touched."""
 
 import copy
+import json
 import random
 from datetime import timedelta
 from decimal import Decimal
@@ -218,3 +219,44 @@ def test_a_cancelled_run_stops_and_leaves_no_scratch(history):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sim_%%'")
         assert cursor.fetchone()[0] == 0
+
+
+def test_an_operator_runs_a_simulation_from_the_admin_and_reads_it_again(
+    shop, admin_client, django_capture_on_commit_callbacks
+):
+    draft = per_yuan(draft_new(name="Double"), points_per_unit="2.0000")
+    form = {
+        "draft": draft.pk,
+        "start_0": START.strftime("%Y-%m-%d"),
+        "start_1": START.strftime("%H:%M:%S"),
+        "end_0": END.strftime("%Y-%m-%d"),
+        "end_1": END.strftime("%H:%M:%S"),
+    }
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task, inline
+        response = admin_client.post("/admin/loyalty/simulationrun/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    run = SimulationRun.objects.get()
+    assert run.status == "done" and run.label == "Double", run.error
+    page = admin_client.get(f"/admin/loyalty/simulationrun/{run.pk}/change/").content.decode()
+    assert 'http-equiv="refresh"' not in page  # done: the page stops refreshing
+    assert 'data-section="rule_points"' in page and "canvas" in page
+    assert "<td>per-yuan</td><td>2,800</td><td>5,600</td><td>+2,800</td>" in page
+    assert "The period's points liability changes by 2,800 points (28.00 CNY" in page
+
+    bad = {**form, "end_0": form["start_0"], "end_1": form["start_1"]}
+    assert (
+        "The period must end after it starts."
+        in admin_client.post("/admin/loyalty/simulationrun/add/", bad).content.decode()
+    )
+
+
+def test_the_command_simulates_a_draft_by_name_and_answers_json(shop, capsys):
+    from django.core.management import call_command
+
+    per_yuan(draft_new(name="Double"), points_per_unit="2.0000")
+    call_command("simulate_program", "Double", "--since", "30d", "--json")
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["simulated"]["by_rule"]["per-yuan"]["points"] == 5600
+    call_command("simulate_program", "--since", "30d")
+    text = capsys.readouterr().out
+    assert "Points by rule" in text and "per-yuan" in text
