@@ -249,6 +249,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- The loyalty program ----------------------------------------------------------------------
+# Worker processes a what-if simulation replays history with (0: one per core).
+LOYALTY_SIMULATION_WORKERS = env.int("LOYALTY_SIMULATION_WORKERS", default=0)
 # How long a member token minted by the host app stays valid, in seconds (default 15 minutes).
 LOYALTY_MEMBER_TOKEN_TTL = env.int("LOYALTY_MEMBER_TOKEN_TTL", default=15 * 60)
 # Set (redis://host:6379/1): leaderboards read ranks from Redis sorted sets mirroring the

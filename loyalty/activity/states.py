@@ -123,6 +123,10 @@ def activity_on_event_locked(
     return activity.state if activity.state != before else None
 
 
+def _active_gifts() -> dict[str, Gift]:
+    return {gift.kind: gift for gift in Gift.objects.filter(is_active=True).select_related("badge")}
+
+
 def gift_grant_locked(
     *,
     work: UnitOfWork,
@@ -132,8 +136,8 @@ def gift_grant_locked(
     at: datetime | None = None,
 ) -> GiftGrant | None:
     """Give the program's gift of this kind once per member and occasion, counting from ``at``
-    (the event that earned it; default now)."""
-    gift = Gift.objects.filter(kind=kind, is_active=True).select_related("badge").first()
+    (the event that earned it; default now). The active gifts are read once per unit of work."""
+    gift = work.memo("gifts", _active_gifts).get(kind)
     if (
         gift is None
         or GiftGrant.objects.filter(member_id=standing.pk, kind=kind, occasion=occasion).exists()

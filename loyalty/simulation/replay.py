@@ -7,6 +7,10 @@ member's standing under the live program; then the draft is loaded into the scra
 publish would) and what occurred in the period is replayed under it. Each member starts from
 nothing, and their standing at the period's start is what the replay of their history made it.
 
+The members are shared out between worker processes (``LOYALTY_SIMULATION_WORKERS``, one per
+core by default), each replaying its members' history into the same scratch: a member's events
+stay in order in one process, as their answers depend on each other.
+
 Not replayed (so equal on both sides of a comparison): operator adjustments, redemptions,
 campaign grants, and the daily jobs (expiry, pending activation, tier review, birthday gifts,
 activity states moving on without an event). Reading and posting go batch by batch, so memory
@@ -14,18 +18,22 @@ stays flat whatever the history's length.
 """
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import os
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, connections
 
 from core.errors import DomainError
 from loyalty.engine.events import EventInput, record_events
 from loyalty.engine.reversals import event_reverse
 from loyalty.program.program_file import program_load
+from loyalty.simulation.scratch import point_at
 
 BATCH = 1_000
 READ = 5_000
@@ -37,6 +45,10 @@ class Replayed:
     reversals: int = 0
     refused: int = 0  # events the engine refused under the draft (an attribute it cannot use)
     reversals_refused: int = 0  # reversals of events the draft credited nothing
+
+    def add(self, other: "Replayed") -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class Cancelled(Exception):
@@ -60,16 +72,33 @@ def history_size(end: datetime) -> int:
     return events + reversals
 
 
-def _timeline(since: datetime | None, end: datetime) -> Iterator[tuple[str, tuple]]:
-    """The events that occurred in [since, end) and their reversals, in the order they were
-    made, read page by page from the live tables (named with their schema: the connection
-    looks at the scratch first)."""
-    since = since or datetime.min.replace(tzinfo=end.tzinfo)
+@dataclass(frozen=True)
+class Part:
+    """What one worker replays: the events that occurred in [since, until) of the members
+    whose id leaves ``worker`` when divided by ``workers``, and their reversals."""
+
+    since: datetime | None
+    until: datetime
+    worker: int = 0
+    workers: int = 1
+
+    def where(self) -> tuple[str, list]:
+        since = self.since or datetime.min.replace(tzinfo=self.until.tzinfo)
+        return (
+            "e.occurred_at >= %s AND e.occurred_at < %s AND e.member_id %% %s = %s",
+            [since, self.until, self.workers, self.worker],
+        )
+
+
+def _timeline(part: Part) -> Iterator[tuple[str, tuple]]:
+    """The part's events and reversals in the order they were made, read page by page from the
+    live tables (named with their schema: the connection looks at the scratch first)."""
+    where, params = part.where()
     reversals = _fetch(
         "SELECT r.created_at, r.id, r.event_id, r.amount FROM public.loyalty_eventreversal r "
-        "JOIN public.loyalty_event e ON e.id = r.event_id "
-        "WHERE e.occurred_at >= %s AND e.occurred_at < %s ORDER BY r.created_at, r.id",
-        [since, end],
+        f"JOIN public.loyalty_event e ON e.id = r.event_id WHERE {where} "
+        "ORDER BY r.created_at, r.id",
+        params,
     )
     waiting = iter(reversals)
     reversal = next(waiting, None)
@@ -79,9 +108,8 @@ def _timeline(since: datetime | None, end: datetime) -> Iterator[tuple[str, tupl
             "SELECT e.id, e.received_at, m.external_id, e.action_code, e.occurred_at, "
             "e.attributes FROM public.loyalty_event e "
             "JOIN public.accounts_member m ON m.id = e.member_id "
-            "WHERE e.id > %s AND e.occurred_at >= %s AND e.occurred_at < %s "
-            "ORDER BY e.id LIMIT %s",
-            [after, since, end, READ],
+            f"WHERE e.id > %s AND {where} ORDER BY e.id LIMIT %s",
+            [after, *params, READ],
         )
         if not page:
             break
@@ -96,23 +124,33 @@ def _timeline(since: datetime | None, end: datetime) -> Iterator[tuple[str, tupl
         reversal = next(waiting, None)
 
 
-def replay(
-    *,
-    start: datetime,
-    end: datetime,
-    definition: dict[str, Any] | None,
-    progress: Callable[[int], None] = lambda done: None,
-    cancelled: Callable[[], bool] = lambda: False,
-) -> Replayed:
-    """Replay the history up to ``end`` into the scratch the connection points at. With a
-    ``definition`` (a program file), in two parts: what occurred before ``start`` under the
-    live program — each member's standing at the period's start — then the draft is loaded and
-    what occurred in the period is replayed under it. Without one, the whole history in the
-    order it was recorded, under the live program."""
+RUNS = "public.loyalty_simulationrun"
+
+
+def _progress(run_id: int | None, posted: int) -> None:
+    """Count what was posted on the run's row, and stop if the operator cancelled it."""
+    if run_id is None:
+        return
+    (cancel,) = _fetch(
+        f"UPDATE {RUNS} SET done = done + %s WHERE id = %s RETURNING cancel_requested",
+        [posted, run_id],
+    )[0]
+    if cancel:
+        raise Cancelled
+
+
+def replay_part(part: Part, run_id: int | None = None) -> Replayed:
+    """Post the part's history through the engine, in batches, into the scratch the connection
+    points at."""
     done = Replayed()
+    where, params = part.where()
     reversed_ids = {
         event_id
-        for (event_id,) in _fetch("SELECT DISTINCT event_id FROM public.loyalty_eventreversal", [])
+        for (event_id,) in _fetch(
+            "SELECT DISTINCT r.event_id FROM public.loyalty_eventreversal r "
+            f"JOIN public.loyalty_event e ON e.id = r.event_id WHERE {where}",
+            params,
+        )
     }
     replayed_as: dict[int, int] = {}  # live event id → scratch event id, for reversed events
     batch: list[tuple[int, EventInput]] = []
@@ -125,34 +163,10 @@ def replay(
             elif live_id in reversed_ids:
                 replayed_as[live_id] = result.result.event_id
         done.events += len(batch)
+        _progress(run_id, len(batch))
         batch.clear()
-        progress(done.events + done.reversals)
-        if cancelled():
-            raise Cancelled
 
-    def run(timeline: Iterator[tuple[str, tuple]]) -> None:
-        for kind, row in timeline:
-            if kind == "reversal":
-                if batch:
-                    post()
-                _reverse(row)
-                continue
-            live_id, _received, external_id, action, occurred_at, attributes = row
-            event = EventInput(
-                external_id=external_id,
-                action=action,
-                idempotency_key=f"replay-{live_id}",
-                occurred_at=occurred_at,
-                # Django reads json columns as text (its fields decode them).
-                attributes=json.loads(attributes) if attributes else {},
-            )
-            batch.append((live_id, event))
-            if len(batch) >= BATCH:
-                post()
-        if batch:
-            post()
-
-    def _reverse(row: tuple) -> None:
+    def reverse(row: tuple) -> None:
         _created, reversal_id, event_id, amount = row
         done.reversals += 1
         if event_id not in replayed_as:
@@ -167,11 +181,100 @@ def replay(
             )
         except DomainError:
             done.reversals_refused += 1  # e.g. the draft credited the event nothing
+        _progress(run_id, 1)
 
-    if definition is None:
-        run(_timeline(None, end))
-    else:
-        run(_timeline(None, start))
-        program_load(data=definition, switch_off_missing=True)
-        run(_timeline(start, end))
+    for kind, row in _timeline(part):
+        if kind == "reversal":
+            if batch:
+                post()
+            reverse(row)
+            continue
+        live_id, _received, external_id, action, occurred_at, attributes = row
+        event = EventInput(
+            external_id=external_id,
+            action=action,
+            idempotency_key=f"replay-{live_id}",
+            occurred_at=occurred_at,
+            # Django reads json columns as text (its fields decode them).
+            attributes=json.loads(attributes) if attributes else {},
+        )
+        batch.append((live_id, event))
+        if len(batch) >= BATCH:
+            post()
+    if batch:
+        post()
     return done
+
+
+def workers() -> int:
+    return max(1, settings.LOYALTY_SIMULATION_WORKERS or os.cpu_count() or 1)
+
+
+def replay(
+    *,
+    schema: str,
+    start: datetime,
+    end: datetime,
+    definition: dict[str, Any] | None,
+    run_id: int | None = None,
+    processes: int | None = None,
+) -> Replayed:
+    """Replay the history up to ``end`` into ``schema``. With a ``definition`` (a program
+    file), in two parts: what occurred before ``start`` under the live program — each member's
+    standing at the period's start — then the draft is loaded and what occurred in the period
+    is replayed under it. Without one, the whole history in the order it was recorded, under
+    the live program. Progress and cancellation go through the run's row (``run_id``)."""
+    processes = processes or workers()
+    done = Replayed()
+    periods = [(None, end)] if definition is None else [(None, start), (start, end)]
+    for index, (since, until) in enumerate(periods):
+        if index == 1:
+            program_load(data=definition, switch_off_missing=True)
+        parts = [Part(since, until, worker, processes) for worker in range(processes)]
+        for part_done in _in_processes(schema, parts, run_id):
+            done.add(part_done)
+    return done
+
+
+def _in_processes(schema: str, parts: list[Part], run_id: int | None) -> list[Replayed]:
+    """Each part in a process of its own (forked: the worker inherits the loaded Django, and
+    opens its own connection to the scratch), or here when there is one part."""
+    if len(parts) == 1:
+        return [replay_part(parts[0], run_id)]
+    connections.close_all()  # a connection must never be shared across a fork
+    children = []
+    for part in parts:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read)
+            answer: dict[str, Any]
+            try:
+                point_at(schema)
+                answer = {"done": vars(replay_part(part, run_id))}
+            except Cancelled:
+                answer = {"cancelled": True}
+            except BaseException:
+                answer = {"error": traceback.format_exc(limit=8)}
+            with os.fdopen(write, "w") as out:
+                out.write(json.dumps(answer))
+            connections.close_all()
+            os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    answers = []
+    for pid, read in children:
+        with os.fdopen(read) as inbox:
+            text = inbox.read()
+        os.waitpid(pid, 0)
+        answers.append(json.loads(text) if text else {"error": "The worker died."})
+    point_at(schema)  # this process's connection was closed before the fork
+    if errors := [a["error"] for a in answers if "error" in a]:
+        raise ReplayFailed("\n".join(errors))
+    if any("cancelled" in a for a in answers):
+        raise Cancelled
+    return [Replayed(**a["done"]) for a in answers]
+
+
+class ReplayFailed(Exception):
+    """A worker process failed; its traceback is the message."""

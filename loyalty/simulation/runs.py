@@ -11,7 +11,6 @@ import traceback
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -19,10 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from core.errors import InvalidInput
 from loyalty.models import Program, ProgramDraft, SimulationRun
 from loyalty.simulation.figures import most_changed, period_figures, tier_moves
-from loyalty.simulation.replay import Cancelled, history_size, replay
+from loyalty.simulation.replay import Cancelled, ReplayFailed, history_size, replay
 from loyalty.simulation.scratch import scratch_session
-
-RUNS = SimulationRun._meta.db_table
 
 
 def simulation_new(
@@ -48,13 +45,6 @@ def simulation_new(
     )
 
 
-def _public(sql: str, params: list) -> list[tuple]:
-    """A statement on the live run row, whatever the connection points at."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.replace("{runs}", f"public.{RUNS}"), params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def simulation_run(run: SimulationRun) -> SimulationRun:
     """Run it to its end (or its cancellation); safe to call on a run another worker has
     started: it is then left alone."""
@@ -69,6 +59,8 @@ def simulation_run(run: SimulationRun) -> SimulationRun:
         results = _simulate(run)
     except Cancelled:
         status = SimulationRun.Status.CANCELLED
+    except ReplayFailed as failed:
+        status, error = SimulationRun.Status.FAILED, str(failed)
     except InvalidInput as invalid:  # the draft does not load
         status = SimulationRun.Status.FAILED
         error = "\n".join([str(invalid.message), *(invalid.details or [])])
@@ -98,15 +90,11 @@ def _simulate(run: SimulationRun) -> dict[str, Any]:
     program = Program.objects.get(pk=1)
     with scratch_session() as schema:
         replayed = replay(
+            schema=schema,
             start=run.start,
             end=run.end,
             definition=run.definition,
-            progress=lambda done: _public(
-                "UPDATE {runs} SET done = %s WHERE id = %s", [done, run.pk]
-            ),
-            cancelled=lambda: _public(
-                "SELECT cancel_requested FROM {runs} WHERE id = %s", [run.pk]
-            )[0][0],
+            run_id=run.pk,
         )
         simulated = period_figures(schema, run.start, run.end)
         actual = period_figures("public", run.start, run.end)

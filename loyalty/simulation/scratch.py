@@ -97,16 +97,25 @@ def scratch_session() -> Iterator[str]:
                     f'COALESCE((SELECT max("{column}") FROM "{schema}"."{table}"), 0) + 1, false)',
                     [f'"{schema}"."{table}"', column],
                 )
-        cursor.execute(f'SET search_path TO "{schema}"')
-        cursor.execute("SET synchronous_commit TO off")
     store, counting.override = counting.override, DatabaseLeaderboardStore()
-    compiled.forget()
+    point_at(schema)
     try:
         yield schema
     finally:
         counting.override = store
-        compiled.forget()
+        point_at(None)
         with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def point_at(schema: str | None) -> None:
+    """Point this process's connection at the scratch (None: back at the live tables), and
+    forget the program compiled from the other."""
+    with connection.cursor() as cursor:
+        if schema is None:
             cursor.execute("SET search_path TO DEFAULT")
             cursor.execute("SET synchronous_commit TO DEFAULT")
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        else:
+            cursor.execute(f'SET search_path TO "{schema}"')
+            cursor.execute("SET synchronous_commit TO off")
+    compiled.forget()
