@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.utils import timezone
 
 ISSUED_KINDS = ("earn", "bonus", "reverse")
 
@@ -138,18 +137,14 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
 
 
 def _tiers_at(s: str, end: datetime) -> str:
-    """Each member's tier at the period's end, as SQL (member_id, code): their standing's tier
-    where the tables stand at the end (a scratch, replayed up to it; the live tables for a
-    period ending now), else the last tier change made before the end."""
-    if s != _quoted("public") or end >= timezone.now():
-        return (
-            f"SELECT st.member_id, t.code FROM {s}.loyalty_memberstanding st "
-            f"JOIN {s}.loyalty_tier t ON t.id = st.tier_id"
-        )
+    """Each member's tier at the period's end, as SQL (member_id, code): the tier their last
+    event before the end left them in (its answer names it), read alike from both schemas.
+    Tier reviews, which the replay does not run, are left out of both."""
     return (
-        "SELECT DISTINCT ON (tc.member_id) tc.member_id, t.code "
-        f"FROM {s}.loyalty_tierchange tc JOIN {s}.loyalty_tier t ON t.id = tc.to_tier_id "
-        "WHERE tc.created_at < %(end)s ORDER BY tc.member_id, tc.created_at DESC, tc.id DESC"
+        "SELECT DISTINCT ON (e.member_id) e.member_id, e.outcome->>'tier' AS code "
+        f"FROM {s}.loyalty_event e WHERE e.occurred_at < %(end)s "
+        "AND e.outcome->>'tier' IS NOT NULL "
+        "ORDER BY e.member_id, e.occurred_at DESC, e.id DESC"
     )
 
 

@@ -19,6 +19,7 @@ stays flat whatever the history's length.
 
 import json
 import os
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -207,6 +208,11 @@ def replay_part(part: Part, run_id: int | None = None) -> Replayed:
 
 
 def workers() -> int:
+    """Worker processes to replay with. Forking is safe from a process with one thread (a
+    Celery worker's, the command's); from a threaded one (a web server running tasks inline)
+    the replay stays in the process."""
+    if threading.active_count() > 1:
+        return 1
     return max(1, settings.LOYALTY_SIMULATION_WORKERS or os.cpu_count() or 1)
 
 
