@@ -74,6 +74,7 @@ def record_events(
     client: ApiClient | None,
     events: Sequence[EventInput | DomainError],
     dry_run: bool = False,
+    chunk_events: int | None = None,
 ) -> list[BatchItemResult]:
     """Record a batch, each item judged on its own: one bad item does not sink the others,
     and every item's answer is what recording it alone would have given.
@@ -85,6 +86,7 @@ def record_events(
     in bulk (``unit_of_work``). Locks are held for a chunk, not the whole batch, so concurrent
     batches sharing a member wait for one chunk of each other; a batch cut short (a crash, a
     non-domain error) is finished by posting it again, its recorded items answering as replays.
+    ``chunk_events`` sets another chunk size (a replay, which no request waits on).
     """
     errors: dict[int, DomainError] = {}
     items: list[Item] = []
@@ -97,7 +99,7 @@ def record_events(
         else:
             items.append(Item(index=index, event=event, request_hash=event.request_hash()))
     found = dict(errors)
-    record_items(client, items, found, dry_run)
+    record_items(client, items, found, dry_run, chunk_events)
     recorded = {
         item.index: EventResult(
             event_id=None if dry_run else item.stored.pk,

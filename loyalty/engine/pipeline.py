@@ -36,6 +36,7 @@ def record_items(
     items: list[Item],
     errors: dict[int, DomainError],
     dry_run: bool,
+    chunk_events: int | None = None,
 ) -> None:
     todo = sorted(
         (item for item in items if item.index not in errors),
@@ -48,7 +49,7 @@ def record_items(
             # first: that would cost every new event a query to spare a retry one attempt.
             todo = _settle_stored(client, todo, errors)
         todo, repeats = _split_repeats(todo, errors)
-    for chunk in _chunks(todo):
+    for chunk in _chunks(todo, chunk_events or CHUNK_EVENTS):
         _record_chunk(client, chunk, errors, dry_run)
     for item, first in repeats:
         if first.index in errors:
@@ -61,13 +62,13 @@ def record_items(
 CHUNK_EVENTS = 100
 
 
-def _chunks(items: list[Item]) -> Iterable[list[Item]]:
-    """The items (in member order) cut into chunks of about ``CHUNK_EVENTS``, never between two
-    items of one member: their answers depend on each other."""
+def _chunks(items: list[Item], size: int) -> Iterable[list[Item]]:
+    """The items (in member order) cut into chunks of about ``size``, never between two items
+    of one member: their answers depend on each other."""
     chunk: list[Item] = []
     for _, group in groupby(items, key=lambda item: item.event.external_id):
         member_items = list(group)
-        if chunk and len(chunk) + len(member_items) > CHUNK_EVENTS:
+        if chunk and len(chunk) + len(member_items) > size:
             yield chunk
             chunk = []
         chunk += member_items

@@ -224,6 +224,7 @@ def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_sh
     from loyalty.engine import pipeline as events_module
 
     monkeypatch.setattr(events_module, "CHUNK_EVENTS", 3)
+
     batch = [
         EventInput(external_id=member, action="check_in", idempotency_key=f"{member}-{n}")
         for member, count in (("a", 2), ("b", 3), ("c", 1), ("d", 2))
@@ -237,7 +238,8 @@ def test_a_batch_goes_in_chunks_of_whole_members_and_a_retry_finishes_one_cut_sh
                     for i, e in enumerate(batch)
                 ],
                 key=lambda item: item.event.external_id,
-            )
+            ),
+            3,
         )
     )
     # A member's events are never split; a member with more than a chunk's worth goes alone.
