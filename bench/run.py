@@ -670,7 +670,30 @@ def reconciliation() -> tuple[list[float], float, int, bool]:
 
 # --- The table --------------------------------------------------------------------------------
 
-FIGURES = ["batch", "single", "redemptions", "summary", "leaderboards", "verify", "console"]
+FIGURES = [
+    "batch",
+    "single",
+    "redemptions",
+    "summary",
+    "leaderboards",
+    "verify",
+    "console",
+    "simulation",
+]
+
+
+def simulation() -> tuple[float, dict]:
+    """Seconds for ``simulate_program`` to replay the whole history and compare the last 30
+    days under the live program, and what it answered (its events, its peak memory)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "simulate_program", "--since", "30d", "--json"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.monotonic() - started, json.loads(done.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -853,6 +876,21 @@ def main(argv: list[str] | None = None) -> int:
                 "—",
                 None,
                 f"p50 {console.median(first_page):.0f} ms; count p95 {console.p95(counted):.0f} ms",
+            )
+        )
+    if "simulation" in only:
+        seconds, answer = simulation()
+        replayed = answer["replayed"]["events"] + answer["replayed"]["reversals"]
+        per_million = seconds / max(replayed, 1) * 1_000_000
+        figures.append(
+            Figure(
+                f"what-if replay ({replayed:,} events)",
+                "s",
+                [seconds],
+                "≤ 300 s per 1M events, ≤ 500 MB",
+                per_million <= 300 and answer["peak_memory_mb"] <= 500,
+                f"{replayed / seconds:,.0f} events/s, peak {answer['peak_memory_mb']} MB, "
+                f"{os.cpu_count()} cores",
             )
         )
     gauges.append(cpu_gauge())

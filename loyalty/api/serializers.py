@@ -183,6 +183,11 @@ class EventOutcomeSerializer(serializers.Serializer):
         help_text="Everything the event credited (pending points included): its rules' credits "
         "plus its bonuses."
     )
+    program_version = serializers.IntegerField(
+        required=False,
+        help_text="The published program version the event was credited under (0: before the "
+        "first publish). Absent from answers stored before versions existed.",
+    )
     credits = CreditSerializer(many=True)
     bonuses = BonusSerializer(
         many=True, help_text="Badge, quest and gift bonuses the event set off."

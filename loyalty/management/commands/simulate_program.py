@@ -1,4 +1,5 @@
 import json
+import resource
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,11 +63,20 @@ class Command(BaseCommand):
         )
         if run.status != "done":
             raise CommandError(f"The simulation {run.status}: {run.error}")
+        # The highest of this process's and its replay workers' own peaks.
+        peak = max(
+            resource.getrusage(who).ru_maxrss
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
+        peak_mb = round(peak / 1024)
         if as_json:
-            answer = {"run": run.pk, "seconds": run.seconds, **run.results}
+            answer = {"run": run.pk, "seconds": run.seconds, "peak_memory_mb": peak_mb}
+            answer.update(run.results)
             sys.stdout.write(json.dumps(answer, indent=2) + "\n")
             return
-        self.stdout.write(f"{run} — {run.done:,} replayed in {run.seconds} s")
+        self.stdout.write(
+            f"{run} — {run.done:,} replayed in {run.seconds} s, peak memory {peak_mb} MB"
+        )
         for section in comparison(run.results):
             self.stdout.write(f"\n{section['title']}")
             for row in section["rows"]:
