@@ -212,3 +212,20 @@ def test_an_operator_drafts_edits_compares_and_publishes_in_the_admin(admin_clie
         {"action": "restore", "_selected_action": [version.pk], "index": 0},
     )
     assert ProgramDraft.objects.filter(based_on=version, status="draft").count() == 1
+
+
+def test_a_file_loads_as_a_draft_and_changes_nothing_live(program, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    definition = copy.deepcopy(live_definition())
+    rule_in(definition, "per-yuan")["points_per_unit"] = "5.0000"
+    target = tmp_path / "program.yaml"
+    target.write_text(as_yaml(definition))
+    call_command("load_program", str(target), "--draft", "From a file")
+    draft = ProgramDraft.objects.get(name="From a file")
+    assert rule_in(draft.definition, "per-yuan")["points_per_unit"] == "5.0000"
+    assert buy()["points"] == 100  # live unchanged
+    target.write_text("rules: [{code: x}]")
+    with pytest.raises(CommandError, match="rules"):
+        call_command("load_program", str(target), "--draft", "Broken")
+    assert not ProgramDraft.objects.filter(name="Broken").exists()

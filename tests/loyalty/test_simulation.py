@@ -15,10 +15,11 @@ from django.utils import timezone
 
 from loyalty.engine.events import EventInput, record_event
 from loyalty.engine.reversals import event_reverse
-from loyalty.models import Action, SimulationRun
+from loyalty.models import Action, Leaderboard, SimulationRun
 from loyalty.program.drafts import draft_new, live_definition
 from loyalty.simulation.runs import liability, simulation_new, simulation_run
-from tests.factories import make_badge, make_quest, make_rule, make_tiers
+from tests.factories import make_badge, make_leaderboard, make_quest, make_rule, make_tiers
+from tests.loyalty.test_leaderboards_redis import redis_store, view  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -55,6 +56,7 @@ def history(db):
     )
     make_rule("check_in", code="daily-visit", points_per_occurrence=5, growth_per_occurrence=1)
     make_quest("three-visits", "weekly", [("check_in", 3)], reward_points=20)
+    make_leaderboard("top-points", "points", "all_time")
     make_badge(
         "big-spender", "action_count", action=Action.objects.get(code="purchase"), threshold=5
     )
@@ -168,7 +170,11 @@ def test_a_draft_lowering_a_cap_reports_the_caps_hit(shop):
     assert run.results["simulated"]["by_rule"]["per-yuan"]["points"] == 600 + 200 + 4 * 300
 
 
-def test_isolation_nothing_live_changes(history, settings, django_capture_on_commit_callbacks):
+def test_isolation_nothing_live_changes(
+    redis_store,  # noqa: F811 (a fixture): set before the history, which it then mirrors
+    history,
+    django_capture_on_commit_callbacks,
+):
     tables = [
         "loyalty_event",
         "loyalty_ledgerentry",
@@ -196,7 +202,20 @@ def test_isolation_nothing_live_changes(history, settings, django_capture_on_com
             found["schemas"] = cursor.fetchall()
         return found
 
-    before = fingerprint()
+    def redis_sets():
+        sets = {}
+        for key in sorted(redis_store.redis.scan_iter(f"{redis_store.prefix}:*")):
+            kind = redis_store.redis.type(key)
+            sets[key] = (
+                redis_store.redis.zrange(key, 0, -1, withscores=True)
+                if kind == b"zset"
+                else redis_store.redis.get(key)
+            )
+        return sets
+
+    view(Leaderboard.objects.get(code="top-points"))  # fills the board's set in Redis
+    before, redis_before = fingerprint(), redis_sets()
+    assert any(isinstance(value, list) and value for value in redis_before.values())
     draft = draft_new(name="Everything off")
     definition = copy.deepcopy(draft.definition)
     definition["rules"] = []
@@ -207,6 +226,7 @@ def test_isolation_nothing_live_changes(history, settings, django_capture_on_com
     assert run.status == "done", run.error
     assert run.results["simulated"]["by_rule"] == {}
     assert fingerprint() == before
+    assert redis_sets() == redis_before
     assert callbacks == [] and mail.outbox == []
     assert live_definition() == draft_new(name="x").definition  # the live program is as it was
 
