@@ -1,12 +1,11 @@
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from loyalty.models.audit import operator_of
+from loyalty.models.audit import operator_field, operator_of
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
 from loyalty.models.validation import check_constraints_on_fields
 
@@ -248,14 +247,7 @@ class EarningRuleVersion(models.Model):
     version = models.PositiveIntegerField(verbose_name=_("version"))
     definition = models.JSONField(verbose_name=_("definition"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = operator_field(_("created by"))
 
     class Meta:
         verbose_name = _("earning rule version")

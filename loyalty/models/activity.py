@@ -1,6 +1,7 @@
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.models.audit import operator_field
 
 
 class ActivityState(models.TextChoices):
@@ -22,14 +23,7 @@ class KeyAction(models.Model):
     min_per_day = models.PositiveIntegerField(default=1, verbose_name=_("min per day"))
     effective_from = models.DateTimeField(verbose_name=_("effective from"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = operator_field(_("created by"))
 
     class Meta:
         verbose_name = _("key action")

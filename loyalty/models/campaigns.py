@@ -1,9 +1,8 @@
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from loyalty.models.audit import operator_of
+from loyalty.models.audit import operator_field, operator_of
 
 
 class Campaign(models.Model):
@@ -89,14 +88,7 @@ class Campaign(models.Model):
     )
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = operator_field(_("created by"))
 
     history = HistoricalRecords(get_user=operator_of, excluded_fields=["spent"])
 

@@ -1,6 +1,7 @@
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.models.audit import operator_field
 
 
 class ProgramVersion(models.Model):
@@ -11,14 +12,7 @@ class ProgramVersion(models.Model):
     definition = models.JSONField(verbose_name=_("definition"))
     note = models.CharField(max_length=200, blank=True, verbose_name=_("note"))
     published_at = models.DateTimeField(verbose_name=_("published at"))
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("published by"),
-    )
+    published_by = operator_field(_("published by"))
 
     class Meta:
         verbose_name = _("program version")
@@ -72,14 +66,7 @@ class ProgramDraft(models.Model):
     error = models.TextField(blank=True, verbose_name=_("error"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = operator_field(_("created by"))
 
     class Meta:
         verbose_name = _("program draft")

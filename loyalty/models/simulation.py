@@ -1,6 +1,7 @@
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.models.audit import operator_field
 
 
 class SimulationRun(models.Model):
@@ -38,14 +39,7 @@ class SimulationRun(models.Model):
     seconds = models.FloatField(null=True, blank=True, verbose_name=_("seconds"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
+    created_by = operator_field(_("created by"))
 
     class Meta:
         verbose_name = _("simulation")

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.errors import InvalidInput
 from loyalty.models import Program, ProgramDraft, ProgramVersion
-from loyalty.program.program_file import program_export, program_load
+from loyalty.program.program_file import SECTIONS, program_export, program_load
 
 
 def as_file(data: Any) -> Any:
@@ -34,25 +34,13 @@ def as_file(data: Any) -> Any:
 # Keys in the order a reader looks for them; the rest alphabetically. The database keeps a
 # definition's mappings in an order of its own (jsonb), so text is always written in this one.
 FIRST_KEYS = ("format", "program", "code", "kind", "name", "action")
-SECTION_ORDER = (
-    "actions",
-    "rules",
-    "tiers",
-    "segments",
-    "streaks",
-    "badges",
-    "quests",
-    "leaderboards",
-    "key_actions",
-    "gifts",
-)
 
 
 def _rank(key: str) -> tuple:
     if key in FIRST_KEYS:
         return (0, FIRST_KEYS.index(key), "")
-    if key in SECTION_ORDER:
-        return (1, SECTION_ORDER.index(key), "")
+    if key in SECTIONS:
+        return (1, SECTIONS.index(key), "")
     return (2, 0, key)
 
 

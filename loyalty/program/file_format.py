@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from core.errors import InvalidInput
 from loyalty.models import (
     Action,
     Badge,
@@ -383,3 +384,31 @@ def flatten_errors(errors: Any, path: str = "") -> list[str]:
 
 
 # --- Export and load --------------------------------------------------------------------------
+
+
+def valid_items(
+    section: str,
+    serializer_class,
+    items: Any,
+    *,
+    message: str = "The program file is not valid.",
+    code: str = "invalid_program",
+) -> list[dict]:
+    """Each item of a section through its serializer: their validated data, or
+    ``InvalidInput`` naming every problem's path (``badges[2].threshold: …``); codes used
+    twice in the section are one of the problems."""
+    if not isinstance(items, list):
+        raise InvalidInput(message, code=code, details=[f"{section}: Expected a list."])
+    valid, errors = [], {}
+    codes = [item.get("code") for item in items if isinstance(item, dict)]
+    if dupes := sorted({c for c in codes if c and codes.count(c) > 1}):
+        errors["codes"] = [f"Codes used twice: {', '.join(dupes)}"]
+    for index, item in enumerate(items):
+        serializer = serializer_class(data=item)
+        if serializer.is_valid():
+            valid.append(dict(serializer.validated_data))
+        else:
+            errors[index] = serializer.errors
+    if errors:
+        raise InvalidInput(message, code=code, details=flatten_errors({section: errors}))
+    return valid

@@ -52,6 +52,7 @@ from loyalty.program.file_format import (
     SegmentFileSerializer,
     TierSerializer,
     flatten_errors,
+    valid_items,
 )
 
 
@@ -230,26 +231,8 @@ def _switch_off(model, key: str, listed: set, report: LoadReport, section: str, 
             report.rule_versions += obj.versions.count() - before
 
 
-def _valid_items(section: str, serializer_class, items: list[dict]) -> list[dict]:
-    """Each item through its serializer; ``InvalidInput`` naming every problem's path."""
-    valid, errors = [], {}
-    for index, item in enumerate(items):
-        serializer = serializer_class(data=item)
-        if serializer.is_valid():
-            valid.append(dict(serializer.validated_data))
-        else:
-            errors[index] = serializer.errors
-    if errors:
-        raise InvalidInput(
-            "The program file is not valid.",
-            code="invalid_program",
-            details=flatten_errors({section: errors}),
-        )
-    return valid
-
-
 def _load_segments(items: list[dict], report: LoadReport) -> None:
-    for data in _valid_items("segments", SegmentFileSerializer, items):
+    for data in valid_items("segments", SegmentFileSerializer, items):
         conditions = data.pop("conditions")
         counted = report.created["segments"] + report.updated["segments"]
         segment = _upsert_plain(Segment, data, report, "segments")
@@ -266,7 +249,7 @@ def _load_segments(items: list[dict], report: LoadReport) -> None:
 
 def _load_keyed(section, model, serializer_class, key: str, valid: dict, report) -> None:
     """A section whose items have no code: upserted by another unique field."""
-    for data in _valid_items(section, serializer_class, valid[section]):
+    for data in valid_items(section, serializer_class, valid[section]):
         obj = model.objects.filter(**{key: data[key]}).first()
         if obj is None:
             model.objects.create(**data)
@@ -340,29 +323,7 @@ def _load_tiers(items: list[dict], report: LoadReport) -> None:
 def _load_section(
     section: str, model, serializer_class, items: list[dict], report: LoadReport
 ) -> None:
-    errors = {}
-    valid = []
-    codes = [item.get("code") for item in items]
-    if dupes := sorted({c for c in codes if c and codes.count(c) > 1}):
-        errors["codes"] = [f"Codes used twice: {', '.join(dupes)}"]
-    for index, item in enumerate(items):
-        serializer = serializer_class(data=item)
-        if serializer.is_valid():
-            valid.append(dict(serializer.validated_data))
-        else:
-            errors[index] = serializer.errors
-        if section == "badges" and serializer.is_valid():
-            # Quests may name badges from this same file: save as we go.
-            _upsert_plain(model, dict(serializer.validated_data), report, section)
-    if errors:
-        raise InvalidInput(
-            "The program file is not valid.",
-            code="invalid_program",
-            details=flatten_errors({section: errors}),
-        )
-    if section == "badges":
-        return
-    for data in valid:
+    for data in valid_items(section, serializer_class, items):
         steps = data.pop("steps", None)
         counted = report.created[section] + report.updated[section]
         obj = _upsert_plain(model, data, report, section)

@@ -124,20 +124,36 @@ def _rows(actual: dict, simulated: dict, value=lambda v: v) -> list[dict[str, An
     return rows
 
 
+def _points(by_currency: dict | None) -> int:
+    return (by_currency or {}).get("points", 0)
+
+
+def _growth(by_currency: dict | None) -> int:
+    return (by_currency or {}).get("growth", 0)
+
+
+def _count(n: int | None) -> int:
+    return n or 0
+
+
+# The sections after the first: (key, title, the figure it reads, the value of one entry).
+SECTIONS = (
+    ("rule_points", _("Points by rule"), "by_rule", _points),
+    ("rule_growth", _("Growth by rule"), "by_rule", _growth),
+    ("action_points", _("Points by action"), "by_action", _points),
+    ("tier_points", _("Points by tier (the member's tier after each event)"), "by_tier", _points),
+    ("tiers", _("Members per tier at the period's end"), "tiers_at_end", _count),
+    ("members", _("Points a member earned in the period"), "points_per_member", _count),
+    ("caps", _("Caps hit (credits capped, and refused at a cap)"), "caps", _count),
+    ("badges", _("Badges awarded"), "badges", _count),
+    ("quests", _("Quests completed"), "quests", _count),
+)
+
+
 def comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The results as tables of (label, actual, simulated, change), for the admin's page and
     the command: one section per figure."""
     actual, simulated = results["actual"], results["simulated"]
-
-    def points(by_currency):
-        return (by_currency or {}).get("points", 0)
-
-    def growth(by_currency):
-        return (by_currency or {}).get("growth", 0)
-
-    def count(n):
-        return n or 0
-
     issued = [
         {
             "label": f"{kind} {currency}",
@@ -154,49 +170,8 @@ def comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["change"] = row["simulated"] - row["actual"]
     return [
         {"key": "issued", "title": _("Issued in the period"), "rows": issued},
-        {
-            "key": "rule_points",
-            "title": _("Points by rule"),
-            "rows": _rows(actual["by_rule"], simulated["by_rule"], points),
-        },
-        {
-            "key": "rule_growth",
-            "title": _("Growth by rule"),
-            "rows": _rows(actual["by_rule"], simulated["by_rule"], growth),
-        },
-        {
-            "key": "action_points",
-            "title": _("Points by action"),
-            "rows": _rows(actual["by_action"], simulated["by_action"], points),
-        },
-        {
-            "key": "tier_points",
-            "title": _("Points by tier (the member's tier after each event)"),
-            "rows": _rows(actual["by_tier"], simulated["by_tier"], points),
-        },
-        {
-            "key": "tiers",
-            "title": _("Members per tier at the period's end"),
-            "rows": _rows(actual["tiers_at_end"], simulated["tiers_at_end"], count),
-        },
-        {
-            "key": "members",
-            "title": _("Points a member earned in the period"),
-            "rows": _rows(actual["points_per_member"], simulated["points_per_member"], count),
-        },
-        {
-            "key": "caps",
-            "title": _("Caps hit (credits capped, and refused at a cap)"),
-            "rows": _rows(actual["caps"], simulated["caps"], count),
-        },
-        {
-            "key": "badges",
-            "title": _("Badges awarded"),
-            "rows": _rows(actual["badges"], simulated["badges"], count),
-        },
-        {
-            "key": "quests",
-            "title": _("Quests completed"),
-            "rows": _rows(actual["quests"], simulated["quests"], count),
-        },
+        *(
+            {"key": key, "title": title, "rows": _rows(actual[name], simulated[name], value)}
+            for key, title, name, value in SECTIONS
+        ),
     ]

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from core.errors import InvalidInput
 from loyalty.models import Segment, Tier
-from loyalty.program.file_format import UpsertSerializer, code_of, flatten_errors
+from loyalty.program.file_format import UpsertSerializer, code_of, valid_items
 from rewards.models import CouponPool, Reward
 from rewards.services.pools import pool_generate
 
@@ -84,26 +84,13 @@ def catalog_export() -> dict[str, Any]:
 
 
 def _valid(section: str, serializer_class, items: Any) -> list[dict]:
-    if not isinstance(items, list):
-        raise InvalidInput(
-            "The catalog is not valid.",
-            code="invalid_catalog",
-            details=[f"{section}: Expected a list."],
-        )
-    valid, errors = [], {}
-    for index, item in enumerate(items):
-        serializer = serializer_class(data=item)
-        if serializer.is_valid():
-            valid.append(dict(serializer.validated_data))
-        else:
-            errors[index] = serializer.errors
-    if errors:
-        raise InvalidInput(
-            "The catalog is not valid.",
-            code="invalid_catalog",
-            details=flatten_errors({section: errors}),
-        )
-    return valid
+    return valid_items(
+        section,
+        serializer_class,
+        items,
+        message="The catalog is not valid.",
+        code="invalid_catalog",
+    )
 
 
 @transaction.atomic
