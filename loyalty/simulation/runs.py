@@ -142,6 +142,7 @@ SECTIONS = (
     ("rule_growth", _("Growth by rule"), "by_rule", _growth),
     ("action_points", _("Points by action"), "by_action", _points),
     ("tier_points", _("Points by tier (the member's tier after each event)"), "by_tier", _points),
+    ("tier_growth", _("Growth by tier"), "by_tier", _growth),
     ("tiers", _("Members per tier at the period's end"), "tiers_at_end", _count),
     ("members", _("Points a member earned in the period"), "points_per_member", _count),
     ("caps", _("Caps hit (credits capped, and refused at a cap)"), "caps", _count),
