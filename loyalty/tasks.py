@@ -14,7 +14,7 @@ from loyalty.gamification.leaderboards import leaderboards_heal, leaderboards_re
 from loyalty.insight.job import refresh
 from loyalty.ledger.points import activate_pending_points, expire_points
 from loyalty.models import Badge, CampaignRun, SimulationRun
-from loyalty.program.drafts import publish_due_drafts
+from loyalty.simulation.drafts import publish_due_drafts
 from loyalty.simulation.runs import simulation_run
 
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin.base import ReadOnlyAdmin
 from loyalty.models import ProgramDraft, ProgramVersion
-from loyalty.program.drafts import (
+from loyalty.simulation.drafts import (
     as_yaml,
     draft_diff,
     draft_new,

@@ -68,7 +68,7 @@ class ExpiryRule:
 @dataclass(frozen=True)
 class CompiledProgram:
     revision: uuid.UUID
-    # The published version in force (``loyalty.program.drafts``); 0 before the first.
+    # The published version in force (``loyalty.simulation.drafts``); 0 before the first.
     version: int
     unknown_members: str
     default_expiry: ExpiryRule

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loyalty.engine.events import EventInput, record_event
 from loyalty.models import EarningRule, Program, ProgramDraft, ProgramVersion
-from loyalty.program.drafts import (
+from loyalty.simulation.drafts import (
     as_yaml,
     draft_diff,
     draft_new,

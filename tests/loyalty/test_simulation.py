@@ -16,7 +16,7 @@ from django.utils import timezone
 from loyalty.engine.events import EventInput, record_event
 from loyalty.engine.reversals import event_reverse
 from loyalty.models import Action, Leaderboard, SimulationRun
-from loyalty.program.drafts import draft_new, live_definition
+from loyalty.simulation.drafts import draft_new, live_definition
 from loyalty.simulation.runs import liability, simulation_new, simulation_run
 from tests.factories import make_badge, make_leaderboard, make_quest, make_rule, make_tiers
 from tests.loyalty.test_leaderboards_redis import redis_store, view  # noqa: F401 (a fixture)

@@ -4,8 +4,8 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import InvalidInput
-from loyalty.program.drafts import draft_new, draft_problems
 from loyalty.program.program_file import program_load
+from loyalty.simulation.drafts import draft_new, draft_problems
 
 
 class Command(BaseCommand):
