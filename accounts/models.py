@@ -126,3 +126,21 @@ def idempotency_client() -> models.ForeignKey:
         db_index=False,
         verbose_name=_("API client"),
     )
+
+
+class MemberLinkUse(models.Model):
+    """A member-center link that was exchanged for a session: a link works once."""
+
+    link_id = models.CharField(max_length=32, unique=True, verbose_name=_("link id"))
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
+    expires_at = models.DateTimeField(db_index=True, verbose_name=_("expires at"))
+    used_at = models.DateTimeField(auto_now_add=True, verbose_name=_("used at"))
+
+    class Meta:
+        verbose_name = _("member link use")
+        verbose_name_plural = _("member link uses")
+
+    def __str__(self) -> str:
+        return self.link_id

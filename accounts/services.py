@@ -2,16 +2,16 @@
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.errors import MemberNotFound
-from accounts.models import ApiClient, Member, hash_secret
+from accounts.models import ApiClient, Member, MemberLinkUse, hash_secret
 from accounts.scopes import unknown_scopes
 from core import sql
 from core.errors import InvalidInput
@@ -19,6 +19,7 @@ from core.errors import InvalidInput
 API_KEY_PREFIX = "lk_"
 MEMBER_TOKEN_PREFIX = "mt_"
 _MEMBER_TOKEN_SALT = "accounts.member-token"
+_MEMBER_LINK_SALT = "accounts.member-link"
 # How stale ``ApiClient.last_used_at`` may get before a request refreshes it: saves a write
 # per request while still telling operators which keys are in use.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -150,6 +151,70 @@ def member_token_issue(
     return MemberToken(token=f"{MEMBER_TOKEN_PREFIX}{signed}", expires_at=expires_at)
 
 
+def member_link_issue(
+    *, member: Member, client: ApiClient, language: str = "", ttl_seconds: int | None = None
+) -> MemberToken:
+    """Mint the signed token of a member-center link: short-lived and good for one use (the
+    link's id is recorded when it is exchanged for a session). ``language`` chooses the pages'
+    language, when given. It dies, as a member token does, with its key and with the member's
+    identity."""
+    ttl = ttl_seconds or settings.LOYALTY_MEMBER_LINK_TTL
+    expires_at = timezone.now() + timedelta(seconds=ttl)
+    payload = {
+        "m": member.pk,
+        "x": member.external_id,
+        "c": client.pk,
+        "k": client.key_prefix,
+        "exp": int(expires_at.timestamp()),
+        "j": secrets.token_hex(16),
+        "l": language,
+    }
+    return MemberToken(token=signing.dumps(payload, salt=_MEMBER_LINK_SALT), expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class MemberLink:
+    member: Member
+    language: str
+
+
+def member_link_redeem(*, token: str) -> MemberLink | None:
+    """The member a valid, unexpired, unused link stands for, the link now used; or None."""
+    try:
+        payload = signing.loads(token, salt=_MEMBER_LINK_SALT)
+    except signing.BadSignature:
+        return None
+    if not isinstance(payload, dict) or payload.get("exp", 0) < timezone.now().timestamp():
+        return None
+    member = _minted_for(payload)
+    if member is None:
+        return None
+    try:
+        with transaction.atomic():
+            MemberLinkUse.objects.create(
+                link_id=str(payload.get("j", ""))[:32],
+                member=member,
+                expires_at=datetime.fromtimestamp(payload["exp"], tz=UTC),
+            )
+    except IntegrityError:
+        return None  # used before
+    return MemberLink(member=member, language=str(payload.get("l") or ""))
+
+
+def member_links_forget(*, now: datetime | None = None) -> int:
+    """Forget the uses of links that have expired (they could not be used again anyway)."""
+    deleted, _ = MemberLinkUse.objects.filter(expires_at__lt=now or timezone.now()).delete()
+    return deleted
+
+
+def _minted_for(payload: dict) -> Member | None:
+    """The member a signed payload names, if the key that minted it is still active."""
+    minted_by = ApiClient.objects.filter(pk=payload.get("c"), key_prefix=payload.get("k"))
+    if not minted_by.filter(is_active=True).exists():
+        return None
+    return Member.objects.filter(pk=payload.get("m"), external_id=payload.get("x")).first()
+
+
 def member_token_authenticate(*, token: str) -> Member | None:
     """The member a valid, unexpired token stands for, or None."""
     if not token.startswith(MEMBER_TOKEN_PREFIX):
@@ -160,7 +225,4 @@ def member_token_authenticate(*, token: str) -> Member | None:
         return None
     if not isinstance(payload, dict) or payload.get("exp", 0) < timezone.now().timestamp():
         return None
-    minted_by = ApiClient.objects.filter(pk=payload.get("c"), key_prefix=payload.get("k"))
-    if not minted_by.filter(is_active=True).exists():
-        return None
-    return Member.objects.filter(pk=payload.get("m"), external_id=payload.get("x")).first()
+    return _minted_for(payload)

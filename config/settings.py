@@ -242,6 +242,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "run-campaigns": {"task": "loyalty.run_campaigns", "schedule": 300.0},
     # Program drafts scheduled to publish (docs/simulation.md).
     "publish-drafts": {"task": "loyalty.publish_due_drafts", "schedule": 60.0},
+    # The member center's used links, once they have expired (docs/member-center.md).
+    "forget-member-links": {"task": "loyalty.forget_member_links", "schedule": 3600.0},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),
@@ -253,6 +255,15 @@ CELERY_BEAT_SCHEDULE: dict = {
 LOYALTY_SIMULATION_WORKERS = env.int("LOYALTY_SIMULATION_WORKERS", default=0)
 # How long a member token minted by the host app stays valid, in seconds (default 15 minutes).
 LOYALTY_MEMBER_TOKEN_TTL = env.int("LOYALTY_MEMBER_TOKEN_TTL", default=15 * 60)
+# The member center (docs/member-center.md): how long a link minted by the host app can be
+# opened (seconds; once), how long the session it opens lasts, the address links point to
+# (default: this server's /m/enter), and who may frame the pages (a CSP frame-ancestors list).
+LOYALTY_MEMBER_LINK_TTL = env.int("LOYALTY_MEMBER_LINK_TTL", default=120)
+LOYALTY_MEMBER_SESSION_SECONDS = env.int("LOYALTY_MEMBER_SESSION_SECONDS", default=2 * 60 * 60)
+LOYALTY_MEMBER_CENTER_URL = env.str("LOYALTY_MEMBER_CENTER_URL", default="")
+LOYALTY_MEMBER_CENTER_FRAME_ANCESTORS = env.str(
+    "LOYALTY_MEMBER_CENTER_FRAME_ANCESTORS", default="'self'"
+)
 # Set (redis://host:6379/1): leaderboards read ranks from Redis sorted sets mirroring the
 # database's scores, O(log n) at any size. Unset: ranks are counted in the database.
 LOYALTY_LEADERBOARD_REDIS_URL = env.str("LOYALTY_LEADERBOARD_REDIS_URL", default="")

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from accounts.services import member_links_forget
 from loyalty.activity.decline import detect_churn_risk
 from loyalty.activity.states import member_email_send, run_daily_activity_jobs
 from loyalty.activity.webhooks import webhook_deliver, webhooks_dispatch_due
@@ -100,6 +101,12 @@ def simulate_program_task(run_id: int) -> dict:
     """A what-if simulation, run to its end (or until the operator cancels it)."""
     run = simulation_run(SimulationRun.objects.get(pk=run_id))
     return {"run": run.pk, "status": run.status, "seconds": run.seconds}
+
+
+@shared_task(name="loyalty.forget_member_links", time_limit=10 * 60)
+def forget_member_links_task() -> dict:
+    """The uses of member-center links that have expired, forgotten."""
+    return {"forgotten": member_links_forget()}
 
 
 @shared_task(name="loyalty.publish_due_drafts", time_limit=10 * 60)

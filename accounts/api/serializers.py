@@ -49,9 +49,19 @@ class MemberTokenRequestSerializer(serializers.Serializer):
         max_value=24 * 60 * 60,
         help_text=f"Lifetime in seconds (default {settings.LOYALTY_MEMBER_TOKEN_TTL}).",
     )
+    language = serializers.ChoiceField(
+        choices=[code for code, _name in settings.LANGUAGES],
+        required=False,
+        help_text="The member center's language for the link (default: the member's browser).",
+    )
 
 
 class MemberTokenSerializer(serializers.Serializer):
     token = serializers.CharField()
     expires_at = serializers.DateTimeField()
     external_id = serializers.CharField()
+    url = serializers.URLField(
+        help_text="A link to the member center for this member: it opens once, within "
+        f"{settings.LOYALTY_MEMBER_LINK_TTL} seconds, and starts a session of the member's own."
+    )
+    url_expires_at = serializers.DateTimeField()

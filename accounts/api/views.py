@@ -1,5 +1,8 @@
 """Member identity endpoints. Thin: parse, call one service, render."""
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
@@ -16,7 +19,7 @@ from accounts.api.serializers import (
 )
 from accounts.models import Member
 from accounts.permissions import IsMember
-from accounts.services import member_get, member_token_issue, member_upsert
+from accounts.services import member_get, member_link_issue, member_token_issue, member_upsert
 from core.errors import InvalidInput
 
 MAX_EXTERNAL_ID_LENGTH = Member._meta.get_field("external_id").max_length
@@ -81,10 +84,16 @@ class MemberTokenView(APIView):
         minted = member_token_issue(
             member=member, client=request.auth, ttl_seconds=body.validated_data.get("ttl_seconds")
         )
+        link = member_link_issue(
+            member=member, client=request.auth, language=body.validated_data.get("language", "")
+        )
+        entry = settings.LOYALTY_MEMBER_CENTER_URL or request.build_absolute_uri("/m/enter")
         data = {
             "token": minted.token,
             "expires_at": minted.expires_at,
             "external_id": member.external_id,
+            "url": f"{entry}?{urlencode({'t': link.token})}",
+            "url_expires_at": link.expires_at,
         }
         return Response(MemberTokenSerializer(data).data, status=status.HTTP_201_CREATED)
 

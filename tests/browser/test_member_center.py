@@ -1,0 +1,60 @@
+"""A member opens the member center from a link the host app minted, on a phone-sized screen,
+in English and in Chinese; a reused link is refused."""
+
+import pytest
+
+from accounts.models import ApiClient, Member
+from accounts.scopes import SCOPES
+from accounts.services import api_client_create, member_link_issue
+from loyalty.engine.events import EventInput, record_event
+from tests.browser.conftest import screenshot
+from tests.factories import give_points, make_rule, make_tiers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser):
+    def open_as(language: str):
+        context = browser.new_context(viewport=PHONE, locale=language, is_mobile=True)
+        return context, context.new_page()
+
+    return open_as
+
+
+def link(member: Member, language: str = "") -> str:
+    client = ApiClient.objects.first() or api_client_create(name="app", scopes=list(SCOPES))[0]
+    return f"/m/enter?t={member_link_issue(member=member, client=client, language=language).token}"
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language):
+    make_tiers(("member", 0), ("silver", 1000))
+    make_rule("purchase", code="per-yuan", growth_per_unit="1", unit_attribute="amount")
+    give_points("ann", 320)
+    record_event(
+        client=None,
+        event=EventInput(
+            external_id="ann", action="purchase", idempotency_key="p1", attributes={"amount": "400"}
+        ),
+    )
+    ann = Member.objects.get(external_id="ann")
+    Member.objects.filter(pk=ann.pk).update(display_name="Ann")
+    context, page = phone("en-US")
+    try:
+        entry = f"{live_server.url}{link(ann, language)}"
+        page.goto(entry)
+        assert page.url == f"{live_server.url}/m/"  # the token left the address bar
+        assert page.inner_text("#points") == "320"
+        assert page.get_attribute("html", "lang") == language
+        heading = {"en": "Hello, Ann", "zh-hans": "你好，Ann"}[language]
+        assert page.inner_text("h1") == heading
+        needed = {"en": "600 more growth to Silver", "zh-hans": "再获得 600 成长值即可升至Silver"}
+        assert page.inner_text("#next-tier") == needed[language]
+        screenshot(page, f"member-home-{language}")
+        page.goto(entry)  # the same link again
+        assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
+    finally:
+        context.close()
