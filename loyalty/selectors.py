@@ -23,7 +23,7 @@ from loyalty.models import (
     Streak,
 )
 from loyalty.models.content import translated
-from loyalty.periods import local_date, next_period_start
+from loyalty.periods import local_date, next_period_start, period_start, start_of_day
 from loyalty.program.compiled import compiled_program
 from loyalty.tiers.moves import GrowthWindows
 
@@ -250,3 +250,54 @@ def _activity(member: Member) -> dict[str, Any] | None:
     if activity is None:
         return {"state": "new", "since": member.joined_at, "last_key_day": None}
     return {"state": activity.state, "since": activity.since, "last_key_day": activity.last_key_day}
+
+
+def member_check_ins(member: Member) -> list[dict[str, Any]]:
+    """The actions members do from the member center (a daily check-in), each with whether
+    the member did it today, this month's days with it, and the streaks on it (current run,
+    longest, freezes left this month)."""
+    now = timezone.now()
+    today = local_date(now)
+    month = period_start("month", now)
+    next_month = next_period_start("month", month)
+    program = compiled_program()
+    standing = member_standing(member)
+    tier = program.tier(standing.tier_id)
+    freezes = int(tier.privilege_param("streak_freezes", "count") or 0) if tier else 0
+    states = {s.streak_id: s for s in models.MemberStreak.objects.filter(member=member)}
+    found = []
+    for action in models.Action.objects.filter(in_member_center=True, is_active=True):
+        days = {
+            local_date(at)
+            for at in models.Event.objects.filter(
+                member=member,
+                action=action,
+                occurred_at__gte=start_of_day(month),
+                occurred_at__lt=start_of_day(next_month),
+            ).values_list("occurred_at", flat=True)
+        }
+        streaks = []
+        for streak in program.streaks_by_action.get(action.pk, ()):
+            state = states.get(streak.pk)
+            alive = state is not None and state.last_day and state.last_day >= today - timedelta(1)
+            used = state.freezes_used if state and state.freezes_month == month else 0
+            streaks.append(
+                {
+                    "code": streak.code,
+                    "name": streak.name,
+                    "current": state.current if alive else 0,
+                    "longest": state.longest if state else 0,
+                    "freezes_left": max(freezes - used, 0),
+                }
+            )
+        found.append(
+            {
+                "code": action.code,
+                "name": action.name,
+                "done_today": today in days,
+                "days": days,
+                "month": month,
+                "streaks": streaks,
+            }
+        )
+    return found

@@ -93,8 +93,8 @@ class ProgramAdmin(SimpleHistoryAdmin):
 
 @admin.register(Action)
 class ActionAdmin(SimpleHistoryAdmin):
-    list_display = ["code", "name", "is_active", "rule_count"]
-    list_filter = ["is_active"]
+    list_display = ["code", "name", "is_active", "in_member_center", "rule_count"]
+    list_filter = ["is_active", "in_member_center"]
     search_fields = ["code", "name"]
 
     @admin.display(description=_("rules"))

@@ -7,4 +7,10 @@ app_name = "member-center"
 urlpatterns = [
     path("enter", views.enter, name="enter"),
     path("", views.home, name="home"),
+    path("check-in/", views.check_in, name="check-in"),
+    path("check-in/<slug:code>", views.check_in_post, name="check-in-post"),
+    path("tasks/", views.tasks, name="tasks"),
+    path("badges/", views.badges, name="badges"),
+    path("leaderboards/", views.leaderboards, name="leaderboards"),
+    path("leaderboards/opt", views.leaderboards_opt, name="leaderboards-opt"),
 ]

@@ -1,16 +1,27 @@
 """The member center's pages (docs/member-center.md). Thin: the session's member, one selector
 or service, a template."""
 
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+import calendar
 
-from accounts.services import member_link_redeem
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import Member
+from accounts.services import member_link_redeem, member_upsert
 from loyalty.center.access import SESSION_KEY, closed, framed, member_page
+from loyalty.engine.events import EventInput, record_event
+from loyalty.gamification.leaderboards import leaderboard_view, resolve_period
+from loyalty.models import Action, Badge, Leaderboard
+from loyalty.periods import local_date
 from loyalty.program.compiled import program_settings
-from loyalty.selectors import member_summary
+from loyalty.segments.filters import member_in_segment
+from loyalty.selectors import member_badges, member_check_ins, member_quests, member_summary
 
 
 @require_GET
@@ -57,3 +68,167 @@ def home(request: HttpRequest) -> HttpResponse:
             "page": "home",
         },
     )
+
+
+@require_GET
+@member_page
+def check_in(request: HttpRequest) -> HttpResponse:
+    """This month's calendar and the streaks of the actions members do from here."""
+    actions = member_check_ins(request.member)
+    for action in actions:
+        weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(
+            action["month"].year, action["month"].month
+        )
+        action["weeks"] = [
+            [
+                {
+                    "day": day,
+                    "in_month": day.month == action["month"].month,
+                    "done": day in action["days"],
+                }
+                for day in week
+            ]
+            for week in weeks
+        ]
+    return render(
+        request,
+        "member/check_in.html",
+        {"program": program_settings(), "actions": actions, "page": "check_in"},
+    )
+
+
+@require_POST
+@member_page
+def check_in_post(request: HttpRequest, code: str) -> HttpResponse:
+    """Do the action now, through the engine as the host app's events are: once a day (the
+    key names the day, so a second press answers as the first)."""
+    if not Action.objects.filter(code=code, is_active=True, in_member_center=True).exists():
+        raise Http404
+    today = local_date(timezone.now())
+    result = record_event(
+        client=None,
+        event=EventInput(
+            external_id=request.member.external_id,
+            action=code,
+            idempotency_key=f"member-center:{request.member.pk}:{code}:{today.isoformat()}",
+        ),
+    )
+    outcome = result.outcome
+    if result.replayed:
+        messages.info(request, gettext("Already done today. Come back tomorrow!"))
+    elif outcome["points"] or outcome["growth"]:
+        messages.success(
+            request,
+            gettext("Done! You earned %(points)s points and %(growth)s growth.")
+            % {"points": outcome["points"], "growth": outcome["growth"]},
+        )
+    else:
+        messages.success(request, gettext("Done!"))
+    return redirect("member-center:check-in")
+
+
+@require_GET
+@member_page
+def tasks(request: HttpRequest) -> HttpResponse:
+    """The onboarding checklist and the daily, weekly and after-a-return quests, with progress
+    and rewards; the quests a segment is kept for show to its members only."""
+    member = request.member
+    quests = member_quests(member, in_segment=lambda pk: member_in_segment(pk, member))
+    actions = {action.code: action.name for action in Action.objects.all()}
+    for quest in quests:
+        for step in quest["steps"]:
+            step["name"] = actions.get(step["action"], step["action"])
+    groups = [
+        (gettext("Getting started"), [q for q in quests if q["scope"] == "onboarding"]),
+        (gettext("Today"), [q for q in quests if q["scope"] == "daily"]),
+        (gettext("This week"), [q for q in quests if q["scope"] == "weekly"]),
+        (gettext("Welcome back"), [q for q in quests if q["scope"] == "return"]),
+    ]
+    return render(
+        request,
+        "member/tasks.html",
+        {
+            "program": program_settings(),
+            "groups": [(title, items) for title, items in groups if items],
+            "page": "tasks",
+        },
+    )
+
+
+@require_GET
+@member_page
+def badges(request: HttpRequest) -> HttpResponse:
+    """The honour wall: badges earned, with level and date, and the others greyed with their
+    progress; a secret badge shows once earned."""
+    found = member_badges(request.member)
+    levels = dict(Badge.Level.choices)
+    for badge in [*found["earned"], *found["in_progress"]]:
+        badge["level_name"] = levels.get(badge["level"], "") if badge["level"] else ""
+    return render(
+        request,
+        "member/badges.html",
+        {"program": program_settings(), "badges": found, "page": "badges"},
+    )
+
+
+def _shown_name(member: Member | None, rank: int) -> str:
+    """Another member as a board shows them: their display name, else a masked id."""
+    if member is None:
+        return gettext("Member %(rank)s") % {"rank": rank}
+    if member.display_name:
+        return member.display_name
+    return f"{member.external_id[:2]}***"
+
+
+@require_GET
+@member_page
+def leaderboards(request: HttpRequest) -> HttpResponse:
+    """A board's top, the member's rank, neighbours and percentile, this period or the one
+    before; the member can leave every board (and come back)."""
+    boards = list(Leaderboard.objects.filter(is_active=True).order_by("code"))
+    board = next((b for b in boards if b.code == request.GET.get("board")), None)
+    board = board or (boards[0] if boards else None)
+    view, rows = None, []
+    which = "previous" if request.GET.get("period") == "previous" else "current"
+    if board is not None:
+        period = resolve_period(board, which, now=timezone.now())
+        view = leaderboard_view(board=board, period=period, member_id=request.member.pk)
+        members = Member.objects.in_bulk({r.member_id for r in view["top"]})
+        rows = [
+            {
+                "rank": r.rank,
+                "score": r.score,
+                "me": r.member_id == request.member.pk,
+                "name": _shown_name(members.get(r.member_id), r.rank),
+            }
+            for r in view["top"]
+        ]
+    return render(
+        request,
+        "member/leaderboards.html",
+        {
+            "program": program_settings(),
+            "boards": boards,
+            "board": board,
+            "view": view,
+            "rows": rows,
+            "which": which,
+            "opted_out": request.member.leaderboard_opt_out,
+            "page": "leaderboards",
+        },
+    )
+
+
+@require_POST
+@member_page
+def leaderboards_opt(request: HttpRequest) -> HttpResponse:
+    """Leave every leaderboard, or come back to them."""
+    leave = request.POST.get("leave") == "1"
+    member_upsert(external_id=request.member.external_id, data={"leaderboard_opt_out": leave})
+    messages.success(
+        request,
+        gettext("You no longer appear on leaderboards.")
+        if leave
+        else gettext("You appear on leaderboards again."),
+    )
+    return redirect("member-center:leaderboards")

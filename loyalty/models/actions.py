@@ -17,6 +17,14 @@ class Action(models.Model):
     name = models.CharField(max_length=100, verbose_name=_("name"))
     description = models.TextField(blank=True, verbose_name=_("description"))
     is_active = models.BooleanField(default=True, verbose_name=_("is active"))
+    in_member_center = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Members do this action themselves from the member center's check-in page, once "
+            "a day (a daily check-in, say)."
+        ),
+        verbose_name=_("in the member center"),
+    )
 
     history = HistoricalRecords(get_user=operator_of)
 

@@ -125,7 +125,7 @@ class ProgramSettingsSerializer(_Model):
 class ActionSerializer(UpsertSerializer):
     class Meta:
         model = Action
-        fields = ["code", "name", "description", "is_active"]
+        fields = ["code", "name", "description", "is_active", "in_member_center"]
 
 
 class ConditionSerializer(_Model):

@@ -7,8 +7,10 @@ from accounts.models import ApiClient, Member
 from accounts.scopes import SCOPES
 from accounts.services import api_client_create, member_link_issue
 from loyalty.engine.events import EventInput, record_event
+from loyalty.models import Action, Streak
+from loyalty.program.compiled import program_changed
 from tests.browser.conftest import screenshot
-from tests.factories import give_points, make_rule, make_tiers
+from tests.factories import give_points, make_badge, make_quest, make_rule, make_tiers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,6 +35,14 @@ def link(member: Member, language: str = "") -> str:
 def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language):
     make_tiers(("member", 0), ("silver", 1000))
     make_rule("purchase", code="per-yuan", growth_per_unit="1", unit_attribute="amount")
+    make_rule("check_in", code="daily", points_per_occurrence=5, growth_per_occurrence=1)
+    Action.objects.filter(code="check_in").update(in_member_center=True)
+    Streak.objects.create(code="daily", name="Daily", action=Action.objects.get(code="check_in"))
+    make_quest("first-steps", "onboarding", [("check_in", 1), ("purchase", 2)], reward_points=50)
+    make_badge(
+        "first-visit", "action_count", action=Action.objects.get(code="check_in"), threshold=1
+    )
+    program_changed()
     give_points("ann", 320)
     record_event(
         client=None,
@@ -54,6 +64,32 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         needed = {"en": "600 more growth to Silver", "zh-hans": "再获得 600 成长值即可升至Silver"}
         assert page.inner_text("#next-tier") == needed[language]
         screenshot(page, f"member-home-{language}")
+
+        page.goto(f"{live_server.url}/m/check-in/")
+        screenshot(page, f"member-check-in-{language}")
+        with page.expect_navigation():
+            page.click("#do-check_in")
+        assert page.locator("#done-check_in").is_visible()
+        assert (
+            page.locator("#streak-daily")
+            .inner_text()
+            .startswith({"en": "1 day in a row", "zh-hans": "连续 1 天"}[language])
+        )
+        page.goto(f"{live_server.url}/m/")
+        assert page.inner_text("#points") == "325"  # 320 + the check-in's 5
+
+        page.goto(f"{live_server.url}/m/tasks/")
+        assert page.locator("#quest-first-steps .mc-step").all_inner_texts() == [
+            {"en": "1 of 1", "zh-hans": "1 / 1"}[language],
+            {"en": "1 of 2", "zh-hans": "1 / 2"}[language],
+        ]
+        screenshot(page, f"member-tasks-{language}")
+        page.goto(f"{live_server.url}/m/badges/")
+        assert page.locator("#badge-first-visit").is_visible()  # earned by the check-in
+        screenshot(page, f"member-badges-{language}")
+        page.goto(f"{live_server.url}/m/leaderboards/")
+        screenshot(page, f"member-leaderboards-{language}")
+
         page.goto(entry)  # the same link again
         assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
     finally:
