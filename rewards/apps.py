@@ -8,12 +8,13 @@ class RewardsConfig(AppConfig):
 
     def ready(self) -> None:
         from loyalty.campaigns.runs import RewardGift, register_reward_gift
+        from loyalty.center.nav import register_page
         from loyalty.engine.data_rights import register_export_section
         from loyalty.insight.dashboard import register_panel
         from loyalty.insight.job import register_record
         from loyalty.insight.sources import register
         from loyalty.program.program_file import FileSection, register_file_section
-        from rewards import insight
+        from rewards import center, insight
         from rewards.models import Redemption, Reward
         from rewards.services.catalog_file import catalog_export, catalog_load
         from rewards.services.redemptions import reward_gift
@@ -32,6 +33,9 @@ class RewardsConfig(AppConfig):
                 exists=lambda code: Reward.objects.filter(code=code).exists(),
             )
         )
+
+        # The member center's points mall.
+        register_page(center.NAV, before="leaderboards")
 
         # The program file carries the catalog as its ``rewards`` section.
         register_file_section(

@@ -13,4 +13,5 @@ urlpatterns = [
     path("badges/", views.badges, name="badges"),
     path("leaderboards/", views.leaderboards, name="leaderboards"),
     path("leaderboards/opt", views.leaderboards_opt, name="leaderboards-opt"),
+    path("history/", views.history, name="history"),
 ]

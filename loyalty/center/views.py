@@ -5,6 +5,7 @@ import calendar
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,11 +18,17 @@ from accounts.services import member_link_redeem, member_upsert
 from loyalty.center.access import SESSION_KEY, closed, framed, member_page
 from loyalty.engine.events import EventInput, record_event
 from loyalty.gamification.leaderboards import leaderboard_view, resolve_period
-from loyalty.models import Action, Badge, Leaderboard
+from loyalty.models import Action, Badge, Currency, EntryKind, Leaderboard
 from loyalty.periods import local_date
 from loyalty.program.compiled import program_settings
 from loyalty.segments.filters import member_in_segment
-from loyalty.selectors import member_badges, member_check_ins, member_quests, member_summary
+from loyalty.selectors import (
+    member_badges,
+    member_check_ins,
+    member_ledger,
+    member_quests,
+    member_summary,
+)
 
 
 @require_GET
@@ -232,3 +239,69 @@ def leaderboards_opt(request: HttpRequest) -> HttpResponse:
         else gettext("You appear on leaderboards again."),
     )
     return redirect("member-center:leaderboards")
+
+
+# The points history's filters: which kinds of entry each shows.
+HISTORY_FILTERS = {
+    "earned": (EntryKind.EARN, EntryKind.BONUS, EntryKind.ACTIVATE, EntryKind.ADJUST),
+    "spent": (EntryKind.SPEND,),
+    "expired": (EntryKind.EXPIRE,),
+    "refunded": (EntryKind.REFUND, EntryKind.REVERSE),
+}
+
+
+def _in_words(entry) -> str:
+    """A ledger entry as the member reads it."""
+    words = {
+        EntryKind.EARN: gettext("Earned"),
+        EntryKind.BONUS: gettext("Bonus"),
+        EntryKind.SPEND: gettext("Spent on a reward"),
+        EntryKind.EXPIRE: gettext("Expired"),
+        EntryKind.REFUND: gettext("Given back: a redemption was cancelled"),
+        EntryKind.REVERSE: gettext("Taken back: a purchase was refunded"),
+        EntryKind.ADJUST: gettext("Adjusted by the program"),
+        EntryKind.ACTIVATE: gettext("Released from hold"),
+    }
+    return words.get(entry.kind, entry.get_kind_display())
+
+
+@require_GET
+@member_page
+def history(request: HttpRequest) -> HttpResponse:
+    """The points ledger in the member's words, newest first, filterable, a page at a time."""
+    chosen = request.GET.get("show", "")
+    entries = member_ledger(request.member).filter(currency=Currency.POINTS)
+    if chosen in HISTORY_FILTERS:
+        entries = entries.filter(kind__in=HISTORY_FILTERS[chosen])
+    else:
+        chosen = ""
+    page = Paginator(entries.order_by("-effective_at", "-id"), 30).get_page(request.GET.get("p"))
+    for entry in page:
+        entry.words = _in_words(entry)
+        # The rule's name, or the reason an operator or a bonus gave; other reasons are the
+        # engine's own words, not the member's.
+        entry.detail = (
+            entry.rule_version.rule.name
+            if entry.rule_version_id
+            else entry.reason
+            if entry.kind in (EntryKind.BONUS, EntryKind.ADJUST)
+            else ""
+        )
+    filters = [
+        ("", gettext("All")),
+        ("earned", gettext("Earned")),
+        ("spent", gettext("Spent")),
+        ("expired", gettext("Expired")),
+        ("refunded", gettext("Given and taken back")),
+    ]
+    return render(
+        request,
+        "member/history.html",
+        {
+            "program": program_settings(),
+            "entries": page,
+            "filters": filters,
+            "chosen": chosen,
+            "page": "history",
+        },
+    )

@@ -6,6 +6,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.models import Member
 from core import sql
@@ -105,20 +106,20 @@ def refusal_for(
         or (reward.available_from and at < reward.available_from)
         or (reward.available_until and at >= reward.available_until)
     ):
-        return RedemptionRefused("The reward is not available now.", code="not_available")
+        return RedemptionRefused(gettext("The reward is not available now."), code="not_available")
     if reward.only_segment_id is not None and not member_in_segment(reward.only_segment_id, member):
         return RedemptionRefused(
-            "The reward is for the members of a segment.", code="segment_required"
+            gettext("The reward is for the members of a segment."), code="segment_required"
         )
     tier = program.tier(standing.tier_id)
     exclusive = _exclusive_tiers(reward) if exclusive_tiers is None else exclusive_tiers
     if exclusive and (tier is None or tier.id not in exclusive):
-        return RedemptionRefused("The reward is for other tiers.", code="tier_required")
+        return RedemptionRefused(gettext("The reward is for other tiers."), code="tier_required")
     if reward.min_tier_id:
         needed = program.tier(reward.min_tier_id)
         if needed and (tier is None or tier.position < needed.position):
             return RedemptionRefused(
-                f"The reward needs the {needed.name} tier or above.",
+                gettext("The reward needs the %(tier)s tier or above.") % {"tier": needed.name},
                 code="tier_required",
                 details={"tier": needed.code},
             )
@@ -127,25 +128,27 @@ def refusal_for(
     )
     if reward.limit_per_member is not None and live.count() >= reward.limit_per_member:
         return RedemptionRefused(
-            "The member has redeemed this reward as often as allowed.", code="limit_reached"
+            gettext("The member has redeemed this reward as often as allowed."),
+            code="limit_reached",
         )
     if reward.limit_per_period is not None:
         since = start_of_day(period_start(reward.limit_period, at))
         if live.filter(created_at__gte=since).count() >= reward.limit_per_period:
             return RedemptionRefused(
-                f"The member has redeemed this reward as often as allowed this {reward.limit_period}.",
+                gettext("The member has redeemed this reward as often as allowed this %(period)s.")
+                % {"period": str(reward.get_limit_period_display()).lower()},
                 code="limit_reached",
             )
     if reward.stock is not None and reward.stock < 1:
-        return RedemptionRefused("The reward is out of stock.", code="out_of_stock")
+        return RedemptionRefused(gettext("The reward is out of stock."), code="out_of_stock")
     if (
         reward.kind == Reward.Kind.COUPON
         and not CouponCode.objects.filter(pool_id=reward.pool_id, redemption__isnull=True).exists()
     ):
-        return RedemptionRefused("No coupon codes are left.", code="out_of_stock")
+        return RedemptionRefused(gettext("No coupon codes are left."), code="out_of_stock")
     if standing.points < price:
         return RedemptionRefused(
-            "The member does not have enough spendable points.",
+            gettext("The member does not have enough spendable points."),
             code="insufficient_points",
             details={"balance": standing.points, "required": price},
         )

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import ApiClient, Member
@@ -183,7 +184,7 @@ def _take_stock(reward: Reward, *, along: list[bulk.Write]) -> None:
         along=along,
     )
     if not taken:
-        raise RedemptionRefused("The reward is out of stock.", code="out_of_stock")
+        raise RedemptionRefused(gettext("The reward is out of stock."), code="out_of_stock")
 
 
 def _hand_out_code(reward: Reward, redemption: Redemption, now) -> str:
@@ -195,7 +196,7 @@ def _hand_out_code(reward: Reward, redemption: Redemption, now) -> str:
         .first()
     )
     if code is None:
-        raise RedemptionRefused("No coupon codes are left.", code="out_of_stock")
+        raise RedemptionRefused(gettext("No coupon codes are left."), code="out_of_stock")
     code.redemption = redemption
     code.assigned_at = now
     code.save(update_fields=["redemption", "assigned_at"])

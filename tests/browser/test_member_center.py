@@ -10,7 +10,14 @@ from loyalty.engine.events import EventInput, record_event
 from loyalty.models import Action, Streak
 from loyalty.program.compiled import program_changed
 from tests.browser.conftest import screenshot
-from tests.factories import give_points, make_badge, make_quest, make_rule, make_tiers
+from tests.factories import (
+    give_points,
+    make_badge,
+    make_quest,
+    make_reward,
+    make_rule,
+    make_tiers,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,6 +50,7 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         "first-visit", "action_count", action=Action.objects.get(code="check_in"), threshold=1
     )
     program_changed()
+    make_reward("cinema", codes=3, kind="coupon", cost_points=300, name="Cinema ticket")
     give_points("ann", 320)
     record_event(
         client=None,
@@ -89,6 +97,19 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         screenshot(page, f"member-badges-{language}")
         page.goto(f"{live_server.url}/m/leaderboards/")
         screenshot(page, f"member-leaderboards-{language}")
+
+        page.goto(f"{live_server.url}/m/mall/")
+        screenshot(page, f"member-mall-{language}")
+        page.click("#reward-cinema .mc-button")
+        with page.expect_navigation():
+            page.click("#confirm")
+        assert page.locator("#redemptions code").inner_text().startswith("CINEMA-")
+        screenshot(page, f"member-redemptions-{language}")
+        page.goto(f"{live_server.url}/m/")
+        assert page.inner_text("#points") == "25"  # 325 less the ticket's 300
+        page.goto(f"{live_server.url}/m/history/")
+        assert page.locator("#history li").count() == 3  # the grant, the check-in, the ticket
+        screenshot(page, f"member-history-{language}")
 
         page.goto(entry)  # the same link again
         assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
