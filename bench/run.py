@@ -679,6 +679,7 @@ FIGURES = [
     "verify",
     "console",
     "simulation",
+    "member_center",
 ]
 
 
@@ -876,6 +877,26 @@ def main(argv: list[str] | None = None) -> int:
                 "—",
                 None,
                 f"p50 {console.median(first_page):.0f} ms; count p95 {console.p95(counted):.0f} ms",
+            )
+        )
+    if "member_center" in only:
+        from bench import console, member_center
+        from loyalty.scores import counting
+
+        times, weights = member_center.page_times(samples=5 if smoke else 50)
+        slowest = max(times, key=lambda name: console.p95(times[name]))
+        heaviest = max(weights.values())
+        figures.append(
+            Figure(
+                "member center pages, server time (slowest page)",
+                "ms p95",
+                [console.p95(times[slowest])],
+                "≤ 50 ms each, ≤ 100 KB before images",
+                all(console.p95(runs) <= 50 for runs in times.values()) and heaviest <= 100_000,
+                ", ".join(f"{name} {console.p95(runs):.0f}" for name, runs in times.items())
+                + f"; heaviest page {heaviest / 1000:.0f} KB; leaderboards from the "
+                + type(counting.store()).__name__.removesuffix("LeaderboardStore").lower()
+                + " store",
             )
         )
     if "simulation" in only:

@@ -24,6 +24,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PHONE = {"width": 390, "height": 844}
 
 
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical accessibility violations on the page."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def kept(page, name: str) -> None:
+    """A screenshot of the page, and no serious accessibility problem on it."""
+    screenshot(page, name)
+    assert serious_violations(page) == [], name
+
+
 @pytest.fixture
 def phone(browser):
     def open_as(language: str):
@@ -71,10 +89,10 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         assert page.inner_text("h1") == heading
         needed = {"en": "600 more growth to Silver", "zh-hans": "再获得 600 成长值即可升至Silver"}
         assert page.inner_text("#next-tier") == needed[language]
-        screenshot(page, f"member-home-{language}")
+        kept(page, f"member-home-{language}")
 
         page.goto(f"{live_server.url}/m/check-in/")
-        screenshot(page, f"member-check-in-{language}")
+        kept(page, f"member-check-in-{language}")
         with page.expect_navigation():
             page.click("#do-check_in")
         assert page.locator("#done-check_in").is_visible()
@@ -91,27 +109,28 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
             {"en": "1 of 1", "zh-hans": "1 / 1"}[language],
             {"en": "1 of 2", "zh-hans": "1 / 2"}[language],
         ]
-        screenshot(page, f"member-tasks-{language}")
+        kept(page, f"member-tasks-{language}")
         page.goto(f"{live_server.url}/m/badges/")
         assert page.locator("#badge-first-visit").is_visible()  # earned by the check-in
-        screenshot(page, f"member-badges-{language}")
+        kept(page, f"member-badges-{language}")
         page.goto(f"{live_server.url}/m/leaderboards/")
-        screenshot(page, f"member-leaderboards-{language}")
+        kept(page, f"member-leaderboards-{language}")
 
         page.goto(f"{live_server.url}/m/mall/")
-        screenshot(page, f"member-mall-{language}")
+        kept(page, f"member-mall-{language}")
         page.click("#reward-cinema .mc-button")
         with page.expect_navigation():
             page.click("#confirm")
         assert page.locator("#redemptions code").inner_text().startswith("CINEMA-")
-        screenshot(page, f"member-redemptions-{language}")
+        kept(page, f"member-redemptions-{language}")
         page.goto(f"{live_server.url}/m/")
         assert page.inner_text("#points") == "25"  # 325 less the ticket's 300
         page.goto(f"{live_server.url}/m/history/")
         assert page.locator("#history li").count() == 3  # the grant, the check-in, the ticket
-        screenshot(page, f"member-history-{language}")
+        kept(page, f"member-history-{language}")
 
         page.goto(entry)  # the same link again
         assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
+        assert serious_violations(page) == []
     finally:
         context.close()

@@ -1,0 +1,51 @@
+"""The member center's figure: each page's server time for a member with a long history, and
+what a page weighs before images (its HTML and the one stylesheet), on the bench data
+(``python -m bench --only member_center``). Rendered in process, through the whole Django
+stack, as a member who opened a link."""
+
+import time
+from pathlib import Path
+
+from django.test import Client
+
+PAGES = {
+    "home": "/m/",
+    "check-in": "/m/check-in/",
+    "tasks": "/m/tasks/",
+    "badges": "/m/badges/",
+    "leaderboards": "/m/leaderboards/",
+    "mall": "/m/mall/",
+    "history": "/m/history/",
+}
+STYLESHEET = Path(__file__).resolve().parent.parent / "loyalty/static/loyalty/member.css"
+
+
+def page_times(*, samples: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Milliseconds of server time for each page, and each page's bytes before images."""
+    from accounts.models import ApiClient, Member
+    from accounts.services import api_client_create, member_link_issue
+    from bench.generate import HEAVY_MEMBER
+    from loyalty.models import Action
+
+    Action.objects.filter(code="check_in").update(in_member_center=True)
+    member = Member.objects.get(external_id=HEAVY_MEMBER)
+    minter = ApiClient.objects.filter(is_active=True).first()
+    if minter is None:
+        minter, _key = api_client_create(name="bench-member-center", scopes=["members:token"])
+    client = Client()
+    token = member_link_issue(member=member, client=minter).token
+    assert client.get("/m/enter", {"t": token}).status_code == 302
+    css = STYLESHEET.stat().st_size
+    times: dict[str, list[float]] = {}
+    weights: dict[str, int] = {}
+    for name, url in PAGES.items():
+        client.get(url)  # warm: the compiled program, templates
+        runs = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            response = client.get(url)
+            runs.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        times[name] = runs
+        weights[name] = len(response.content) + css
+    return times, weights
