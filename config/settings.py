@@ -72,7 +72,12 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # A host's own templates first (LOYALTY_TEMPLATE_DIRS, comma-separated folders): a
+        # file there with the same path replaces ours (docs/member-center.md).
+        "DIRS": [
+            *(Path(folder) for folder in env.list("LOYALTY_TEMPLATE_DIRS", default=[])),
+            BASE_DIR / "templates",
+        ],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -1,12 +1,16 @@
 import uuid
 from decimal import Decimal
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
 from loyalty.models.lots import MONTH_DAY, ExpiryPolicy
+
+# A colour written into the member center's style sheet: nothing but #rrggbb gets there.
+HEX_COLOUR = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Write a colour as #rrggbb."))
 
 
 class Program(models.Model):
@@ -102,6 +106,25 @@ class Program(models.Model):
         editable=False,
         help_text=_("The number of the published version in force (0: none published yet)."),
         verbose_name=_("version"),
+    )
+    brand_colour = models.CharField(
+        max_length=7,
+        default="#0f766e",
+        validators=[HEX_COLOUR],
+        help_text=_("The member center's main colour, as #rrggbb."),
+        verbose_name=_("brand colour"),
+    )
+    brand_text_colour = models.CharField(
+        max_length=7,
+        default="#ffffff",
+        validators=[HEX_COLOUR],
+        help_text=_("The colour of text on the brand colour, as #rrggbb."),
+        verbose_name=_("brand text colour"),
+    )
+    logo_url = models.URLField(
+        blank=True,
+        help_text=_("The logo at the top of the member center's pages (https://…)."),
+        verbose_name=_("logo URL"),
     )
     revision = models.UUIDField(default=uuid.uuid4, editable=False, verbose_name=_("revision"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))

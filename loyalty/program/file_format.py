@@ -119,6 +119,9 @@ class ProgramSettingsSerializer(_Model):
             "send_emails",
             "point_value",
             "money",
+            "brand_colour",
+            "brand_text_colour",
+            "logo_url",
         ]
 
 

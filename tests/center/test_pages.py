@@ -68,3 +68,34 @@ def test_the_leaderboard_shows_my_rank_and_others_by_name_and_i_can_leave_it(db)
     browser.post("/m/leaderboards/opt", {"leave": "0"})
     assert "#2" in browser.get("/m/leaderboards/").content.decode()
     assert Client().post("/m/leaderboards/opt", {"leave": "1"}).status_code == 403
+
+
+def test_the_operators_brand_and_a_hosts_own_template(db, settings, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    from loyalty.program.compiled import program_settings
+
+    program = program_settings()
+    program.name, program.brand_colour = "Tea House", "#aa3300"
+    program.logo_url = "https://cdn.example.com/logo.png"
+    program.save()
+    ann = MemberFactory(external_id="ann")
+    browser = signed_in(ann)
+    page = browser.get("/m/").content.decode()
+    assert "--mc-brand: #aa3300;" in page and "Tea House" in page
+    assert 'src="https://cdn.example.com/logo.png"' in page
+
+    program.brand_colour = "red; } body { display: none"
+    with pytest.raises(ValidationError):
+        program.full_clean()  # nothing but #rrggbb reaches the style sheet
+
+    (tmp_path / "member").mkdir()
+    (tmp_path / "member" / "home.html").write_text(
+        '{% extends "member/base.html" %}{% block content %}<p id="ours">Our own home</p>'
+        "{% endblock %}"
+    )
+    settings.TEMPLATES = [
+        {**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}
+    ]
+    page = browser.get("/m/").content.decode()
+    assert '<p id="ours">Our own home</p>' in page and "Tea House" in page
