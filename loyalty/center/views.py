@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -17,8 +18,9 @@ from accounts.models import Member
 from accounts.services import member_link_redeem, member_upsert
 from loyalty.center.access import SESSION_KEY, closed, framed, member_page
 from loyalty.engine.events import EventInput, record_event
+from loyalty.gamification.badges import badge_share, badge_shared, badge_unshare
 from loyalty.gamification.leaderboards import leaderboard_view, resolve_period
-from loyalty.models import Action, Badge, Currency, EntryKind, Leaderboard
+from loyalty.models import Action, Badge, BadgeShare, Currency, EntryKind, Leaderboard
 from loyalty.periods import local_date
 from loyalty.program.compiled import program_settings
 from loyalty.segments.filters import member_in_segment
@@ -162,6 +164,41 @@ def tasks(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_POST
+@member_page
+def badge_sharing(request: HttpRequest, code: str) -> HttpResponse:
+    """Share a badge the member holds (a public page), or stop sharing it."""
+    if request.POST.get("share") == "1":
+        if badge_share(member_id=request.member.pk, badge_code=code) is None:
+            raise Http404
+        messages.success(request, gettext("Shared: anyone with the link sees this badge."))
+    else:
+        badge_unshare(member_id=request.member.pk, badge_code=code)
+        messages.success(request, gettext("No longer shared."))
+    return redirect("member-center:badges")
+
+
+@require_GET
+@xframe_options_exempt
+def shared_badge(request: HttpRequest, slug: str) -> HttpResponse:
+    """A badge a member shares: the badge and their display name, nothing else; public."""
+    share = badge_shared(slug)
+    if share is None:
+        raise Http404
+    return framed(
+        render(
+            request,
+            "member/shared_badge.html",
+            {
+                "program": program_settings(),
+                "badge": share.badge,
+                "level": dict(Badge.Level.choices).get(share.badge.level, ""),
+                "name": share.member.display_name,
+            },
+        )
+    )
+
+
 @require_GET
 @member_page
 def badges(request: HttpRequest) -> HttpResponse:
@@ -171,6 +208,14 @@ def badges(request: HttpRequest) -> HttpResponse:
     levels = dict(Badge.Level.choices)
     for badge in [*found["earned"], *found["in_progress"]]:
         badge["level_name"] = levels.get(badge["level"], "") if badge["level"] else ""
+    shared = dict(
+        BadgeShare.objects.filter(member=request.member).values_list("badge__code", "slug")
+    )
+    for badge in found["earned"]:
+        if slug := shared.get(badge["code"]):
+            badge["share_url"] = request.build_absolute_uri(
+                reverse("member-center:shared-badge", args=[slug])
+            )
     return render(
         request,
         "member/badges.html",

@@ -2,6 +2,7 @@
 reaches the threshold, with their bonus; revoked when a reversal takes it back; back-filled,
 granted and revoked by operators. The caller holds the member's standing lock."""
 
+import secrets
 from datetime import datetime
 
 from django.utils import timezone
@@ -12,6 +13,7 @@ from loyalty.ledger.session import member_session
 from loyalty.models import (
     Badge,
     BadgeAward,
+    BadgeShare,
     MemberStanding,
     SourceType,
 )
@@ -190,3 +192,43 @@ def badge_revoke(*, award: BadgeAward, reason: str = "revoked by an operator") -
         award.revoked_at, award.revoke_reason = timezone.now(), reason
         award.save(update_fields=["revoked_at", "revoke_reason"])
     return award
+
+
+# --- Sharing ----------------------------------------------------------------------------------
+
+
+def badge_share(*, member_id: int, badge_code: str) -> BadgeShare | None:
+    """Share a badge the member holds (a public page; the same one if shared before); None if
+    they do not hold it."""
+    award = (
+        BadgeAward.objects.filter(
+            member_id=member_id, badge__code=badge_code, revoked_at__isnull=True
+        )
+        .select_related("badge")
+        .first()
+    )
+    if award is None:
+        return None
+    share, _created = BadgeShare.objects.get_or_create(
+        member_id=member_id,
+        badge=award.badge,
+        defaults={"slug": secrets.token_urlsafe(16)},
+    )
+    return share
+
+
+def badge_unshare(*, member_id: int, badge_code: str) -> None:
+    BadgeShare.objects.filter(member_id=member_id, badge__code=badge_code).delete()
+
+
+def badge_shared(slug: str) -> BadgeShare | None:
+    """A shared badge, while the member still holds it."""
+    share = BadgeShare.objects.filter(slug=slug).select_related("badge", "member").first()
+    if (
+        share is None
+        or not BadgeAward.objects.filter(
+            member_id=share.member_id, badge_id=share.badge_id, revoked_at__isnull=True
+        ).exists()
+    ):
+        return None
+    return share

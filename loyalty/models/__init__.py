@@ -18,7 +18,14 @@ from loyalty.models.activity import (
     MemberActivity,
 )
 from loyalty.models.adjustments import Adjustment, MemberErasure
-from loyalty.models.badges import ActionTally, Badge, BadgeAward, MemberStreak, Streak
+from loyalty.models.badges import (
+    ActionTally,
+    Badge,
+    BadgeAward,
+    BadgeShare,
+    MemberStreak,
+    Streak,
+)
 from loyalty.models.campaigns import Campaign, CampaignRun, CampaignTarget
 from loyalty.models.counters import RuleCounter
 from loyalty.models.drafts import ProgramDraft, ProgramVersion
@@ -45,6 +52,7 @@ from loyalty.models.tiers import Privilege, Tier, TierChange
 from loyalty.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 __all__ = [
+    "BadgeShare",
     "SimulationRun",
     "ProgramDraft",
     "ProgramVersion",

@@ -209,3 +209,27 @@ class BadgeAward(models.Model):
 
     def __str__(self) -> str:
         return f"{self.badge} #{self.sequence} for {self.member_id}"
+
+
+class BadgeShare(models.Model):
+    """A badge the member chose to show the world: a public page with the badge and the
+    member's display name only, until they stop sharing it."""
+
+    member = models.ForeignKey(
+        "accounts.Member", on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
+    badge = models.ForeignKey(
+        Badge, on_delete=models.CASCADE, related_name="+", verbose_name=_("badge")
+    )
+    slug = models.SlugField(max_length=32, unique=True, verbose_name=_("slug"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+
+    class Meta:
+        verbose_name = _("shared badge")
+        verbose_name_plural = _("shared badges")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "badge"], name="one_share_per_member_badge")
+        ]
+
+    def __str__(self) -> str:
+        return self.slug

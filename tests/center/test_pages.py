@@ -1,5 +1,8 @@
 """The tasks page and the honour wall show the session member's own quests and badges."""
 
+import re
+from urllib.parse import urlsplit
+
 import pytest
 
 from loyalty.engine.events import EventInput, record_event
@@ -99,3 +102,26 @@ def test_the_operators_brand_and_a_hosts_own_template(db, settings, tmp_path):
     ]
     page = browser.get("/m/").content.decode()
     assert '<p id="ours">Our own home</p>' in page and "Tea House" in page
+
+
+def test_a_member_shares_a_badge_on_a_public_page_and_stops(db):
+    from django.test import Client
+
+    make_rule("purchase", code="buy", points_per_occurrence=10)
+    purchase = Action.objects.get(code="purchase")
+    make_badge("first-buy", "action_count", action=purchase, threshold=1, level="gold")
+    make_badge("big-spender", "action_count", action=purchase, threshold=5)
+    ann = MemberFactory(external_id="ann-secret-id", display_name="Ann")
+    buy("ann-secret-id", "a1")
+    browser = signed_in(ann)
+
+    wall = browser.post("/m/badges/first-buy/sharing", {"share": "1"}, follow=True)
+    url = re.search(r'class="mc-share-url" readonly value="([^"]+)"', wall.content.decode())[1]
+    public = Client().get(urlsplit(url).path)  # anyone, no session
+    text = public.content.decode()
+    assert public.status_code == 200 and "Ann earned First Buy" in text and "Gold" in text
+    assert "ann-secret-id" not in text and "mc-nav" not in text  # the badge and name only
+    assert browser.post("/m/badges/big-spender/sharing", {"share": "1"}).status_code == 404
+
+    browser.post("/m/badges/first-buy/sharing", {"share": "0"})
+    assert Client().get(urlsplit(url).path).status_code == 404
