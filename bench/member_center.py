@@ -1,5 +1,6 @@
 """The member center's figure: each page's server time for a member with a long history, and
-what a page weighs before images (its HTML and the one stylesheet), on the bench data
+what a page weighs before images (its HTML, the style sheet and htmx, uncompressed), on the
+bench data
 (``python -m bench --only member_center``). Rendered in process, through the whole Django
 stack, as a member who opened a link."""
 
@@ -17,7 +18,9 @@ PAGES = {
     "mall": "/m/mall/",
     "history": "/m/history/",
 }
-STYLESHEET = Path(__file__).resolve().parent.parent / "loyalty/static/loyalty/member.css"
+STATIC = Path(__file__).resolve().parent.parent / "loyalty/static/loyalty"
+# What every page loads besides its HTML (no images): the style sheet and htmx.
+ASSETS = (STATIC / "member.css", STATIC / "vendor/htmx/htmx.min.js")
 
 
 def page_times(*, samples: int) -> tuple[dict[str, list[float]], dict[str, int]]:
@@ -35,7 +38,7 @@ def page_times(*, samples: int) -> tuple[dict[str, list[float]], dict[str, int]]
     client = Client()
     token = member_link_issue(member=member, client=minter).token
     assert client.get("/m/enter", {"t": token}).status_code == 302
-    css = STYLESHEET.stat().st_size
+    css = sum(asset.stat().st_size for asset in ASSETS)
     times: dict[str, list[float]] = {}
     weights: dict[str, int] = {}
     for name, url in PAGES.items():
