@@ -13,6 +13,7 @@ from tests.browser.conftest import screenshot
 from tests.factories import (
     give_points,
     make_badge,
+    make_leaderboard,
     make_quest,
     make_reward,
     make_rule,
@@ -67,6 +68,7 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
     make_badge(
         "first-visit", "action_count", action=Action.objects.get(code="check_in"), threshold=1
     )
+    make_leaderboard("top-points", "points", "all_time")
     program_changed()
     make_reward("cinema", codes=3, kind="coupon", cost_points=300, name="Cinema ticket")
     give_points("ann", 320)
@@ -116,6 +118,10 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         kept(page, f"member-badges-{language}")
         page.goto(f"{live_server.url}/m/leaderboards/")
         kept(page, f"member-leaderboards-{language}")
+        assert page.locator("#top .mc-me").count() == 1
+        page.click("#opt")  # leave the leaderboards
+        page.wait_for_selector("#top:not(:has(.mc-me))")
+        assert Member.objects.get(pk=ann.pk).leaderboard_opt_out
 
         page.goto(f"{live_server.url}/m/mall/")
         kept(page, f"member-mall-{language}")
@@ -132,7 +138,14 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         assert page.locator("#history li").count() == 3  # the grant, the check-in, the ticket
         kept(page, f"member-history-{language}")
 
-        page.goto(entry)  # the same link again
+        # A second member's link, in the same browser: their page, never ann's.
+        Member.objects.create(external_id="bob", display_name="Bob")
+        page.goto(f"{live_server.url}{link(Member.objects.get(external_id='bob'), language)}")
+        assert page.inner_text("#points") == "0" and "Ann" not in page.inner_text("h1")
+        page.goto(f"{live_server.url}/m/mall/mine/")
+        assert page.locator("#redemptions code").count() == 0
+
+        page.goto(entry)  # ann's link again
         assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
         assert serious_violations(page) == []
     finally:
