@@ -31,6 +31,13 @@ class Member(models.Model):
         help_text=_("Free-form attributes from the host app."),
         verbose_name=_("attributes"),
     )
+    language = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text=_("The language of the member's pages (empty: their browser's)."),
+        verbose_name=_("language"),
+    )
     leaderboard_opt_out = models.BooleanField(
         default=False,
         help_text=_("Never show this member on a leaderboard."),

@@ -24,7 +24,7 @@ _MEMBER_LINK_SALT = "accounts.member-link"
 # per request while still telling operators which keys are in use.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
-MEMBER_FIELDS = ("display_name", "email", "joined_at", "birthday", "attributes")
+MEMBER_FIELDS = ("display_name", "email", "joined_at", "birthday", "attributes", "language")
 
 
 # --- API clients ------------------------------------------------------------------------------

@@ -13,6 +13,12 @@ class MemberWriteSerializer(serializers.Serializer):
     joined_at = InstantField(required=False)
     birthday = serializers.DateField(required=False, allow_null=True)
     attributes = JsonObjectField(required=False)
+    language = serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        allow_blank=True,
+        help_text="The member center's language for this member (empty: their browser's).",
+    )
     leaderboard_opt_out = serializers.BooleanField(required=False)
 
 
@@ -28,6 +34,7 @@ class MemberSerializer(serializers.ModelSerializer):
             "joined_at",
             "birthday",
             "attributes",
+            "language",
             "leaderboard_opt_out",
             "created_at",
             "updated_at",
@@ -50,9 +57,11 @@ class MemberTokenRequestSerializer(serializers.Serializer):
         help_text=f"Lifetime in seconds (default {settings.LOYALTY_MEMBER_TOKEN_TTL}).",
     )
     language = serializers.ChoiceField(
-        choices=[code for code, _name in settings.LANGUAGES],
+        choices=settings.LANGUAGES,
         required=False,
-        help_text="The member center's language for the link (default: the member's browser).",
+        allow_blank=True,
+        help_text="The member center's language for the link (empty: the member's own setting, "
+        "else their browser's).",
     )
 
 

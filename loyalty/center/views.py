@@ -45,10 +45,11 @@ def enter(request: HttpRequest) -> HttpResponse:
     request.session[SESSION_KEY] = link.member.pk
     request.session.set_expiry(settings.LOYALTY_MEMBER_SESSION_SECONDS)
     response = redirect("member-center:home")
-    if link.language:
+    # The link's language, else the member's own setting, else (no cookie) their browser's.
+    if language := link.language or link.member.language:
         response.set_cookie(
             settings.LANGUAGE_COOKIE_NAME,
-            link.language,
+            language,
             max_age=settings.LOYALTY_MEMBER_SESSION_SECONDS,
             samesite=settings.SESSION_COOKIE_SAMESITE,
             secure=settings.SESSION_COOKIE_SECURE,

@@ -94,3 +94,13 @@ def test_the_uses_of_expired_links_are_forgotten(api):
     assert MemberLinkUse.objects.count() == 1
     assert member_links_forget() == 0
     assert member_links_forget(now=timezone.now() + timedelta(minutes=5)) == 1
+
+
+def test_the_members_own_language_when_the_link_names_none(api):
+    give_points("ann", 10)
+    assert api.put("/api/v1/members/ann", json={"language": "zh-hans"}).status_code == 200
+    browser, _ = opened(minted_url(api, "ann"))
+    assert '<html lang="zh-hans">' in browser.get("/m/").content.decode()
+    browser, _ = opened(minted_url(api, "ann", language="en"))  # the link's wins
+    assert '<html lang="en">' in browser.get("/m/").content.decode()
+    assert api.put("/api/v1/members/ann", json={"language": "fr"}).status_code == 400
