@@ -63,6 +63,7 @@ def member_summary(member: Member) -> dict[str, Any]:
         summary["tier"] = {
             "code": tier.code,
             "name": translated(tier, "name"),
+            "colour": tier.colour,
             "since": standing.tier_since,
             "locked": standing.locked_tier_id is not None,
             "grace_until": standing.grace_until,

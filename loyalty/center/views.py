@@ -241,21 +241,29 @@ def leaderboards(request: HttpRequest) -> HttpResponse:
     boards = list(Leaderboard.objects.filter(is_active=True).order_by("code"))
     board = next((b for b in boards if b.code == request.GET.get("board")), None)
     board = board or (boards[0] if boards else None)
-    view, rows = None, []
+    view, rows, around = None, [], []
     which = "previous" if request.GET.get("period") == "previous" else "current"
     if board is not None:
         period = resolve_period(board, which, now=timezone.now())
         view = leaderboard_view(board=board, period=period, member_id=request.member.pk)
-        members = Member.objects.in_bulk({r.member_id for r in view["top"]})
-        rows = [
-            {
+        me = view["me"]
+        near = [*me["above"], *me["below"]] if me else []
+        members = Member.objects.in_bulk({r.member_id for r in [*view["top"], *near]})
+
+        def row(r) -> dict:
+            return {
                 "rank": r.rank,
                 "score": r.score,
                 "me": r.member_id == request.member.pk,
                 "name": _shown_name(members.get(r.member_id), r.rank),
             }
-            for r in view["top"]
-        ]
+
+        rows = [row(r) for r in view["top"]]
+        shown = {r["rank"] for r in rows}
+        # The member and their neighbours, when they are below the top.
+        if me and me["rank"] not in shown:
+            mine = {"rank": me["rank"], "score": me["score"], "me": True, "name": ""}
+            around = [row(r) for r in me["above"]] + [mine] + [row(r) for r in me["below"]]
     return render(
         request,
         "member/leaderboards.html",
@@ -265,6 +273,7 @@ def leaderboards(request: HttpRequest) -> HttpResponse:
             "board": board,
             "view": view,
             "rows": rows,
+            "around": around,
             "which": which,
             "opted_out": request.member.leaderboard_opt_out,
             "page": "leaderboards",

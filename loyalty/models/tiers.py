@@ -5,6 +5,7 @@ from simple_history.models import HistoricalRecords
 
 from loyalty.models.audit import operator_of
 from loyalty.models.content import Translatable
+from loyalty.models.program import HEX_COLOUR
 from loyalty.models.validation import check_constraints_on_fields
 
 
@@ -40,6 +41,13 @@ class Tier(Translatable):
         verbose_name=_("grace days"),
     )
     description = models.TextField(blank=True, verbose_name=_("description"))
+    colour = models.CharField(
+        max_length=7,
+        blank=True,
+        validators=[HEX_COLOUR],
+        help_text=_("The tier's badge colour in the member center, as #rrggbb (empty: none)."),
+        verbose_name=_("colour"),
+    )
 
     history = HistoricalRecords(get_user=operator_of)
 

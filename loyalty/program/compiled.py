@@ -45,6 +45,7 @@ class CompiledTier:
     privileges: tuple[dict, ...]
     multipliers: Multipliers
     translations: dict = field(default_factory=dict)
+    colour: str = ""
 
     def privilege_param(self, kind: str, param: str) -> Decimal | None:
         """The largest numeric ``param`` among this tier's privileges of ``kind``."""
@@ -225,6 +226,7 @@ def _compile(revision: uuid.UUID) -> CompiledProgram:
                 grace_days=tier.grace_days,
                 privileges=tuple(privileges),
                 translations=tier.translations,
+                colour=tier.colour,
                 multipliers=Multipliers(
                     growth=_multiplier(privileges, "growth_multiplier"),
                     points=_multiplier(privileges, "points_multiplier"),

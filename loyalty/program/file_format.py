@@ -67,6 +67,7 @@ TIER_FIELDS = [
     "grace_days",
     "description",
     "translations",
+    "colour",
 ]
 
 

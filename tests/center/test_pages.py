@@ -125,3 +125,19 @@ def test_a_member_shares_a_badge_on_a_public_page_and_stops(db):
 
     browser.post("/m/badges/first-buy/sharing", {"share": "0"})
     assert Client().get(urlsplit(url).path).status_code == 404
+
+
+def test_below_the_top_a_member_sees_their_neighbours(db):
+    from tests.factories import make_leaderboard
+
+    make_rule("purchase", code="buy", points_per_occurrence=10)
+    make_leaderboard("top-buyers", "points", "all_time", size=2)
+    for name, times in (("a", 5), ("b", 4), ("c", 3), ("d", 2), ("e", 1)):
+        MemberFactory(external_id=name, display_name=name.upper())
+        for i in range(times):
+            buy(name, f"{name}{i}")
+    page = signed_in(MemberFactory._meta.model.objects.get(external_id="d"))
+    text = page.get("/m/leaderboards/").content.decode()
+    around = text.split('id="around"')[1].split("</ol>")[0]
+    assert [int(r) for r in re.findall(r'mc-rank">(\d+)<', around)] == [2, 3, 4, 5]
+    assert 'class="mc-me"><span class="mc-rank">4<' in around
