@@ -138,17 +138,24 @@ def member_token_issue(
     minted them (revoked or rotated: the token names the key's prefix) and with the member's
     identity (erased: the token names the member's host id, which erasure replaces).
     """
-    ttl = ttl_seconds or settings.LOYALTY_MEMBER_TOKEN_TTL
+    expires_at, payload = _signed_for(
+        member, client, ttl_seconds or settings.LOYALTY_MEMBER_TOKEN_TTL
+    )
+    signed = signing.dumps(payload, salt=_MEMBER_TOKEN_SALT)
+    return MemberToken(token=f"{MEMBER_TOKEN_PREFIX}{signed}", expires_at=expires_at)
+
+
+def _signed_for(member: Member, client: ApiClient, ttl: int) -> tuple[datetime, dict]:
+    """What a member token or link names: the member (and their host id), the key that minted
+    it (and its prefix), and when it expires."""
     expires_at = timezone.now() + timedelta(seconds=ttl)
-    payload = {
+    return expires_at, {
         "m": member.pk,
         "x": member.external_id,
         "c": client.pk,
         "k": client.key_prefix,
         "exp": int(expires_at.timestamp()),
     }
-    signed = signing.dumps(payload, salt=_MEMBER_TOKEN_SALT)
-    return MemberToken(token=f"{MEMBER_TOKEN_PREFIX}{signed}", expires_at=expires_at)
 
 
 def member_link_issue(
@@ -158,17 +165,10 @@ def member_link_issue(
     link's id is recorded when it is exchanged for a session). ``language`` chooses the pages'
     language, when given. It dies, as a member token does, with its key and with the member's
     identity."""
-    ttl = ttl_seconds or settings.LOYALTY_MEMBER_LINK_TTL
-    expires_at = timezone.now() + timedelta(seconds=ttl)
-    payload = {
-        "m": member.pk,
-        "x": member.external_id,
-        "c": client.pk,
-        "k": client.key_prefix,
-        "exp": int(expires_at.timestamp()),
-        "j": secrets.token_hex(16),
-        "l": language,
-    }
+    expires_at, payload = _signed_for(
+        member, client, ttl_seconds or settings.LOYALTY_MEMBER_LINK_TTL
+    )
+    payload.update(j=secrets.token_hex(16), l=language)
     return MemberToken(token=signing.dumps(payload, salt=_MEMBER_LINK_SALT), expires_at=expires_at)
 
 

@@ -90,17 +90,26 @@ def page_times(*, samples: int) -> dict[str, list[float]]:
     user.groups.add(Group.objects.get(name=ANALYST))
     client = Client()
     client.force_login(user)
+    return render_times(client, PAGES, samples=samples)[0]
+
+
+def render_times(
+    client: Client, pages: dict[str, str], *, samples: int
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Milliseconds of server time for each page (after one warming render: the compiled
+    program, templates), and each page's bytes."""
     times: dict[str, list[float]] = {}
-    for name, url in PAGES.items():
-        client.get(url)  # warm: the compiled program, templates
+    sizes: dict[str, int] = {}
+    for name, url in pages.items():
+        client.get(url)
         runs = []
         for _ in range(samples):
             started = time.perf_counter()
             response = client.get(url)
             runs.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, (url, response.status_code)
-        times[name] = runs
-    return times
+        times[name], sizes[name] = runs, len(response.content)
+    return times, sizes
 
 
 def p95(values: list[float]) -> float:

@@ -4,10 +4,11 @@ bench data
 (``python -m bench --only member_center``). Rendered in process, through the whole Django
 stack, as a member who opened a link."""
 
-import time
 from pathlib import Path
 
 from django.test import Client
+
+from bench.console import render_times
 
 PAGES = {
     "home": "/m/",
@@ -38,17 +39,6 @@ def page_times(*, samples: int) -> tuple[dict[str, list[float]], dict[str, int]]
     client = Client()
     token = member_link_issue(member=member, client=minter).token
     assert client.get("/m/enter", {"t": token}).status_code == 302
-    css = sum(asset.stat().st_size for asset in ASSETS)
-    times: dict[str, list[float]] = {}
-    weights: dict[str, int] = {}
-    for name, url in PAGES.items():
-        client.get(url)  # warm: the compiled program, templates
-        runs = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            response = client.get(url)
-            runs.append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
-        times[name] = runs
-        weights[name] = len(response.content) + css
-    return times, weights
+    assets = sum(asset.stat().st_size for asset in ASSETS)
+    times, sizes = render_times(client, PAGES, samples=samples)
+    return times, {name: size + assets for name, size in sizes.items()}

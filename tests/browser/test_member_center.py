@@ -115,7 +115,10 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         kept(page, f"member-tasks-{language}")
         page.goto(f"{live_server.url}/m/badges/")
         assert page.locator("#badge-first-visit").is_visible()  # earned by the check-in
+        page.click("#badge-first-visit button")  # share it
+        page.wait_for_selector("#badge-first-visit .mc-share-url")
         kept(page, f"member-badges-{language}")
+        shared = page.input_value("#badge-first-visit .mc-share-url")
         page.goto(f"{live_server.url}/m/leaderboards/")
         kept(page, f"member-leaderboards-{language}")
         assert page.locator("#top .mc-me").count() == 1
@@ -145,8 +148,12 @@ def test_a_member_opens_the_growth_card_from_a_link(phone, live_server, language
         page.goto(f"{live_server.url}/m/mall/mine/")
         assert page.locator("#redemptions code").count() == 0
 
+        page.goto(shared)  # the public page: the badge and the name only
+        assert page.locator("h2").inner_text().startswith("Ann")
+        kept(page, f"member-shared-badge-{language}")
+
         page.goto(entry)  # ann's link again
         assert "m/enter" in page.url and page.locator("#closed-reason").is_visible()
-        assert serious_violations(page) == []
+        kept(page, f"member-closed-{language}")
     finally:
         context.close()
