@@ -11,6 +11,7 @@ import traceback
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -48,6 +49,13 @@ def simulation_new(
 def simulation_run(run: SimulationRun) -> SimulationRun:
     """Run it to its end (or its cancellation); safe to call on a run another worker has
     started: it is then left alone."""
+    if connection.vendor != "postgresql":  # a scratch is a PostgreSQL schema
+        SimulationRun.objects.filter(pk=run.pk).update(
+            status=SimulationRun.Status.FAILED,
+            error=gettext("What-if simulations need PostgreSQL (DATABASE_URL=postgres://…)."),
+            finished_at=timezone.now(),
+        )
+        return SimulationRun.objects.get(pk=run.pk)
     started = SimulationRun.objects.filter(pk=run.pk, status=SimulationRun.Status.QUEUED).update(
         status=SimulationRun.Status.RUNNING, total=history_size(run.end)
     )
