@@ -24,6 +24,12 @@ class MemberWriteSerializer(serializers.Serializer):
 
 class MemberSerializer(serializers.ModelSerializer):
     email = serializers.CharField(help_text="An e-mail address, or empty.")
+    language = serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        allow_blank=True,
+        read_only=True,
+        help_text="The member center's language for this member (empty: their browser's).",
+    )
 
     class Meta:
         model = Member
