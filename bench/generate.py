@@ -161,6 +161,7 @@ def generate(
                         joined,
                         None,
                         "{}",
+                        "",  # language: the member's browser's
                         False,
                         None,
                         joined,
