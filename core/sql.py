@@ -10,7 +10,7 @@ on PostgreSQL and SQLite alike: ``any_of`` writes a list membership each underst
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -230,7 +230,7 @@ def first(model: type[Model], where: str, params: Sequence[Any]) -> Model | None
     return found[0] if found else None
 
 
-def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
+def fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -18,7 +18,7 @@ from loyalty.center.nav import NavPage
 from loyalty.program.compiled import program_settings
 from loyalty.selectors import member_standing
 from rewards.models import Redemption
-from rewards.services.catalog import catalog_for
+from rewards.services.catalog import catalog_for, offer_for
 from rewards.services.redemptions import redeem
 
 NAV = NavPage("mall", "member-mall:catalog", _("Mall"))
@@ -45,7 +45,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 def confirm(request: HttpRequest, code: str) -> HttpResponse:
     """Show the reward, the price and the balance after; redeem on confirmation. The form's
     key makes a second press of the same form answer as the first."""
-    offer = next((o for o in catalog_for(member=request.member) if o.reward.code == code), None)
+    offer = offer_for(member=request.member, code=code)
     if offer is None:
         raise Http404
     if request.method == "POST":

@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from core.errors import InvalidInput
 from loyalty.admin.base import ReadOnlyAdmin
 from loyalty.models import ProgramDraft, ProgramVersion
 from loyalty.simulation.drafts import (
@@ -123,15 +124,16 @@ class ProgramDraftAdmin(admin.ModelAdmin):
         if not request.user.has_perm(PUBLISH):
             raise PermissionDenied
         for draft in queryset.exclude(status=ProgramDraft.Status.PUBLISHED).order_by("pk"):
-            if problems := draft_problems(draft.definition):
+            try:  # a draft that does not load is refused by the publish itself, whole
+                version = draft_publish(draft, actor=request.user)
+            except InvalidInput as invalid:
                 self.message_user(
                     request,
                     gettext("%(draft)s was not published: %(problems)s")
-                    % {"draft": draft, "problems": "; ".join(problems)},
+                    % {"draft": draft, "problems": "; ".join(invalid.details or [invalid.message])},
                     messages.ERROR,
                 )
                 continue
-            version = draft_publish(draft, actor=request.user)
             self.message_user(
                 request,
                 gettext("%(draft)s is live as version %(number)s.")

@@ -10,15 +10,9 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from core import sql
 
 ISSUED_KINDS = ("earn", "bonus", "reverse")
-
-
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 def _quoted(schema: str) -> str:
@@ -62,12 +56,12 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
     s = _quoted(schema)
     p = {"start": start, "end": end, "kinds": list(ISSUED_KINDS)}
     issued: dict[str, dict[str, int]] = {}
-    for kind, currency, amount in _rows(
+    for kind, currency, amount in sql.fetch(
         f"SELECT le.kind, le.currency, sum(le.amount) {_entries(s)} GROUP BY 1, 2", p
     ):
         issued.setdefault(kind, {})[currency] = int(amount)
     by_rule = _keyed(
-        _rows(
+        sql.fetch(
             "SELECT r.code, le.currency, sum(le.amount) "
             + _entries(
                 s,
@@ -79,7 +73,7 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
         )
     )
     by_action = _keyed(
-        _rows(
+        sql.fetch(
             "SELECT ev.action_code, le.currency, sum(le.amount) "
             + _entries(s, f"JOIN {s}.loyalty_event ev ON ev.id = le.event_id")
             + " GROUP BY 1, 2",
@@ -88,19 +82,19 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
     )
     by_tier = {
         tier or "": {"growth": int(growth), "points": int(points)}
-        for tier, growth, points in _rows(
+        for tier, growth, points in sql.fetch(
             f"SELECT e.outcome->>'tier', sum(e.growth), sum(e.points) {_events(s)} GROUP BY 1", p
         )
     }
-    badges = _rows(
+    badges = sql.fetch(
         f"SELECT b->>'badge', count(*) {_events(s, _each('badges_awarded', 'b'))} GROUP BY 1", p
     )
-    quests = _rows(
+    quests = sql.fetch(
         f"SELECT q, count(*) {_events(s, _each('quests_completed', 'q', text=True))} GROUP BY 1",
         p,
     )
     capped = Counter()
-    for rule, reason, count in _rows(
+    for rule, reason, count in sql.fetch(
         f"SELECT c->>'rule', 'capped', count(*) {_events(s, _each('credits', 'c'))} "
         "AND (c->>'capped')::boolean GROUP BY 1 "
         f"UNION ALL SELECT k->>'rule', 'refused', count(*) {_events(s, _each('skipped', 'k'))} "
@@ -109,7 +103,7 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
     ):
         capped[rule] += int(count)
         capped[f"{rule}:{reason}"] += int(count)
-    per_member = _rows(
+    per_member = sql.fetch(
         f"WITH active AS (SELECT DISTINCT e.member_id {_events(s)}), "
         f"earned AS (SELECT le.member_id, sum(le.amount) AS points {_entries(s)} "
         "AND le.currency = 'points' GROUP BY 1) "
@@ -119,7 +113,7 @@ def period_figures(schema: str, start: datetime, end: datetime) -> dict[str, Any
         p,
     )
     members, percentiles = per_member[0]
-    tiers_at_end = Counter(code for _member, code in _rows(_tiers_at(s, end), p))
+    tiers_at_end = Counter(code for _member, code in sql.fetch(_tiers_at(s, end), p))
     return {
         "issued": issued,
         "by_rule": by_rule,
@@ -152,7 +146,7 @@ def tier_moves(live: str, simulated: str, end: datetime, limit: int = 20) -> dic
     """Members whose tier at the period's end differs between the two schemas: how many move
     up and down (by the tiers' order in the simulation), and the first ``limit`` of each."""
     a, b = (_tiers_at(_quoted(name), end) for name in (live, simulated))
-    rows = _rows(
+    rows = sql.fetch(
         f"WITH a AS ({a}), b AS ({b}) "
         "SELECT m.external_id, a.code, b.code FROM a FULL JOIN b USING (member_id) "
         f'JOIN "{live}".accounts_member m ON m.id = member_id '
@@ -161,7 +155,9 @@ def tier_moves(live: str, simulated: str, end: datetime, limit: int = 20) -> dic
     )
     order = {
         code: position
-        for code, position in _rows(f'SELECT code, position FROM "{simulated}".loyalty_tier', {})
+        for code, position in sql.fetch(
+            f'SELECT code, position FROM "{simulated}".loyalty_tier', {}
+        )
     }
     up, down = [], []
     for external_id, before, after in rows:
@@ -183,7 +179,7 @@ def most_changed(live: str, simulated: str, start: datetime, end: datetime, limi
         "AND le.kind = ANY(%(kinds)s) AND le.currency = 'points' GROUP BY 1"
     )
     a, b = (earned.format(s=_quoted(name)) for name in (live, simulated))
-    rows = _rows(
+    rows = sql.fetch(
         f"WITH a AS ({a}), b AS ({b}) "
         "SELECT m.external_id, coalesce(a.points, 0), coalesce(b.points, 0) "
         "FROM a FULL JOIN b USING (member_id) "

@@ -28,8 +28,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 
+from core import sql
 from core.errors import DomainError
 from loyalty.engine.events import EventInput, record_events
 from loyalty.engine.reversals import event_reverse
@@ -59,16 +60,12 @@ class Cancelled(Exception):
     """The operator cancelled the simulation."""
 
 
-def _fetch(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
 def history_size(end: datetime) -> int:
     """How many events and reversals a replay up to ``end`` posts."""
-    ((events,),) = _fetch("SELECT count(*) FROM public.loyalty_event WHERE occurred_at < %s", [end])
-    ((reversals,),) = _fetch(
+    ((events,),) = sql.fetch(
+        "SELECT count(*) FROM public.loyalty_event WHERE occurred_at < %s", [end]
+    )
+    ((reversals,),) = sql.fetch(
         "SELECT count(*) FROM public.loyalty_eventreversal r "
         "JOIN public.loyalty_event e ON e.id = r.event_id WHERE e.occurred_at < %s",
         [end],
@@ -98,7 +95,7 @@ def _timeline(part: Part) -> Iterator[tuple[str, tuple]]:
     """The part's events and reversals in the order they were made, read page by page from the
     live tables (named with their schema: the connection looks at the scratch first)."""
     where, params = part.where()
-    reversals = _fetch(
+    reversals = sql.fetch(
         "SELECT r.created_at, r.id, r.event_id, r.amount FROM public.loyalty_eventreversal r "
         f"JOIN public.loyalty_event e ON e.id = r.event_id WHERE {where} "
         "ORDER BY r.created_at, r.id",
@@ -108,7 +105,7 @@ def _timeline(part: Part) -> Iterator[tuple[str, tuple]]:
     reversal = next(waiting, None)
     after = 0
     while True:
-        page = _fetch(
+        page = sql.fetch(
             "SELECT e.id, e.received_at, m.external_id, e.action_code, e.occurred_at, "
             "e.attributes FROM public.loyalty_event e "
             "JOIN public.accounts_member m ON m.id = e.member_id "
@@ -135,7 +132,7 @@ def _progress(run_id: int | None, posted: int) -> None:
     """Count what was posted on the run's row, and stop if the operator cancelled it."""
     if run_id is None:
         return
-    (cancel,) = _fetch(
+    (cancel,) = sql.fetch(
         f"UPDATE {RUNS} SET done = done + %s WHERE id = %s RETURNING cancel_requested",
         [posted, run_id],
     )[0]
@@ -150,7 +147,7 @@ def replay_part(part: Part, run_id: int | None = None) -> Replayed:
     where, params = part.where()
     reversed_ids = {
         event_id
-        for (event_id,) in _fetch(
+        for (event_id,) in sql.fetch(
             "SELECT DISTINCT r.event_id FROM public.loyalty_eventreversal r "
             f"JOIN public.loyalty_event e ON e.id = r.event_id WHERE {where}",
             params,

@@ -157,14 +157,28 @@ def refusal_for(
 
 def catalog_for(*, member: Member | None) -> list[Offer]:
     """Active rewards with, for a member, the price they pay and whether they can redeem now."""
-    program = compiled_program()
     now = timezone.now()
-    rewards = (
+    return _offers(_offered(now), member, compiled_program(), now)
+
+
+def offer_for(*, member: Member, code: str) -> Offer | None:
+    """One reward of the catalog as the member sees it (``catalog_for``'s answer for it)."""
+    now = timezone.now()
+    found = _offers(_offered(now).filter(code=code), member, compiled_program(), now)
+    return found[0] if found else None
+
+
+def _offered(now):
+    """The rewards the catalog shows: active and not yet ended."""
+    return (
         Reward.objects.filter(is_active=True)
         .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
         .select_related("min_tier")
         .prefetch_related("exclusive_tiers")
     )
+
+
+def _offers(rewards, member: Member | None, program: CompiledProgram, now) -> list[Offer]:
     if member is None:
         return [Offer(reward=r, price=r.cost_points, refusal=None) for r in rewards]
     standing = MemberStanding.objects.filter(pk=member.pk).first() or MemberStanding(member=member)
