@@ -235,7 +235,6 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=1, minute=30),
     },
     "dispatch-webhooks": {"task": "loyalty.dispatch_webhooks", "schedule": 60.0},
-    # Redis leaderboard sets refill from the database: a mirror write lost since heals.
     # Redis leaderboard sets that missed a write (Redis down or slow) refill from the database.
     "heal-leaderboards": {"task": "loyalty.heal_leaderboards", "schedule": 60.0},
     "refresh-leaderboards": {
@@ -250,6 +249,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "publish-drafts": {"task": "loyalty.publish_due_drafts", "schedule": 60.0},
     # The member center's used links, once they have expired (docs/member-center.md).
     "forget-member-links": {"task": "loyalty.forget_member_links", "schedule": 3600.0},
+    # Referrals past their window expire; credits a dead worker left are posted (docs/referrals.md).
+    "referrals-sweep": {"task": "rewards.referrals_sweep", "schedule": 3600.0},
     "activate-pending-points": {
         "task": "loyalty.activate_pending_points",
         "schedule": crontab(minute=10),

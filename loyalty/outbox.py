@@ -41,6 +41,15 @@ EVENT_TYPES = {
     "campaign.message": _(
         "A campaign asks the host app to send a member a message (a push, an SMS, in-app)."
     ),
+    "referral.joined": _(
+        "A new member named who invited them: the referral is counted, or held for review."
+    ),
+    "referral.qualified": _(
+        "An invited member did the qualifying action: both were credited through the rules."
+    ),
+    "referral.rejected": _(
+        "A referral will not be rewarded: an operator rejected it, or it expired unqualified."
+    ),
 }
 
 # The fields of each event type's ``data``, as documented in docs/webhooks.md (a test holds
@@ -65,18 +74,28 @@ PAYLOAD_FIELDS = {
     "redemption.cancelled": ["member", "redemption_id", "reward", "points_refunded"],
     "member.churn_risk": ["member", "indicator", "baseline", "recent", "at"],
     "campaign.message": ["member", "campaign", "run_id", "subject", "body"],
+    "referral.joined": ["member", "inviter", "referral_id", "state", "hold_reason"],
+    "referral.qualified": [
+        "member",
+        "inviter",
+        "referral_id",
+        "friend_number",
+        "inviter_credited",
+        "member_credited",
+    ],
+    "referral.rejected": ["member", "inviter", "referral_id", "reason"],
 }
 
 
 def webhook_emit(
-    *, work: UnitOfWork, type: str, data: dict[str, Any], member_id: int | None = None
+    *, work: UnitOfWork | None, type: str, data: dict[str, Any], member_id: int | None = None
 ) -> WebhookEvent | None:
     """Write the event to the outbox, with a delivery per subscribed endpoint, in the caller's
     transaction; queue the deliveries after commit. The endpoints are read once per unit of
-    work."""
+    work (each time without one: an operation outside the event flow)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"Unknown webhook event type {type!r}.")
-    active = work.memo("webhook_endpoints", active_endpoints)
+    active = work.memo("webhook_endpoints", active_endpoints) if work else active_endpoints()
     endpoints = [e for e in active if e.wants(type)]
     if not endpoints:
         return None

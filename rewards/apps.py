@@ -10,12 +10,14 @@ class RewardsConfig(AppConfig):
         from loyalty.campaigns.runs import RewardGift, register_reward_gift
         from loyalty.center.nav import register_page
         from loyalty.engine.data_rights import register_export_section
+        from loyalty.engine.observers import register_events_observer, register_reversal_observer
         from loyalty.insight.dashboard import register_panel
         from loyalty.insight.job import register_record
         from loyalty.insight.sources import register
         from loyalty.program.program_file import FileSection, register_file_section
         from rewards import center, insight
         from rewards.models import Redemption, Reward
+        from rewards.referrals.qualification import referrals_on_events, referrals_on_reversal
         from rewards.services.catalog_file import catalog_export, catalog_load
         from rewards.services.redemptions import reward_gift
 
@@ -33,6 +35,10 @@ class RewardsConfig(AppConfig):
                 exists=lambda code: Reward.objects.filter(code=code).exists(),
             )
         )
+
+        # Referrals: the event flow's qualifying actions, and refunds of them.
+        register_events_observer(referrals_on_events)
+        register_reversal_observer(referrals_on_reversal)
 
         # The member center's points mall.
         register_page(center.NAV, before="leaderboards")

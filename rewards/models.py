@@ -256,3 +256,13 @@ class Redemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reward} for {self.member} ({self.status})"
+
+
+# Referrals live in their own room; their models are the rewards app's.
+from rewards.referrals.models import (  # noqa: E402,F401
+    InviterTally,
+    Referral,
+    ReferralCode,
+    ReferralProgram,
+    ReferralSignal,
+)

@@ -18,6 +18,7 @@ from accounts.models import ApiClient, Member
 from core import sql
 from core.errors import DomainError
 from core.idempotency import IdempotencyConflict
+from loyalty.engine.observers import events_recorded
 from loyalty.engine.record import Item, record_one
 from loyalty.ledger.session import add_scores
 from loyalty.models import (
@@ -176,6 +177,7 @@ def _record_locked(
                     raise _DryRunDone
                 leaderboards_count_entries(work=work, boards=program.leaderboards)
                 work.flush()
+                events_recorded(program, [item.stored for item in todo])
     except _DryRunDone:
         pass
 

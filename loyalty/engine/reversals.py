@@ -15,6 +15,7 @@ from accounts.models import ApiClient
 from core.errors import BusinessRuleViolation, NotFound
 from core.idempotency import idempotent_write, stored_write
 from core.idempotency import request_hash as hash_request
+from loyalty.engine.observers import event_reversed
 from loyalty.gamification.play import on_reversal
 from loyalty.ledger.entries import Movement, ledger_post
 from loyalty.ledger.lots import lots_take
@@ -186,6 +187,7 @@ def _reverse(
                 points=taken["shortfall"],
                 boards=program.leaderboards,
             )
+        event_reversed(event, fraction)
         return ReversalResult(reversal_id=reversal.pk, outcome=outcome)
 
 

@@ -184,13 +184,14 @@ class RuleCondition(models.Model):
         LTE = "lte", _("≤")
         IN = "in", _("is one of")
         CONTAINS = "contains", _("contains")
+        MULTIPLE_OF = "multiple_of", _("is a multiple of")
 
     rule = models.ForeignKey(
         EarningRule, on_delete=models.CASCADE, related_name="conditions", verbose_name=_("rule")
     )
     attribute = models.CharField(max_length=64, verbose_name=_("attribute"))
     operator = models.CharField(
-        max_length=10, choices=Operator.choices, verbose_name=_("comparison")
+        max_length=12, choices=Operator.choices, verbose_name=_("comparison")
     )
     value = models.JSONField(help_text=_('JSON: 100, "gold", ["a", "b"].'), verbose_name=_("value"))
 

@@ -103,6 +103,21 @@ def _contains(actual: Any, expected: Any) -> bool:
     return False
 
 
+def _multiple_of(actual: Any, expected: Any) -> bool:
+    """Every n-th: a whole positive number that ``expected`` (a whole number ≥ 1) divides (a
+    bonus for every fifth friend who qualifies, say)."""
+    left, right = as_decimal(actual), as_decimal(expected)
+    return (
+        left is not None
+        and right is not None
+        and right >= 1
+        and right == right.to_integral_value()
+        and left > 0
+        and left == left.to_integral_value()
+        and left % right == 0
+    )
+
+
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": _equal,
     "ne": lambda actual, expected: not _equal(actual, expected),
@@ -112,6 +127,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "lte": _compare(lambda a, b: a <= b),
     "in": _in,
     "contains": _contains,
+    "multiple_of": _multiple_of,
 }
 
 

@@ -1,0 +1,61 @@
+"""Invite codes: one in use per member, made on first ask, unguessable (ten characters from an
+alphabet without look-alikes: about 10^15 codes), regenerable (the old one retires)."""
+
+import secrets
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Member
+from rewards.referrals.models import ReferralCode
+from rewards.referrals.program import referral_rules
+
+# No 0/O, 1/I/L: a code read aloud or typed from a poster is not mistaken.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+LENGTH = 10
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def normalise_code(raw: str) -> str:
+    """A code as members type it: spaces and dashes dropped, upper case."""
+    return "".join(ch for ch in raw.upper() if ch not in " -")
+
+
+def invite_code_for(*, member: Member) -> ReferralCode:
+    """The member's code in use, made if they have none (concurrent first asks get one code)."""
+    found = ReferralCode.objects.filter(member=member, is_active=True).first()
+    if found is not None:
+        return found
+    return _create(member)
+
+
+def _create(member: Member) -> ReferralCode:
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                return ReferralCode.objects.create(member=member, code=_new_code())
+        except IntegrityError:
+            # Another request made the member's code first (or, once in 10^15, the code exists).
+            found = ReferralCode.objects.filter(member=member, is_active=True).first()
+            if found is not None:
+                return found
+    raise RuntimeError("no free invite code found")  # pragma: no cover - practically impossible
+
+
+@transaction.atomic
+def invite_code_regenerate(*, member: Member) -> ReferralCode:
+    """Retire the member's code (its links stop working) and give them a new one."""
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    ReferralCode.objects.filter(member=member, is_active=True).update(
+        is_active=False, retired_at=timezone.now()
+    )
+    return _create(member)
+
+
+def invite_link(code: str) -> str | None:
+    """The host app's sign-up link carrying the code, if the program sets one."""
+    template = referral_rules().link_template
+    return template.replace("{code}", code) if template else None
