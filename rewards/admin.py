@@ -182,3 +182,7 @@ class RedemptionAdmin(admin.ModelAdmin):
             lambda r: redemption_cancel(redemption_id=r.pk, any_client=True),
             "cancelled",
         )
+
+
+# The referral pages are registered with their room.
+from rewards.referrals import admin as referral_admin  # noqa: E402,F401

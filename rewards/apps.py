@@ -9,7 +9,7 @@ class RewardsConfig(AppConfig):
     def ready(self) -> None:
         from loyalty.campaigns.runs import RewardGift, register_reward_gift
         from loyalty.center.nav import register_page
-        from loyalty.engine.data_rights import register_export_section
+        from loyalty.engine.data_rights import register_erase_step, register_export_section
         from loyalty.engine.observers import register_events_observer, register_reversal_observer
         from loyalty.insight.dashboard import register_panel
         from loyalty.insight.job import register_record
@@ -17,7 +17,9 @@ class RewardsConfig(AppConfig):
         from loyalty.program.program_file import FileSection, register_file_section
         from rewards import center, insight
         from rewards.models import Redemption, Reward
+        from rewards.referrals.attribution import referral_erase
         from rewards.referrals.qualification import referrals_on_events, referrals_on_reversal
+        from rewards.referrals.selectors import referral_export
         from rewards.services.catalog_file import catalog_export, catalog_load
         from rewards.services.redemptions import reward_gift
 
@@ -70,3 +72,5 @@ class RewardsConfig(AppConfig):
                 )
             ),
         )
+        register_export_section("referrals", referral_export)
+        register_erase_step("referrals", referral_erase)

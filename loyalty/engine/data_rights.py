@@ -2,7 +2,9 @@
 while the ledger and the totals stay whole.
 
 Other apps add their own sections to the export with ``register_export_section`` (e.g. the
-rewards app adds redemptions), so the export stays complete as the product grows.
+rewards app adds redemptions), and their own steps to the erasure with ``register_erase_step``
+(e.g. the rewards app forgets a member's identity signals), so both stay complete as the
+product grows.
 """
 
 from collections.abc import Callable
@@ -33,6 +35,15 @@ EXPORT_SECTIONS: dict[str, Callable[[Member], Any]] = {}
 
 def register_export_section(name: str, build: Callable[[Member], Any]) -> None:
     EXPORT_SECTIONS[name] = build
+
+
+ERASE_STEPS: dict[str, Callable[[Member], None]] = {}
+
+
+def register_erase_step(name: str, erase: Callable[[Member], None]) -> None:
+    """``erase(member)`` runs inside the erasure's transaction, before the member's host id is
+    replaced."""
+    ERASE_STEPS[name] = erase
 
 
 def _rows(queryset, fields: list[str]) -> list[dict[str, Any]]:
@@ -152,6 +163,8 @@ def member_erase(*, member: Member, operator=None) -> Member:
     member = Member.objects.select_for_update().get(pk=member.pk)
     if member.external_id.startswith(ERASED_PREFIX):
         return member
+    for erase in ERASE_STEPS.values():
+        erase(member)
     member.external_id = f"{ERASED_PREFIX}{member.pk}"
     member.display_name = ""
     member.email = ""

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Member
 from accounts.services import member_get
 from core.errors import BusinessRuleViolation, Conflict, InvalidInput, NotFound
+from loyalty.models import Event
 from loyalty.outbox import webhook_emit
 from rewards.referrals.codes import normalise_code
 from rewards.referrals.models import InviterTally, Referral, ReferralCode, ReferralSignal
@@ -258,3 +259,16 @@ def _hold(
     if recent >= rules.burst_limit:
         return Referral.HoldReason.BURST, {"recent": recent, "hours": rules.burst_hours}
     return "", {}
+
+
+def referral_erase(member: Member) -> None:
+    """A member's erasure: their identity signals forgotten, their codes retired, and their
+    host id taken out of the referral credits of the other side."""
+    ReferralSignal.objects.filter(member=member).delete()
+    ReferralCode.objects.filter(member=member, is_active=True).update(
+        is_active=False, retired_at=timezone.now()
+    )
+    for referral in Referral.objects.filter(invitee=member).exclude(inviter_event=None):
+        Event.objects.filter(pk=referral.inviter_event_id).update(attributes={})
+    for referral in Referral.objects.filter(inviter=member).exclude(invitee_event=None):
+        Event.objects.filter(pk=referral.invitee_event_id).update(attributes={})

@@ -90,3 +90,19 @@ def referral_tree(*, member: Member) -> dict[str, Any]:
             next_level[referral.invitee_id] = node
         level = next_level
     return {"chain": list(reversed(chain)), "root": root}
+
+
+def referral_export(member: Member) -> dict[str, Any]:
+    """A member's referral data, for their data export."""
+    invited_by = Referral.objects.filter(invitee=member).select_related("inviter").first()
+    return {
+        "codes": list(
+            member.referral_codes.order_by("id").values("code", "is_active", "created_at")
+        ),
+        "invited_by": invited_by.inviter.external_id if invited_by else None,
+        "invited": list(
+            Referral.objects.filter(inviter=member)
+            .order_by("id")
+            .values("id", "invitee__external_id", "state", "joined_at", "qualified_at")
+        ),
+    }

@@ -326,3 +326,24 @@ def test_rejected_webhook_names_the_reason(program, run_tasks):
         "reason": "review",
     }
     assert Member.objects.count() == 2
+
+
+def test_export_and_erasure_cover_referrals(program, run_tasks):
+    from loyalty.engine.data_rights import member_erase, member_export
+    from rewards.referrals.models import ReferralCode, ReferralSignal
+
+    alice = member("alice")
+    invite_code_for(member=alice)
+    bob = member("bob")
+    referral_attribute(invitee=bob, inviter_external_id="alice", signals={"device_id": "x"})
+    run_tasks(lambda: purchase("bob", "60.00"))
+    exported = member_export(member=alice)["referrals"]
+    assert exported["invited"][0]["invitee__external_id"] == "bob"
+    assert member_export(member=bob)["referrals"]["invited_by"] == "alice"
+    member_erase(member=bob)
+    assert not ReferralSignal.objects.filter(member=bob).exists()
+    # The inviter's credit no longer names the erased friend.
+    assert Referral.objects.get().inviter_event.attributes == {}
+    member_erase(member=alice)
+    assert not ReferralCode.objects.filter(member=alice, is_active=True).exists()
+    assert_ledger_ok()
