@@ -122,8 +122,6 @@ def _simulate_member(rng: random.Random, external_id: str, joined: datetime, now
                 emit("review", day + timedelta(minutes=40), rating=rating, has_photo=photo)
         if rng.random() < 0.08:
             emit("share", day + timedelta(minutes=50))
-        if rng.random() < 0.02:
-            emit("invite_friend", day + timedelta(minutes=55), friend_registered=True)
     # One batch per member: recorded in posting order, as one by one, in a fraction of the time.
     record_events(client=None, events=events)
     return len(events)

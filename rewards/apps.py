@@ -18,6 +18,7 @@ class RewardsConfig(AppConfig):
         from rewards import center, insight
         from rewards.models import Redemption, Reward
         from rewards.referrals.attribution import referral_erase
+        from rewards.referrals.program_file import referrals_export, referrals_load
         from rewards.referrals.qualification import referrals_on_events, referrals_on_reversal
         from rewards.referrals.selectors import referral_export
         from rewards.services.catalog_file import catalog_export, catalog_load
@@ -53,6 +54,9 @@ class RewardsConfig(AppConfig):
                 lambda data, switch_off: catalog_load(data=data, switch_off_missing=switch_off),
             )
         )
+
+        # … and the referral settings as its ``referrals`` section.
+        register_file_section(FileSection("referrals", referrals_export, referrals_load))
 
         # A member's data export includes their redemptions.
         register_export_section(

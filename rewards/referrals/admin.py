@@ -34,28 +34,6 @@ class ReferralProgramForm(forms.ModelForm):
             "burst_hours",
         ]
 
-    def clean_signal_attributes(self):
-        names = self.cleaned_data["signal_attributes"] or []
-        if not isinstance(names, list) or not all(
-            isinstance(name, str) and 0 < len(name) <= 64 for name in names
-        ):
-            raise forms.ValidationError(_('A list of attribute names, e.g. ["device_id"].'))
-        return names
-
-    def clean_link_template(self):
-        link = self.cleaned_data["link_template"]
-        if link and "{code}" not in link:
-            raise forms.ValidationError(_("Put {code} where the invite code goes."))
-        return link
-
-    def clean(self):
-        data = super().clean()
-        if data.get("is_active") and not data.get("qualifying_action"):
-            self.add_error(
-                "qualifying_action", _("Referrals need a qualifying action to be switched on.")
-            )
-        return data
-
 
 @admin.register(ReferralProgram)
 class ReferralProgramAdmin(SimpleHistoryAdmin):

@@ -2,6 +2,7 @@
 identity signals (as keyed digests) that tell two accounts of one person apart."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,22 @@ class ReferralProgram(models.Model):
 
     def __str__(self) -> str:
         return str(_("Referral settings"))
+
+    def clean(self) -> None:
+        problems = {}
+        names = self.signal_attributes
+        if not isinstance(names, list) or not all(
+            isinstance(name, str) and 0 < len(name) <= 64 for name in names
+        ):
+            problems["signal_attributes"] = _('A list of attribute names, e.g. ["device_id"].')
+        if self.link_template and "{code}" not in self.link_template:
+            problems["link_template"] = _("Put {code} where the invite code goes.")
+        if self.is_active and self.qualifying_action_id is None:
+            problems["qualifying_action"] = _(
+                "Referrals need a qualifying action to be switched on."
+            )
+        if problems:
+            raise ValidationError(problems)
 
 
 class ReferralCode(models.Model):

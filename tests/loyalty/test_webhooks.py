@@ -257,6 +257,7 @@ def test_every_event_type_arrives_exactly_as_documented(endpoint, receiver):
     )
     campaign_run_serve(campaign_run_start(message, scheduled_for=timezone.now()))
     churn_risk_flag(member.pk, baseline=Decimal(10), recent=Decimal(2), now=timezone.now())
+    _referrals()
     types = {e["type"] for e in receiver.events()}
     missing = set(EVENT_TYPES) - types
     assert missing == set(), f"not sent: {missing}"
@@ -267,3 +268,17 @@ def test_every_event_type_arrives_exactly_as_documented(endpoint, receiver):
         assert f"`{envelope['type']}`" in docs
         for name in PAYLOAD_FIELDS[envelope["type"]]:
             assert f"`{name}`" in docs
+
+
+def _referrals() -> None:
+    """A referral joined and qualified (both credited), another rejected."""
+    from rewards.referrals.attribution import referral_attribute
+    from rewards.referrals.review import referrals_reject
+    from tests.rewards.referral_setup import member, purchase, referral_program
+
+    referral_program()
+    member("inviter")
+    referral_attribute(invitee=member("friend-1"), inviter_external_id="inviter")
+    purchase("friend-1", "60.00")
+    rejected = referral_attribute(invitee=member("friend-2"), inviter_external_id="inviter")
+    referrals_reject(referral_ids=[rejected.referral.pk])
