@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # The member center: pages a host app opens from a signed link (docs/member-center.md).
     path("m/mall/", include("rewards.center")),
+    path("m/invite/", include("rewards.referrals.center")),
     path("m/", include("loyalty.center.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

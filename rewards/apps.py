@@ -17,6 +17,7 @@ class RewardsConfig(AppConfig):
         from loyalty.program.program_file import FileSection, register_file_section
         from rewards import center, insight
         from rewards.models import Redemption, Reward
+        from rewards.referrals import center as referral_center
         from rewards.referrals.attribution import referral_erase
         from rewards.referrals.program_file import referrals_export, referrals_load
         from rewards.referrals.qualification import referrals_on_events, referrals_on_reversal
@@ -45,6 +46,7 @@ class RewardsConfig(AppConfig):
 
         # The member center's points mall.
         register_page(center.NAV, before="leaderboards")
+        register_page(referral_center.NAV)
 
         # The program file carries the catalog as its ``rewards`` section.
         register_file_section(

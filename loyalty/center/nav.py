@@ -1,6 +1,7 @@
 """The member center's bottom navigation: the loyalty pages, and those other apps register
 from their ``ready()`` (the rewards catalog's points mall)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.http import HttpRequest
@@ -13,6 +14,8 @@ class NavPage:
     key: str  # the page's ``page`` in its template context: marks the current one
     url_name: str
     label: str | Promise
+    # Shown only while this says so (a page of a feature an operator can switch off).
+    shown: Callable[[], bool] | None = None
 
 
 PAGES = [
@@ -33,4 +36,6 @@ def register_page(page: NavPage, *, before: str | None = None) -> None:
 
 def member_nav(request: HttpRequest) -> dict:
     """A context processor: the navigation, on the member center's pages only."""
-    return {"member_nav": PAGES} if request.path.startswith("/m/") else {}
+    if not request.path.startswith("/m/"):
+        return {}
+    return {"member_nav": [page for page in PAGES if page.shown is None or page.shown()]}

@@ -14,7 +14,7 @@ from core.api.fields import JsonObjectField, validated
 from rewards.referrals.attribution import referral_attribute
 from rewards.referrals.codes import invite_code_regenerate, invite_link
 from rewards.referrals.models import Referral
-from rewards.referrals.selectors import invitees_of, referral_summary
+from rewards.referrals.selectors import invitees_of, masked_name, referral_summary
 
 
 class InvitedBySerializer(serializers.Serializer):
@@ -89,12 +89,6 @@ class MeInviteeSerializer(serializers.Serializer):
 
     def get_name(self, referral: Referral) -> str:
         return masked_name(referral.invitee.display_name)
-
-
-def masked_name(name: str) -> str:
-    """A friend's name as another member sees it: the first letter, the rest hidden."""
-    name = name.strip()
-    return f"{name[0]}**" if name else "**"
 
 
 _ATTRIBUTION = AttributionRequestSerializer()

@@ -41,6 +41,12 @@ def referral_summary(*, member: Member) -> ReferralSummary:
     )
 
 
+def masked_name(name: str) -> str:
+    """A friend's name as another member sees it: the first letter, the rest hidden."""
+    name = name.strip()
+    return f"{name[0]}**" if name else "**"
+
+
 def invitees_of(*, member: Member) -> QuerySet[Referral]:
     """The members this one invited, newest first."""
     return (
