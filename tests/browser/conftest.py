@@ -62,3 +62,17 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone-sized page in a language: ``context, page = phone("zh-hans")``."""
+
+    def open_as(language: str):
+        context = browser.new_context(viewport=PHONE, locale=language, is_mobile=True)
+        return context, context.new_page()
+
+    return open_as

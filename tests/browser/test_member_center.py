@@ -22,8 +22,6 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PHONE = {"width": 390, "height": 844}
-
 
 def serious_violations(page) -> list[str]:
     """axe-core's serious and critical accessibility violations on the page."""
@@ -41,15 +39,6 @@ def kept(page, name: str) -> None:
     """A screenshot of the page, and no serious accessibility problem on it."""
     screenshot(page, name)
     assert serious_violations(page) == [], name
-
-
-@pytest.fixture
-def phone(browser):
-    def open_as(language: str):
-        context = browser.new_context(viewport=PHONE, locale=language, is_mobile=True)
-        return context, context.new_page()
-
-    return open_as
 
 
 def link(member: Member, language: str = "") -> str:

@@ -24,13 +24,13 @@ def demo_file() -> dict:
 def test_the_demo_program_loads_with_actions_rules_and_five_tiers(db):
     report = program_load(data=demo_file())
     assert report.created == {
-        "actions": 8,
-        "rules": 11,
+        "actions": 9,
+        "rules": 13,
         "tiers": 5,
         "streaks": 1,
         "badges": 9,
         "quests": 3,
-        "leaderboards": 3,
+        "leaderboards": 4,
         "segments": 0,
         "key_actions": 0,
         "gifts": 0,
@@ -75,10 +75,13 @@ def test_the_whole_program_round_trips_through_an_empty_database(tmp_path):
     from loyalty.models import Gift, KeyAction, Program, Quest, Segment
     from rewards.management.commands.load_demo_catalog import DEMO_CATALOG
     from rewards.models import Reward
+    from rewards.referrals.demo import DEMO_REFERRALS
+    from rewards.referrals.program_file import referrals_load
     from rewards.services.catalog_file import catalog_load
 
     program_load(data=demo_file())
     catalog_load(data=yaml.safe_load(DEMO_CATALOG.read_text()))
+    referrals_load(yaml.safe_load(DEMO_REFERRALS.read_text()), False)
     Program.objects.filter(pk=1).update(point_value=Decimal("0.05"), money="CNY")
     KeyAction.objects.create(
         action=Action.objects.get(code="check_in"),
@@ -106,7 +109,9 @@ def test_the_whole_program_round_trips_through_an_empty_database(tmp_path):
     reward.exclusive_tiers.set(Tier.objects.filter(code__in=["gold", "silver"]))
 
     before = as_file(program_export())
-    assert {"segments", "key_actions", "gifts", "rewards"} <= set(before)
+    assert {"segments", "key_actions", "gifts", "rewards", "referrals"} <= set(before)
+    assert before["referrals"]["qualifying_action"] == "purchase"
+    assert before["referrals"]["min_amount"] == "50.00"
     assert before["program"]["money"] == "CNY" and len(before["key_actions"]) == 2
     target = tmp_path / "program.yaml"
     call_command("export_program", "--output", str(target))
@@ -118,7 +123,10 @@ def test_the_whole_program_round_trips_through_an_empty_database(tmp_path):
     # Loading it again changes nothing.
     report = program_load(data=yaml.safe_load(target.read_text()))
     assert set(report.created.values()) == set(report.updated.values()) == {0}
-    assert report.others == ["rewards: 2 pool(s); rewards: 0 created, 4 updated"]
+    assert report.others == [
+        "rewards: 2 pool(s); rewards: 0 created, 4 updated",
+        "referrals: on",
+    ]
     assert as_file(program_export()) == before
 
 

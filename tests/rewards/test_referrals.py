@@ -16,7 +16,7 @@ from rewards.referrals.codes import invite_code_for, invite_code_regenerate, inv
 from rewards.referrals.models import InviterTally, Referral, ReferralProgram
 from rewards.referrals.qualification import referrals_sweep
 from rewards.referrals.review import referrals_approve, referrals_reject
-from tests.factories import make_leaderboard
+from tests.factories import ActionFactory, make_leaderboard
 from tests.rewards.referral_setup import (
     assert_ledger_ok,
     member,
@@ -29,7 +29,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
 def points(external_id: str) -> int:
-    return MemberStanding.objects.get(member__external_id=external_id).points
+    """The member's spendable points (0 before their first credit)."""
+    standing = MemberStanding.objects.filter(member__external_id=external_id).first()
+    return standing.points if standing else 0
 
 
 def refused(code: str, call) -> DomainError:
@@ -215,11 +217,8 @@ def test_outside_the_window_it_does_not_qualify_and_expires(program, run_tasks):
     Referral.objects.update(qualify_by=timezone.now() - timedelta(seconds=1))
     assert referrals_sweep()["expired"] == 1
     assert Referral.objects.get().state == Referral.State.EXPIRED
-    assert (
-        points("alice") == 0
-        if MemberStanding.objects.filter(member__external_id="alice").exists()
-        else True
-    )
+    assert points("alice") == 0
+    assert not Event.objects.filter(action_code="referral_qualified").exists()
 
 
 def test_the_monthly_cap_and_every_fifth_friend_bonus_are_rules(program, run_tasks):
@@ -293,11 +292,8 @@ def test_review_approves_and_rejects_in_bulk(program, run_tasks):
     run_tasks(lambda: purchase("h1", "60.00"))
     run_tasks(lambda: purchase("h2", "60.00"))
     # Held: the purchases credit nothing for the referral yet.
-    assert (
-        points("alice") == 0
-        if MemberStanding.objects.filter(member__external_id="alice").exists()
-        else True
-    )
+    assert points("alice") == 0
+    assert not Event.objects.filter(action_code="referral_qualified").exists()
     report = run_tasks(lambda: referrals_approve(referral_ids=ids[:1]))
     assert report.done == ids[:1]
     assert (
@@ -347,3 +343,23 @@ def test_export_and_erasure_cover_referrals(program, run_tasks):
     member_erase(member=alice)
     assert not ReferralCode.objects.filter(member=alice, is_active=True).exists()
     assert_ledger_ok()
+
+
+def test_the_program_file_section_refuses_what_the_admin_refuses(db):
+    from core.errors import InvalidInput
+    from rewards.referrals.program_file import referrals_load
+
+    with pytest.raises(InvalidInput) as refused:
+        referrals_load(
+            {"is_active": True, "link_template": "https://x.example/", "burst_limit": 0}, False
+        )
+    details = " ".join(refused.value.details)
+    assert "referrals.burst_limit" in details
+    with pytest.raises(InvalidInput) as refused:
+        referrals_load({"is_active": True, "link_template": "https://x.example/"}, False)
+    details = " ".join(refused.value.details)
+    assert "referrals.link_template" in details and "referrals.qualifying_action" in details
+    assert not ReferralProgram.objects.filter(is_active=True).exists()
+    ActionFactory(code="purchase")
+    assert referrals_load({"qualifying_action": "purchase", "is_active": True}, False) == "on"
+    assert ReferralProgram.objects.get().qualifying_action.code == "purchase"
