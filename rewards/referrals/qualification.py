@@ -213,11 +213,13 @@ def referral_take_back(*, referral_id: int) -> int:
                 continue  # it credited nothing (a cap), or is reversed already
             reversed_now += 0 if result.replayed else 1
     with transaction.atomic():
-        # The inviter's count of qualified friends drops once, when the credits are taken back.
+        # The inviter's count of qualified friends drops once (it rose when the friend was
+        # numbered, whether or not the credits were posted yet); numbered again if it
+        # qualifies again.
         if (
-            Referral.objects.filter(pk=referral.pk, rewarded_at__isnull=False)
+            Referral.objects.filter(pk=referral.pk, friend_number__isnull=False)
             .exclude(state=Referral.State.QUALIFIED)
-            .update(rewarded_at=None, updated_at=timezone.now())
+            .update(friend_number=None, rewarded_at=None, updated_at=timezone.now())
         ):
             InviterTally.objects.filter(member_id=referral.inviter_id, qualified__gt=0).update(
                 qualified=F("qualified") - 1

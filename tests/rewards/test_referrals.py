@@ -363,3 +363,25 @@ def test_the_program_file_section_refuses_what_the_admin_refuses(db):
     ActionFactory(code="purchase")
     assert referrals_load({"qualifying_action": "purchase", "is_active": True}, False) == "on"
     assert ReferralProgram.objects.get().qualifying_action.code == "purchase"
+
+
+def test_a_rejection_while_the_credits_are_posted_takes_them_back(program, run_tasks, monkeypatch):
+    from rewards.referrals import qualification
+
+    member("alice")
+    pk = referral_attribute(invitee=member("bob"), inviter_external_id="alice").referral.pk
+    real = qualification.record_events
+
+    def reject_meanwhile(**kwargs):
+        # An operator rejects it after it was numbered, before its credits are posted.
+        referrals_reject(referral_ids=[pk])
+        return real(**kwargs)
+
+    monkeypatch.setattr(qualification, "record_events", reject_meanwhile)
+    run_tasks(lambda: purchase("bob", "60.00"))
+    referral = Referral.objects.get()
+    assert referral.state == Referral.State.REJECTED and referral.rewarded_at is None
+    assert Event.objects.filter(action_code="referral_qualified").count() == 1
+    assert points("alice") == 0 and points("bob") == 60
+    assert InviterTally.objects.get(member__external_id="alice").qualified == 0
+    assert_ledger_ok()
