@@ -18,6 +18,7 @@ class RewardsConfig(AppConfig):
         from rewards import center, insight
         from rewards.models import Redemption, Reward
         from rewards.referrals import center as referral_center
+        from rewards.referrals import insight as referral_insight
         from rewards.referrals.attribution import referral_erase
         from rewards.referrals.program_file import referrals_export, referrals_load
         from rewards.referrals.qualification import referrals_on_events, referrals_on_reversal
@@ -29,6 +30,9 @@ class RewardsConfig(AppConfig):
         register(insight.SOURCE)
         register_record(insight.RECORD)
         register_panel(insight.panel)
+        register(referral_insight.SOURCE)
+        register_record(referral_insight.RECORD)
+        register_panel(referral_insight.panel)
 
         # Campaigns give rewards as gifts: redemptions at no cost.
         register_reward_gift(
