@@ -266,6 +266,9 @@ class Client:
     def post(self, path: str, body: dict) -> tuple[int, bytes]:
         return self._request("POST", path, json.dumps(body).encode())
 
+    def put(self, path: str, body: dict) -> tuple[int, bytes]:
+        return self._request("PUT", path, json.dumps(body).encode())
+
     def get(self, path: str) -> tuple[int, bytes]:
         return self._request("GET", path, None)
 
@@ -680,6 +683,7 @@ FIGURES = [
     "console",
     "simulation",
     "member_center",
+    "referrals",
 ]
 
 
@@ -735,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     gauges = [cpu_gauge()]
     log("Measuring…")
-    if only & {"batch", "single", "redemptions", "summary"}:
+    if only & {"batch", "single", "redemptions", "summary", "referrals"}:
         with server() as (url, server_pid):
             cpu = CpuSplit(server_pid)
             if "batch" in only:
@@ -782,6 +786,25 @@ def main(argv: list[str] | None = None) -> int:
                         statistics.median(runs) >= 200 and oversold == 0 and double == 0,
                         f"oversells {oversold}, double charges {double}"
                         + CpuSplit.note(spent, sent),
+                    )
+                )
+            if "referrals" in only:
+                from bench.referrals import referral_flows
+
+                with cpu.measuring() as spent:
+                    rates, took, unqualified, doubled = referral_flows(
+                        url, key, friends=40 if smoke else 400
+                    )
+                figures.append(
+                    Figure(
+                        "referrals: register, attribute, qualify, both credited; 8 clients",
+                        "referrals/s",
+                        rates,
+                        "≥ 50, each credited once",
+                        statistics.median(rates) >= 50 and unqualified == 0 and doubled == 0,
+                        f"flow p50 {1000 * percentile(took, 0.5):.0f} ms, p99 "
+                        f"{1000 * percentile(took, 0.99):.0f} ms; not credited {unqualified}, "
+                        f"credited twice {doubled}" + CpuSplit.note(spent, 3 * len(took)),
                     )
                 )
             if "summary" in only:

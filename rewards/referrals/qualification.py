@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.errors import DomainError
-from core.tasks import queue_after_commit
+from core.tasks import queue_after_commit_or_sweep
 from loyalty.engine.events import record_events
 from loyalty.engine.inputs import EventInput
 from loyalty.engine.reversals import ReversalRefused, event_reverse
@@ -69,7 +69,7 @@ def referrals_on_events(program: CompiledProgram, events: Sequence[Event]) -> No
         if referral.state == Referral.State.JOINED:
             referral.state = Referral.State.QUALIFIED
             fields.append("state")
-            queue_after_commit("rewards.referral_reward", referral.pk)
+            queue_after_commit_or_sweep("rewards.referral_reward", referral.pk)
         # A held referral keeps its qualifying event for the review: approving it rewards.
         referral.save(update_fields=fields)
 
@@ -190,7 +190,7 @@ def referrals_on_reversal(event: Event, fraction: Decimal) -> None:
     referral.hold_reason = Referral.HoldReason.REFUNDED
     referral.hold_details = {"event_id": event.pk, "fraction_reversed": str(fraction)}
     referral.save(update_fields=["state", "hold_reason", "hold_details", "updated_at"])
-    queue_after_commit("rewards.referral_take_back", referral.pk)
+    queue_after_commit_or_sweep("rewards.referral_take_back", referral.pk)
 
 
 def referral_take_back(*, referral_id: int) -> int:
@@ -232,8 +232,9 @@ REWARD_GRACE = timedelta(minutes=10)
 
 
 def referrals_sweep() -> dict[str, int]:
-    """Expire the referrals whose window passed unqualified; queue again the credits of
-    qualified ones that wait too long (a worker died between commit and the task)."""
+    """Expire the referrals whose window passed unqualified; post the credits of qualified
+    ones that wait too long, and take back those of referrals that no longer stand, where a
+    task was lost (a broker down, a worker dead between commit and the task)."""
     now = timezone.now()
     expired = 0
     due = Referral.objects.filter(
@@ -253,6 +254,15 @@ def referrals_sweep() -> dict[str, int]:
             referral.save(update_fields=["state", "updated_at"])
             referral_rejected_emit(referral, reason="expired")
             expired += 1
+    taken_back = 0
+    # Credits of referrals that no longer stand, not yet taken back (a lost task).
+    for pk in (
+        Referral.objects.filter(friend_number__isnull=False)
+        .exclude(state=Referral.State.QUALIFIED)
+        .values_list("pk", flat=True)[:10_000]
+    ):
+        referral_take_back(referral_id=pk)
+        taken_back += 1
     requeued = 0
     for pk in Referral.objects.filter(
         state=Referral.State.QUALIFIED,
@@ -264,7 +274,7 @@ def referrals_sweep() -> dict[str, int]:
             requeued += 1
         except DomainError:
             log.warning("referral %s could not be credited", pk, exc_info=True)
-    return {"expired": expired, "rewarded": requeued}
+    return {"expired": expired, "rewarded": requeued, "taken_back": taken_back}
 
 
 def referral_rejected_emit(referral: Referral, *, reason: str) -> None:

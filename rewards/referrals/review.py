@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from core.tasks import queue_after_commit
+from core.tasks import queue_after_commit_or_sweep
 from rewards.referrals.models import Referral
-from rewards.referrals.qualification import referral_rejected_emit
+from rewards.referrals.qualification import referral_rejected_emit, referral_take_back
 
 
 @dataclass
@@ -27,6 +27,11 @@ def referrals_approve(*, referral_ids: Iterable[int], actor=None) -> ReviewRepor
     report = ReviewReport()
     now = timezone.now()
     for pk in sorted(set(referral_ids)):
+        if Referral.objects.filter(
+            pk=pk, hold_reason=Referral.HoldReason.REFUNDED, friend_number__isnull=False
+        ).exists():
+            # Its credits are still to be taken back (the task has not run): first that.
+            referral_take_back(referral_id=pk)
         with transaction.atomic():
             referral = (
                 Referral.objects.select_for_update()
@@ -43,7 +48,7 @@ def referrals_approve(*, referral_ids: Iterable[int], actor=None) -> ReviewRepor
                 referral.friend_number = None
             if referral.qualifying_event_id is not None:
                 referral.state = Referral.State.QUALIFIED
-                queue_after_commit("rewards.referral_reward", referral.pk)
+                queue_after_commit_or_sweep("rewards.referral_reward", referral.pk)
             elif referral.qualify_by < now:
                 referral.state = Referral.State.EXPIRED
             else:
@@ -84,6 +89,6 @@ def referrals_reject(*, referral_ids: Iterable[int], actor=None) -> ReviewReport
             referral.save()
             referral_rejected_emit(referral, reason="review")
             if rewarded:
-                queue_after_commit("rewards.referral_take_back", referral.pk)
+                queue_after_commit_or_sweep("rewards.referral_take_back", referral.pk)
             report.done.append(pk)
     return report

@@ -60,3 +60,37 @@ def test_friends_qualifying_at_once_are_numbered_one_to_n():
 
     assert MemberStanding.objects.get(member__external_id="alice").points == 10 * 100 + 2 * 500
     assert_ledger_ok()
+
+
+def test_a_broker_outage_fails_no_order_and_the_sweep_posts_the_credits():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app
+    from rewards.referrals.qualification import referrals_sweep
+
+    referral_program()
+    member("alice")
+    referral_attribute(invitee=member("bob"), inviter_external_id="alice")
+    keys = ("broker_url", "task_always_eager", "broker_connection_retry")
+    previous = {k: app.conf[k] for k in (*keys, "broker_connection_max_retries")}
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.update(
+        broker_url="redis://127.0.0.1:1/0", task_always_eager=False, broker_connection_max_retries=0
+    )
+    try:
+        order = purchase("bob", "60.00")  # the broker is down: the order is still recorded
+    finally:
+        app.conf.update(previous)
+        app._pool = None
+        app.amqp._producer_pool = None
+    referral = Referral.objects.get()
+    assert order.event_id and referral.state == Referral.State.QUALIFIED
+    assert referral.rewarded_at is None
+    Referral.objects.update(qualified_at=timezone.now() - timedelta(minutes=11))
+    assert referrals_sweep()["rewarded"] == 1
+    assert Referral.objects.get().rewarded_at is not None
+    assert Event.objects.filter(action_code="referral_qualified").count() == 1
+    assert_ledger_ok()

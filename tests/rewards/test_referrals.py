@@ -385,3 +385,17 @@ def test_a_rejection_while_the_credits_are_posted_takes_them_back(program, run_t
     assert points("alice") == 0 and points("bob") == 60
     assert InviterTally.objects.get(member__external_id="alice").qualified == 0
     assert_ledger_ok()
+
+
+def test_the_sweep_takes_back_credits_a_lost_task_left(program, run_tasks):
+    member("alice")
+    referral_attribute(invitee=member("bob"), inviter_external_id="alice")
+    order = run_tasks(lambda: purchase("bob", "80.00"))
+    assert points("alice") == 100
+    refund(order.event_id)  # its take-back task is lost (not run after commit)
+    assert points("alice") == 100 and Referral.objects.get().state == Referral.State.HELD
+    assert referrals_sweep()["taken_back"] == 1
+    assert points("alice") == 0 and points("bob") == 0
+    assert InviterTally.objects.get(member__external_id="alice").qualified == 0
+    assert referrals_sweep()["taken_back"] == 0
+    assert_ledger_ok()
