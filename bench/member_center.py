@@ -18,6 +18,7 @@ PAGES = {
     "leaderboards": "/m/leaderboards/",
     "mall": "/m/mall/",
     "history": "/m/history/",
+    "invite": "/m/invite/",
 }
 STATIC = Path(__file__).resolve().parent.parent / "loyalty/static/loyalty"
 # What every page loads besides its HTML (no images): the style sheet and htmx.

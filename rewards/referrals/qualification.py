@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core import sql
 from core.errors import DomainError
 from core.tasks import queue_after_commit_or_sweep
 from loyalty.engine.events import record_events
@@ -54,9 +55,22 @@ def referrals_on_events(program: CompiledProgram, events: Sequence[Event]) -> No
             candidates.setdefault(event.member_id, []).append(event)
     if not candidates:
         return
+    # Most members have no open referral: one plain read (an index on the invited member)
+    # says which do, before any row is built or locked.
+    where, params = sql.any_of("invitee_id", list(candidates))
+    open_for = [
+        invitee_id
+        for (invitee_id,) in sql.fetch(
+            f"SELECT invitee_id FROM {Referral._meta.db_table} WHERE {where} "
+            "AND state IN (%s, %s) AND qualifying_event_id IS NULL",
+            [*params, *OPEN],
+        )
+    ]
+    if not open_for:
+        return
     now = timezone.now()
     for referral in Referral.objects.select_for_update().filter(
-        invitee_id__in=list(candidates), state__in=OPEN, qualifying_event__isnull=True
+        sql.AnyOf("invitee_id", open_for), state__in=OPEN, qualifying_event__isnull=True
     ):
         within = [
             e for e in candidates[referral.invitee_id] if e.occurred_at <= referral.qualify_by
