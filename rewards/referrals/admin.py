@@ -21,18 +21,7 @@ from rewards.referrals.selectors import referral_tree
 class ReferralProgramForm(forms.ModelForm):
     class Meta:
         model = ReferralProgram
-        fields = [
-            "is_active",
-            "link_template",
-            "attribution_days",
-            "qualifying_action",
-            "amount_attribute",
-            "min_amount",
-            "qualify_days",
-            "signal_attributes",
-            "burst_limit",
-            "burst_hours",
-        ]
+        fields = ReferralProgram.SETTINGS
 
 
 @admin.register(ReferralProgram)

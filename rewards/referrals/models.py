@@ -19,6 +19,20 @@ class ReferralProgram(models.Model):
     """The referral settings (one row). What the inviter and the newcomer get is not here: it is
     the earning rules of ``referral_qualified`` and ``referred_welcome``."""
 
+    # What an operator sets (in the admin, in the program file), in the order shown.
+    SETTINGS = [
+        "is_active",
+        "link_template",
+        "attribution_days",
+        "qualifying_action",
+        "amount_attribute",
+        "min_amount",
+        "qualify_days",
+        "signal_attributes",
+        "burst_limit",
+        "burst_hours",
+    ]
+
     is_active = models.BooleanField(
         default=False,
         help_text=_("Accept invite codes and reward qualified referrals."),

@@ -11,26 +11,13 @@ from loyalty.program.file_format import code_of
 from rewards.referrals.models import ReferralProgram
 from rewards.referrals.program import referral_actions_ensure, referral_settings_changed
 
-FIELDS = [
-    "is_active",
-    "link_template",
-    "attribution_days",
-    "qualifying_action",
-    "amount_attribute",
-    "min_amount",
-    "qualify_days",
-    "signal_attributes",
-    "burst_limit",
-    "burst_hours",
-]
-
 
 class ReferralFileSerializer(serializers.ModelSerializer):
     qualifying_action = code_of(Action, required=False, allow_null=True)
 
     class Meta:
         model = ReferralProgram
-        fields = FIELDS
+        fields = ReferralProgram.SETTINGS
 
 
 def referrals_export() -> dict[str, Any]:
