@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import DomainError
 from loyalty.center.access import member_page
 from loyalty.center.nav import NavPage
 from loyalty.program.compiled import compiled_program, program_settings
@@ -51,7 +52,11 @@ def invite(request: HttpRequest) -> HttpResponse:
 def new_code(request: HttpRequest) -> HttpResponse:
     if not referrals_on():
         raise Http404
-    code = invite_code_regenerate(member=request.member)
+    try:
+        code = invite_code_regenerate(member=request.member)
+    except DomainError as refused:
+        messages.error(request, str(refused.message))
+        return redirect("member-invite:invite")
     messages.success(
         request,
         gettext("Your new code is %(code)s; the old one no longer works.") % {"code": code.code},

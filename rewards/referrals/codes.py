@@ -2,11 +2,14 @@
 alphabet without look-alikes: about 10^15 codes), regenerable (the old one retires)."""
 
 import secrets
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member
+from core.errors import BusinessRuleViolation
 from rewards.referrals.models import ReferralCode
 from rewards.referrals.program import referral_rules
 
@@ -16,7 +19,7 @@ LENGTH = 10
 
 
 def _new_code() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+    return "".join(secrets.choice(ALPHABET) for _position in range(LENGTH))
 
 
 def normalise_code(raw: str) -> str:
@@ -33,7 +36,7 @@ def invite_code_for(*, member: Member) -> ReferralCode:
 
 
 def _create(member: Member) -> ReferralCode:
-    for _ in range(5):
+    for _attempt in range(5):
         try:
             with transaction.atomic():
                 return ReferralCode.objects.create(member=member, code=_new_code())
@@ -45,10 +48,22 @@ def _create(member: Member) -> ReferralCode:
     raise RuntimeError("no free invite code found")  # pragma: no cover - practically impossible
 
 
+# New codes a member may get in a day: enough to replace a leaked one, too few to fill a table.
+NEW_CODES_A_DAY = 5
+
+
+class TooManyNewCodes(BusinessRuleViolation):
+    code = "too_many_new_codes"
+    message = _("This member got several new codes today; try again tomorrow.")
+
+
 @transaction.atomic
 def invite_code_regenerate(*, member: Member) -> ReferralCode:
     """Retire the member's code (its links stop working) and give them a new one."""
     Member.objects.select_for_update().filter(pk=member.pk).first()
+    since = timezone.now() - timedelta(days=1)
+    if ReferralCode.objects.filter(member=member, created_at__gte=since).count() > NEW_CODES_A_DAY:
+        raise TooManyNewCodes(details={"per_day": NEW_CODES_A_DAY})
     ReferralCode.objects.filter(member=member, is_active=True).update(
         is_active=False, retired_at=timezone.now()
     )

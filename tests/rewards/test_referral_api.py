@@ -113,3 +113,11 @@ def test_a_member_sees_their_own_code_and_masked_friends(api, program, member_to
         403,
         "member_token_not_allowed",
     )
+
+
+def test_new_codes_are_limited_a_day(api, program):
+    member("alice")
+    api.get("/api/v1/members/alice/referral")  # the first code
+    for _ in range(5):
+        assert api.post("/api/v1/members/alice/referral/code").status_code == 201
+    assert_error(api.post("/api/v1/members/alice/referral/code"), 422, "too_many_new_codes")
