@@ -49,9 +49,16 @@ def referrals_on_events(program: CompiledProgram, events: Sequence[Event]) -> No
     rules = referral_rules(program.revision)
     if not rules.is_active or not rules.qualifying_action:
         return
+    window = timedelta(days=rules.qualify_days)
     candidates: dict[int, list[Event]] = {}
     for event in events:
-        if event.action_code == rules.qualifying_action and qualifies(rules, event.attributes):
+        if event.action_code != rules.qualifying_action:
+            continue
+        # Only a member who joined within the window can have a referral to qualify: for the
+        # others (most of them) nothing is read. The flow has the event's member at hand.
+        if Event.member.is_cached(event) and event.occurred_at > event.member.joined_at + window:
+            continue
+        if qualifies(rules, event.attributes):
             candidates.setdefault(event.member_id, []).append(event)
     if not candidates:
         return

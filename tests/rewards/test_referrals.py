@@ -1,6 +1,7 @@
 """Referrals on PostgreSQL: attribution rules, qualification, both credits through the rules
 with their caps, refunds, review, the leaderboard metric and the webhooks."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -399,3 +400,23 @@ def test_the_sweep_takes_back_credits_a_lost_task_left(program, run_tasks):
     assert InviterTally.objects.get(member__external_id="alice").qualified == 0
     assert referrals_sweep()["taken_back"] == 0
     assert_ledger_ok()
+
+
+def test_the_flow_reads_referrals_only_for_members_within_the_window(program):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    member("veteran", joined_at=timezone.now() - timedelta(days=400))
+    member("newcomer")
+
+    def referral_reads(external_id: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            purchase(external_id, "60.00")
+        # The referrals table itself (not the settings, read once per program revision).
+        return sum(
+            bool(re.search(r"rewards_referral\b", query["sql"]))
+            for query in queries.captured_queries
+        )
+
+    assert referral_reads("veteran") == 0
+    assert referral_reads("newcomer") == 1
