@@ -27,10 +27,10 @@ from loyalty.engine.inputs import EventInput
 from loyalty.engine.reversals import ReversalRefused, event_reverse
 from loyalty.models import Event
 from loyalty.outbox import webhook_emit
-from loyalty.program.compiled import CompiledProgram
+from loyalty.program.compiled import CompiledProgram, compiled_program
 from loyalty.program.rules import as_decimal, read_attribute
 from rewards.referrals.models import INVITEE_ACTION, INVITER_ACTION, InviterTally, Referral
-from rewards.referrals.program import ReferralRules, referral_actions_ensure, referral_rules
+from rewards.referrals.program import ReferralRules, referral_rules, referral_settings_changed
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,8 @@ def referral_reward(*, referral_id: int) -> Referral | None:
             tally.save(update_fields=["numbered", "qualified"])
             referral.friend_number = tally.numbered
             referral.save(update_fields=["friend_number", "updated_at"])
-    referral_actions_ensure()
+    if not {INVITER_ACTION, INVITEE_ACTION} <= compiled_program().actions.keys():
+        referral_settings_changed()  # made again (an operator deleted one), compiled again
     inviter_key, invitee_key = _keys(referral)
     results = record_events(
         client=None,

@@ -420,3 +420,21 @@ def test_the_flow_reads_referrals_only_for_members_within_the_window(program):
 
     assert referral_reads("veteran") == 0
     assert referral_reads("newcomer") == 1
+
+
+def test_a_renamed_system_action_is_made_again_for_the_credits(program, run_tasks):
+    from loyalty.models import Action
+    from loyalty.program.compiled import program_changed
+
+    # An operator renamed it (its rule went with it).
+    Action.objects.filter(code="referred_welcome").update(code="friend-welcome")
+    program_changed()
+    member("alice")
+    referral_attribute(invitee=member("bob"), inviter_external_id="alice")
+    run_tasks(lambda: purchase("bob", "60.00"))
+    referral = Referral.objects.get()
+    # Made again, and known to the flow: the credit is recorded against it, not refused as an
+    # unknown action.
+    assert referral.invitee_event.action.code == "referred_welcome"
+    assert referral.invitee_event.reason != "unknown_action"
+    assert points("alice") == 100
