@@ -6,6 +6,7 @@ from django.db.models import Count, Q
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext, pgettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
@@ -50,10 +51,14 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
     @admin.display(description=_("stock"))
     def stock_flag(self, pool) -> str:
         if pool.free == 0:
-            return format_html('<strong style="color:#ba2121">{}</strong>', "empty")
+            return format_html(
+                '<strong style="color:#ba2121">{}</strong>', pgettext("stock", "empty")
+            )
         if pool.free < pool.low_stock_threshold:
-            return format_html('<strong style="color:#c77c00">{}</strong>', "low")
-        return "ok"
+            return format_html(
+                '<strong style="color:#c77c00">{}</strong>', pgettext("stock", "low")
+            )
+        return pgettext("stock", "ok")
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.codes_view)
@@ -83,7 +88,7 @@ class CouponPoolAdmin(SimpleHistoryAdmin):
                 elif data["count"]:
                     report = pool_generate(pool=pool, pattern=data["pattern"], count=data["count"])
                 else:
-                    raise DomainError("Upload a file, or give a pattern and a count.")
+                    raise DomainError(_("Upload a file, or give a pattern and a count."))
                 self.message_user(request, f"{pool.name}: {report}.")
             except DomainError as error:
                 self.message_user(request, error.message, level=messages.ERROR)
@@ -144,7 +149,7 @@ class RedemptionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def _each(self, request, queryset, step, done: str) -> None:
+    def _each(self, request, queryset, step, done) -> None:
         ok = 0
         for redemption in queryset:
             try:
@@ -154,7 +159,7 @@ class RedemptionAdmin(admin.ModelAdmin):
                 self.message_user(
                     request, f"#{redemption.pk}: {error.message}", level=messages.WARNING
                 )
-        self.message_user(request, f"{ok} redemption(s) {done}.")
+        self.message_user(request, done(ok))
 
     @admin.action(description=_("Mark as shipped"))
     def mark_shipped(self, request, queryset) -> None:
@@ -162,7 +167,14 @@ class RedemptionAdmin(admin.ModelAdmin):
             request,
             queryset,
             lambda r: redemption_advance(redemption_id=r.pk, to="shipped"),
-            "shipped",
+            lambda n: (
+                ngettext(
+                    "%(count)d redemption marked as shipped.",
+                    "%(count)d redemptions marked as shipped.",
+                    n,
+                )
+                % {"count": n}
+            ),
         )
 
     @admin.action(description=_("Mark as delivered"))
@@ -171,7 +183,14 @@ class RedemptionAdmin(admin.ModelAdmin):
             request,
             queryset,
             lambda r: redemption_advance(redemption_id=r.pk, to="delivered"),
-            "delivered",
+            lambda n: (
+                ngettext(
+                    "%(count)d redemption marked as delivered.",
+                    "%(count)d redemptions marked as delivered.",
+                    n,
+                )
+                % {"count": n}
+            ),
         )
 
     @admin.action(description=_("Cancel and refund the points"))
@@ -180,7 +199,14 @@ class RedemptionAdmin(admin.ModelAdmin):
             request,
             queryset,
             lambda r: redemption_cancel(redemption_id=r.pk, any_client=True),
-            "cancelled",
+            lambda n: (
+                ngettext(
+                    "%(count)d redemption cancelled and refunded.",
+                    "%(count)d redemptions cancelled and refunded.",
+                    n,
+                )
+                % {"count": n}
+            ),
         )
 
 

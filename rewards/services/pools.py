@@ -6,6 +6,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from django.utils.translation import gettext
+
 from core.errors import InvalidInput
 from rewards.models import CouponCode, CouponPool
 
@@ -19,7 +21,10 @@ class PoolReport:
     duplicates: int
 
     def __str__(self) -> str:
-        return f"{self.added} code(s) added, {self.duplicates} already in the pool"
+        return gettext("%(added)d code(s) added, %(duplicates)d already in the pool") % {
+            "added": self.added,
+            "duplicates": self.duplicates,
+        }
 
 
 def pool_add_codes(*, pool: CouponPool, codes: list[str]) -> PoolReport:

@@ -130,12 +130,19 @@ def test_the_rewards_admin_pages_and_actions(admin_client, catalog):
 
     pool = CouponPool.objects.get()
     codes_url = reverse("admin:rewards_couponpool_codes", args=[pool.pk])
-    assert admin_client.post(codes_url, {"pattern": "NEW-XXXXX", "count": 5}).status_code == 200
+    added = admin_client.post(codes_url, {"pattern": "NEW-XXXXX", "count": 5})
+    assert "5 code(s) added, 0 already in the pool" in added.content.decode()
     assert pool.codes.count() == 7
     redemption = redeem(
         member=Member.objects.get(external_id="alice"), reward_code="tote", idempotency_key="x"
     ).redemption
     changelist = reverse("admin:rewards_redemption_changelist")
-    admin_client.post(changelist, {"action": "mark_shipped", "_selected_action": [redemption.pk]})
+    shipped = admin_client.post(
+        changelist,
+        {"action": "mark_shipped", "_selected_action": [redemption.pk]},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert "已将 1 条兑换标记为已发货。" in shipped.content.decode()
     redemption.refresh_from_db()
     assert redemption.status == "shipped"
