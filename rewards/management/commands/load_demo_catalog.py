@@ -16,7 +16,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        self.stdout.write(
-            f"Demo catalog: {catalog_load(data=yaml.safe_load(DEMO_CATALOG.read_text()))}"
-        )
-        self.stdout.write(f"Demo referrals: {load_demo_referrals()}")
+        catalog = catalog_load(data=yaml.safe_load(DEMO_CATALOG.read_text()))
+        referrals = load_demo_referrals()
+        if options["verbosity"]:
+            self.stdout.write(f"Demo catalog: {catalog}")
+            self.stdout.write(f"Demo referrals: {referrals}")
