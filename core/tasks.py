@@ -34,17 +34,18 @@ def queue_after_commit(name: str, *args: Any) -> None:
     transaction.on_commit(lambda: queue(name, *args))
 
 
+def queue_or_log(name: str, *args: Any) -> None:
+    """Queue the task ``name`` now, for work a periodic job finds again if it is lost: a broker
+    that is down (or, run eagerly, the task failing) is logged, not raised."""
+    try:
+        queue(name, *args)
+    except Exception:
+        log.warning(
+            "task %s%r not queued; its periodic job will find it", name, args, exc_info=True
+        )
+
+
 def queue_after_commit_or_sweep(name: str, *args: Any) -> None:
-    """As ``queue_after_commit``, for work that a periodic sweep finds again if it is lost: a
-    broker that is down (or, run eagerly, the task failing) is logged, not raised into the
-    request whose transaction has already committed."""
-
-    def queue_or_log() -> None:
-        try:
-            queue(name, *args)
-        except Exception:
-            log.warning(
-                "task %s%r not run now; its sweep will pick it up", name, args, exc_info=True
-            )
-
-    transaction.on_commit(queue_or_log)
+    """As ``queue_after_commit``, through ``queue_or_log``: a lost queueing is not raised into
+    the request whose transaction has already committed."""
+    transaction.on_commit(lambda: queue_or_log(name, *args))

@@ -5,19 +5,16 @@ A leaf: every capability that announces something (tiers, badges, quests, points
 redemptions) writes here, and nothing here imports them back.
 """
 
-import logging
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from core.tasks import queue
+from core.tasks import queue_or_log
 from loyalty.models import WebhookDelivery, WebhookEvent
 from loyalty.persistence.queries import active_endpoints
 from loyalty.persistence.unit_of_work import UnitOfWork
-
-log = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     "member.tier_changed": _(
@@ -115,11 +112,4 @@ def webhook_emit(
 def queue_deliveries(delivery_ids: list[int]) -> None:
     """Queue each delivery's first attempt (the periodic dispatcher finds any not queued)."""
     for delivery_id in delivery_ids:
-        try:
-            queue("loyalty.deliver_webhook", delivery_id)
-        except Exception:  # the broker is down: the periodic dispatcher will find it
-            log.warning(
-                "webhook delivery %s not queued; the dispatcher will retry",
-                delivery_id,
-                exc_info=True,
-            )
+        queue_or_log("loyalty.deliver_webhook", delivery_id)
