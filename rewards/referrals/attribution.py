@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -192,8 +193,7 @@ def _create(
     now,
 ) -> Referral:
     # The inviter's tally row serialises their attributions: the burst count is exact.
-    InviterTally.objects.get_or_create(member=inviter)
-    tally = InviterTally.objects.select_for_update().get(member=inviter)
+    tally = InviterTally.locked(inviter)
     invitee_signals = _digests(rules, invitee, reported)
     hold_reason, details = _hold(rules, inviter, invitee, invitee_signals, now)
     referral = Referral.objects.create(
@@ -240,17 +240,14 @@ def _hold(
         # The inviter's own signals, and those of the inviter's other invitees (one person
         # opening account after account).
         inviter_signals = _digests(rules, inviter, {})
-        others = set(
+        seen = set(
             ReferralSignal.objects.filter(
-                member__in=Referral.objects.filter(inviter=inviter).values("invitee"),
+                Q(member=inviter)
+                | Q(member__in=Referral.objects.filter(inviter=inviter).values("invitee")),
                 digest__in=[digest for _, digest in invitee_signals],
             ).values_list("name", "digest")
-        ) | set(
-            ReferralSignal.objects.filter(
-                member=inviter, digest__in=[digest for _, digest in invitee_signals]
-            ).values_list("name", "digest")
         )
-        shared = sorted({name for name, digest in invitee_signals & (inviter_signals | others)})
+        shared = sorted({name for name, digest in invitee_signals & (inviter_signals | seen)})
         if shared:
             return Referral.HoldReason.SHARED_SIGNAL, {"signals": shared}
     recent = Referral.objects.filter(

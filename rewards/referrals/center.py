@@ -40,7 +40,6 @@ def invite(request: HttpRequest) -> HttpResponse:
         {
             "program": program_settings(),
             "summary": referral_summary(member=request.member),
-            "rules": referral_rules(),
             "friends": friends,
             "page": "invite",
         },

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Member
 from core.errors import BusinessRuleViolation
 from rewards.referrals.models import ReferralCode
-from rewards.referrals.program import referral_rules
+from rewards.referrals.program import ReferralRules, referral_rules
 
 # No 0/O, 1/I/L: a code read aloud or typed from a poster is not mistaken.
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -70,7 +70,8 @@ def invite_code_regenerate(*, member: Member) -> ReferralCode:
     return _create(member)
 
 
-def invite_link(code: str) -> str | None:
-    """The host app's sign-up link carrying the code, if the program sets one."""
-    template = referral_rules().link_template
+def invite_link(code: str, rules: ReferralRules | None = None) -> str | None:
+    """The host app's sign-up link carrying the code, if the program sets one (``rules``: the
+    settings if the caller has read them)."""
+    template = (rules or referral_rules()).link_template
     return template.replace("{code}", code) if template else None

@@ -288,6 +288,13 @@ class InviterTally(models.Model):
     def __str__(self) -> str:
         return str(self.member)
 
+    @classmethod
+    def locked(cls, member) -> "InviterTally":
+        """The member's tally (made if they have none), locked until the transaction ends:
+        attributions and friend numbers of one inviter wait for each other here."""
+        cls.objects.get_or_create(member=member)
+        return cls.objects.select_for_update().get(member=member)
+
 
 class ReferralSignal(models.Model):
     """An identity signal a member was seen with, as a keyed digest (the value is not kept)."""

@@ -119,8 +119,7 @@ def referral_reward(*, referral_id: int) -> Referral | None:
         if referral.friend_number is None:
             # Numbered under the inviter's tally lock: the fifth friend is the fifth, however
             # many qualify at once.
-            InviterTally.objects.get_or_create(member=referral.inviter)
-            tally = InviterTally.objects.select_for_update().get(member=referral.inviter)
+            tally = InviterTally.locked(referral.inviter)
             tally.numbered += 1
             tally.qualified += 1
             tally.save(update_fields=["numbered", "qualified"])
@@ -156,6 +155,7 @@ def referral_reward(*, referral_id: int) -> Referral | None:
         if item.error is not None:
             raise item.error
     inviter_result, invitee_result = (item.result for item in results)
+    now = timezone.now()
     with transaction.atomic():
         done = Referral.objects.filter(
             pk=referral.pk,
@@ -165,10 +165,13 @@ def referral_reward(*, referral_id: int) -> Referral | None:
         ).update(
             inviter_event_id=inviter_result.event_id,
             invitee_event_id=invitee_result.event_id,
-            rewarded_at=timezone.now(),
-            updated_at=timezone.now(),
+            rewarded_at=now,
+            updated_at=now,
         )
         if done:
+            referral.inviter_event_id = inviter_result.event_id
+            referral.invitee_event_id = invitee_result.event_id
+            referral.rewarded_at = referral.updated_at = now
             webhook_emit(
                 work=None,
                 type="referral.qualified",
@@ -182,10 +185,11 @@ def referral_reward(*, referral_id: int) -> Referral | None:
                 },
                 member_id=referral.invitee_id,
             )
-    referral.refresh_from_db()
-    if not done and referral.state != Referral.State.QUALIFIED:
-        # Refunded or rejected while the credits were posted: they do not stand.
-        referral_take_back(referral_id=referral.pk)
+    if not done:
+        referral.refresh_from_db()
+        if referral.state != Referral.State.QUALIFIED:
+            # Refunded or rejected while the credits were posted: they do not stand.
+            referral_take_back(referral_id=referral.pk)
     return referral
 
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from accounts.models import Member
 from rewards.referrals.codes import invite_code_for, invite_link
 from rewards.referrals.models import InviterTally, Referral
-from rewards.referrals.program import referral_rules
+from rewards.referrals.program import ReferralRules, referral_rules
 
 
 @dataclass(frozen=True)
@@ -21,23 +21,26 @@ class ReferralSummary:
     joined: int
     qualified: int
     pending: int
+    rules: ReferralRules  # the settings read for it (how a friend qualifies)
 
 
 def referral_summary(*, member: Member) -> ReferralSummary:
     """The member's invite code (made on first ask), link, who invited them and their counts."""
+    rules = referral_rules()
     code = invite_code_for(member=member).code
     tally = InviterTally.objects.filter(member=member).first()
     pending = Referral.objects.filter(
         inviter=member, state__in=(Referral.State.JOINED, Referral.State.HELD)
     ).count()
     return ReferralSummary(
-        active=referral_rules().is_active,
+        active=rules.is_active,
         code=code,
-        link=invite_link(code),
+        link=invite_link(code, rules),
         invited_by=Referral.objects.filter(invitee=member).select_related("inviter").first(),
         joined=tally.joined if tally else 0,
         qualified=tally.qualified if tally else 0,
         pending=pending,
+        rules=rules,
     )
 
 
